@@ -1,0 +1,100 @@
+#pragma once
+/// @file
+/// tether's error codes and the coarse conditions a caller's policy switches on.
+
+#include <tether/export.hpp>
+
+#include <cstdint>
+#include <system_error>
+
+namespace tether {
+
+/// Fine-grained error codes. Values are stable: they appear in logs and tests.
+enum class error {
+  // Peer protocol violations (RFC 6455 §5); close code 1002 unless noted.
+  reserved_bits = 1,          ///< RSV1-3 set without a negotiated extension claiming it.
+  unknown_opcode,             ///< Opcode 3-7 or 0xB-0xF.
+  fragmented_control,         ///< Control frame with FIN clear (§5.5).
+  control_too_big,            ///< Control frame payload over 125 bytes (§5.5).
+  unexpected_continuation,    ///< Continuation frame with no message in progress.
+  expected_continuation,      ///< New data frame inside a fragmented message.
+  non_minimal_length,         ///< Payload length not in its shortest form (§5.2).
+  length_msb_set,             ///< 64-bit payload length with the most significant bit set.
+  masked_frame_from_server,   ///< A client received a masked frame (§5.1).
+  unmasked_frame_from_client, ///< A server received an unmasked frame (§5.1).
+  bad_close_payload,          ///< Close frame payload of exactly one byte (§5.5.1).
+  bad_close_code,             ///< Received close code that may not be sent (§7.4).
+  invalid_utf8,               ///< Text message is not UTF-8 (close code 1007).
+  invalid_close_reason,       ///< Close reason is not UTF-8 (close code 1007).
+  message_too_big,            ///< Message over max_message_size (close code 1009).
+  frame_too_big,              ///< Frame over max_frame_size (close code 1009).
+  extension_failed,           ///< The negotiated extension rejected a payload (1007).
+
+  // Opening handshake.
+  handshake_malformed = 100,  ///< Not parseable as an HTTP/1.1 message.
+  handshake_too_large,        ///< Header section or body over its limit.
+  handshake_rejected,         ///< Status other than 101 (see handshake_error for details).
+  handshake_bad_upgrade,      ///< Missing or wrong Upgrade: websocket.
+  handshake_bad_connection,   ///< Missing or wrong Connection: Upgrade.
+  handshake_bad_accept,       ///< Sec-WebSocket-Accept does not match our key.
+  handshake_bad_subprotocol,  ///< Server chose a subprotocol we did not offer.
+  handshake_bad_extension,    ///< Server accepted an extension we did not offer, or bad params.
+  handshake_bad_version,      ///< (server role) Sec-WebSocket-Version is not 13.
+  handshake_bad_key,          ///< (server role) Sec-WebSocket-Key missing or not 16 bytes.
+  handshake_bad_method,       ///< (server role) Not a GET request with HTTP/1.1.
+
+  // URL parsing.
+  url_bad_scheme = 200,       ///< Scheme other than ws:// or wss://.
+  url_malformed,              ///< Not a URL (missing host, bad brackets, bad characters).
+  url_bad_port,               ///< Port not a number in 1..65535.
+  url_userinfo,               ///< user:pass@ present and not allowed by the options.
+
+  // Local misuse (never the peer's fault).
+  invalid_close_code = 300,   ///< We were asked to send a code that may not be sent.
+  control_payload_too_big,    ///< Ping/pong/close payload over 125 bytes.
+  message_in_progress,        ///< New message started before the previous one ended.
+  no_message_in_progress,     ///< Continuation sent with no message started.
+  closed,                     ///< Operation after the close frame was sent or the connection failed.
+
+  // I/O layer (stream and handler).
+  resolve_timeout = 400,
+  connect_timeout,
+  tls_timeout,
+  handshake_timeout,
+  close_timeout,
+  pong_timeout,
+  write_timeout,
+  send_timeout,
+  tls_failed,                 ///< TLS handshake failed; the message carries OpenSSL's reason.
+  partial_write_cancelled,    ///< A send was cancelled after part of it was written.
+  connection_lost,            ///< TCP ended without a close handshake (reported as 1006).
+  queue_full,                 ///< Outgoing queue over its bound with the fail policy.
+};
+
+/// Coarse groups of errors, for retry policies and user code.
+enum class condition {
+  protocol_violation = 1, ///< The peer broke RFC 6455.
+  handshake_failed,       ///< The opening handshake did not complete.
+  invalid_url,
+  invalid_argument,       ///< Local misuse.
+  timeout,
+  limit_exceeded,         ///< A configured size limit was exceeded.
+  transport,              ///< TCP/TLS level failure.
+};
+
+/// The category of tether::error values (name "tether").
+TETHER_API const std::error_category& error_category() noexcept;
+/// The category of tether::condition values (name "tether.condition").
+TETHER_API const std::error_category& condition_category() noexcept;
+
+TETHER_API std::error_code make_error_code(error e) noexcept;
+TETHER_API std::error_condition make_error_condition(condition c) noexcept;
+
+/// The close code RFC 6455 §7.4.1 assigns to a peer violation; 1002 for
+/// anything unknown, 1011 for non-protocol errors.
+TETHER_API std::uint16_t close_code_for(std::error_code ec) noexcept;
+
+} // namespace tether
+
+template <> struct std::is_error_code_enum<tether::error> : std::true_type {};
+template <> struct std::is_error_condition_enum<tether::condition> : std::true_type {};

@@ -1,0 +1,186 @@
+#pragma once
+/// @file
+/// The sans-IO WebSocket connection (RFC 6455 §5-§7): bytes in, events out;
+/// frames out as bytes. No sockets, no clocks, no Asio.
+///
+/// Rules this class keeps (checked by test/unit/protocol_test.cpp):
+///  1. It never does I/O: the caller writes pending_output() and feeds what it reads.
+///  2. Incoming bytes are parsed incrementally: any chunking gives the same messages.
+///  3. A peer violation queues exactly one close frame (its RFC close code) and one
+///     error event; after it the core emits nothing more and accepts no sends.
+///  4. Pings are answered and a received close is echoed in the output buffer,
+///     in arrival order; the core never writes by itself.
+///  5. Steady state allocates nothing per frame: buffers grow on demand, are
+///     reused, and shrink back when they drain.
+
+#include <tether/export.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <tether/extension.hpp>
+#include <tether/frame.hpp>
+
+namespace tether {
+
+/// Which end of the connection the core plays (RFC 6455 §5.1 masking rules).
+enum class role { client, server };
+
+/// Limits and behaviour of the protocol core. Every limit has a safe default.
+struct protocol_options {
+  tether::role role = tether::role::client;
+  /// Largest message accepted, after the extension's transform (default 16 MiB, as Beast). 0 = no limit.
+  std::size_t max_message_size = 16 * 1024 * 1024;
+  /// Largest single frame payload accepted (default 16 MiB). 0 = no limit.
+  std::size_t max_frame_size = 16 * 1024 * 1024;
+  /// Check that text messages and close reasons are UTF-8 (RFC 6455 §8.1).
+  bool validate_utf8 = true;
+  /// Answer pings with pongs automatically (RFC 6455 §5.5.2).
+  bool auto_pong = true;
+  /// Capacity the input buffer starts with and shrinks back to.
+  std::size_t initial_buffer_size = 4096;
+};
+
+/// What the core reports after parsing input.
+struct event {
+  enum class kind {
+    message_begin, ///< A text or binary message starts; `type` says which.
+    data,          ///< A chunk of the current message's payload in `data`.
+    message_end,   ///< The current message is complete.
+    ping,          ///< A ping arrived (already answered if auto_pong); payload in `data`.
+    pong,          ///< A pong arrived; payload in `data`.
+    close,         ///< The peer sent close: `code` (1005 if none) and `data` = reason.
+    error,         ///< The peer broke the protocol: `error`, close frame `code` queued.
+  };
+  kind what = kind::data;
+  opcode type = opcode::text;       ///< For message_begin.
+  std::string_view data;            ///< Valid until the next call on the protocol.
+  std::uint16_t code = 0;           ///< For close and error.
+  std::error_code error;            ///< For error.
+};
+
+/// Close codes with a meaning in RFC 6455 §7.4.1.
+namespace close_code {
+inline constexpr std::uint16_t normal = 1000;
+inline constexpr std::uint16_t going_away = 1001;
+inline constexpr std::uint16_t protocol_error = 1002;
+inline constexpr std::uint16_t unsupported_data = 1003;
+inline constexpr std::uint16_t no_status = 1005;   ///< Reported locally, never sent.
+inline constexpr std::uint16_t abnormal = 1006;    ///< Reported locally, never sent.
+inline constexpr std::uint16_t invalid_payload = 1007;
+inline constexpr std::uint16_t policy_violation = 1008;
+inline constexpr std::uint16_t message_too_big = 1009;
+inline constexpr std::uint16_t mandatory_extension = 1010;
+inline constexpr std::uint16_t internal_error = 1011;
+inline constexpr std::uint16_t service_restart = 1012;
+inline constexpr std::uint16_t try_again_later = 1013;
+inline constexpr std::uint16_t tls_handshake = 1015; ///< Reported locally, never sent.
+} // namespace close_code
+
+/// True if `code` may appear in a close frame on the wire (RFC 6455 §7.4).
+TETHER_API bool is_valid_close_code(std::uint16_t code) noexcept;
+
+/// One WebSocket connection's protocol state. Not thread safe.
+class TETHER_API protocol {
+public:
+  explicit protocol(protocol_options options = {});
+  ~protocol();
+  protocol(protocol&&) noexcept;
+  protocol& operator=(protocol&&) noexcept;
+
+  /// Installs the negotiated extension (may claim RSV1). Call before any data.
+  void set_extension(std::unique_ptr<tether::extension> ext);
+  tether::extension* extension() const noexcept { return ext_.get(); }
+  const protocol_options& options() const noexcept { return opts_; }
+
+  // ---- input ----
+  /// A writable region of at least `n` bytes for the socket to read into.
+  std::span<char> prepare(std::size_t n);
+  /// Marks `n` bytes of the last prepare() region as received.
+  void commit(std::size_t n) noexcept;
+  /// Copies `bytes` in (prepare + commit).
+  void feed(std::string_view bytes);
+  /// The next event, or nothing if more input is needed. Views in the event stay
+  /// valid until the next call to any member function.
+  std::optional<event> next_event();
+
+  // ---- output ----
+  /// Queues one data frame. `type` is text or binary for a message's first frame
+  /// and continuation for the rest; `fin` ends the message.
+  std::error_code send_frame(opcode type, std::string_view payload, bool fin);
+  /// Queues a whole text or binary message as one frame.
+  std::error_code send_message(opcode type, std::string_view payload) { return send_frame(type, payload, true); }
+  std::error_code send_ping(std::string_view payload = {});
+  std::error_code send_pong(std::string_view payload = {});
+  /// Queues a close frame. code 0 sends an empty close payload (reported as 1005).
+  std::error_code send_close(std::uint16_t code = close_code::normal, std::string_view reason = {});
+
+  /// Bytes waiting to be written to the socket.
+  std::string_view pending_output() const noexcept { return {out_.data() + out_pos_, out_.size() - out_pos_}; }
+  /// Removes `n` written bytes from the front of pending_output().
+  void consume_output(std::size_t n) noexcept;
+
+  // ---- state ----
+  bool close_sent() const noexcept { return close_sent_; }
+  bool close_received() const noexcept { return close_received_; }
+  /// A violation was detected (by either side's rules); the connection must end.
+  bool failed() const noexcept { return failed_; }
+  /// The input buffer's current capacity (for tests of growth and shrinking).
+  std::size_t input_capacity() const noexcept { return in_.size(); }
+
+private:
+  std::optional<event> fail(std::error_code ec);
+  std::error_code queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload);
+  std::optional<event> control_event(std::string_view payload);
+  std::optional<event> data_event(std::size_t available);
+  std::error_code check_header(const frame_header& h) const;
+  void release_consumed() noexcept;
+
+  protocol_options opts_;
+  std::unique_ptr<tether::extension> ext_;
+
+  std::vector<char> in_;      // input buffer; [in_begin_, in_end_) holds unread bytes
+  std::size_t in_begin_ = 0;
+  std::size_t in_end_ = 0;
+  std::size_t pending_release_ = 0; // bytes of the last event to drop on the next call
+
+  std::string out_;
+  std::size_t out_pos_ = 0;
+
+  // Frame parse state.
+  bool in_frame_ = false;
+  frame_header frame_{};
+  std::uint64_t frame_remaining_ = 0;
+
+  // Message state (inbound).
+  bool in_message_ = false;
+  opcode message_type_ = opcode::text;
+  bool message_compressed_ = false;
+  std::uint64_t message_size_ = 0;
+  std::string decoded_;       // extension output for the current chunk
+  std::uint32_t utf8_ = 0;   // incremental UTF-8 validator state
+  bool end_pending_ = false;  // message_end to emit after the last data chunk
+
+  // Message state (outbound).
+  bool out_message_ = false;
+  bool out_compressed_ = false;
+  std::string encoded_;
+  // Mask keys come from OpenSSL's CSPRNG, drawn 64 at a time.
+  std::array<std::uint8_t, 256> key_pool_{};
+  std::size_t key_pos_ = 256;
+
+  bool close_sent_ = false;
+  bool close_received_ = false;
+  bool failed_ = false;
+  bool done_ = false;         // nothing more to emit
+};
+
+} // namespace tether

@@ -1,0 +1,135 @@
+#include <tether/error.hpp>
+#include <tether/protocol.hpp>
+
+#include <string>
+
+namespace tether {
+namespace {
+
+const char* message_of(error e) noexcept {
+  switch (e) {
+  case error::reserved_bits: return "reserved bits set without a negotiated extension";
+  case error::unknown_opcode: return "unknown opcode";
+  case error::fragmented_control: return "fragmented control frame";
+  case error::control_too_big: return "control frame payload over 125 bytes";
+  case error::unexpected_continuation: return "continuation frame without a message in progress";
+  case error::expected_continuation: return "new data frame inside a fragmented message";
+  case error::non_minimal_length: return "payload length not minimally encoded";
+  case error::length_msb_set: return "64-bit payload length with the top bit set";
+  case error::masked_frame_from_server: return "masked frame from the server";
+  case error::unmasked_frame_from_client: return "unmasked frame from the client";
+  case error::bad_close_payload: return "close frame with a 1-byte payload";
+  case error::bad_close_code: return "invalid close code received";
+  case error::invalid_utf8: return "text message is not valid UTF-8";
+  case error::invalid_close_reason: return "close reason is not valid UTF-8";
+  case error::message_too_big: return "message exceeds max_message_size";
+  case error::frame_too_big: return "frame exceeds max_frame_size";
+  case error::extension_failed: return "extension could not decode the payload";
+  case error::handshake_malformed: return "malformed HTTP in the opening handshake";
+  case error::handshake_too_large: return "handshake message exceeds its size limit";
+  case error::handshake_rejected: return "server rejected the WebSocket upgrade";
+  case error::handshake_bad_upgrade: return "handshake response lacks Upgrade: websocket";
+  case error::handshake_bad_connection: return "handshake response lacks Connection: Upgrade";
+  case error::handshake_bad_accept: return "Sec-WebSocket-Accept does not match the key";
+  case error::handshake_bad_subprotocol: return "server chose a subprotocol that was not offered";
+  case error::handshake_bad_extension: return "server accepted an extension that was not offered or is malformed";
+  case error::handshake_bad_version: return "Sec-WebSocket-Version is not 13";
+  case error::handshake_bad_key: return "Sec-WebSocket-Key missing or invalid";
+  case error::handshake_bad_method: return "handshake request is not GET over HTTP/1.1";
+  case error::url_bad_scheme: return "URL scheme is not ws:// or wss://";
+  case error::url_malformed: return "malformed URL";
+  case error::url_bad_port: return "URL port is not in 1..65535";
+  case error::url_userinfo: return "URL userinfo is not allowed";
+  case error::invalid_close_code: return "close code may not be sent";
+  case error::control_payload_too_big: return "control frame payload over 125 bytes";
+  case error::message_in_progress: return "a message is already in progress";
+  case error::no_message_in_progress: return "continuation without a message in progress";
+  case error::closed: return "connection is closed";
+  case error::resolve_timeout: return "timed out resolving the host";
+  case error::connect_timeout: return "timed out connecting";
+  case error::tls_timeout: return "timed out in the TLS handshake";
+  case error::handshake_timeout: return "timed out in the WebSocket handshake";
+  case error::close_timeout: return "timed out in the close handshake";
+  case error::pong_timeout: return "no pong within the timeout";
+  case error::write_timeout: return "timed out writing";
+  case error::send_timeout: return "send waited too long";
+  case error::tls_failed: return "TLS handshake failed";
+  case error::partial_write_cancelled: return "send cancelled after part of it was written";
+  case error::connection_lost: return "connection lost without a close handshake";
+  case error::queue_full: return "outgoing queue is full";
+  }
+  return "unknown tether error";
+}
+
+class error_category_impl final : public std::error_category {
+public:
+  const char* name() const noexcept override { return "tether"; }
+  std::string message(int ev) const override { return message_of(static_cast<error>(ev)); }
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    const int v = ev;
+    if (v == static_cast<int>(error::message_too_big) || v == static_cast<int>(error::frame_too_big) ||
+        v == static_cast<int>(error::handshake_too_large) || v == static_cast<int>(error::queue_full))
+      return condition::limit_exceeded;
+    if (v < 100)
+      return condition::protocol_violation;
+    if (v < 200)
+      return condition::handshake_failed;
+    if (v < 300)
+      return condition::invalid_url;
+    if (v < 400)
+      return condition::invalid_argument;
+    if (v <= static_cast<int>(error::send_timeout))
+      return condition::timeout;
+    return condition::transport;
+  }
+};
+
+class condition_category_impl final : public std::error_category {
+public:
+  const char* name() const noexcept override { return "tether.condition"; }
+  std::string message(int ev) const override {
+    switch (static_cast<condition>(ev)) {
+    case condition::protocol_violation: return "protocol violation";
+    case condition::handshake_failed: return "handshake failed";
+    case condition::invalid_url: return "invalid URL";
+    case condition::invalid_argument: return "invalid argument";
+    case condition::timeout: return "timeout";
+    case condition::limit_exceeded: return "limit exceeded";
+    case condition::transport: return "transport failure";
+    }
+    return "unknown condition";
+  }
+};
+
+} // namespace
+
+const std::error_category& error_category() noexcept {
+  static const error_category_impl instance;
+  return instance;
+}
+
+const std::error_category& condition_category() noexcept {
+  static const condition_category_impl instance;
+  return instance;
+}
+
+std::error_code make_error_code(error e) noexcept { return {static_cast<int>(e), error_category()}; }
+std::error_condition make_error_condition(condition c) noexcept { return {static_cast<int>(c), condition_category()}; }
+
+std::uint16_t close_code_for(std::error_code ec) noexcept {
+  if (ec.category() != error_category())
+    return close_code::internal_error;
+  switch (static_cast<error>(ec.value())) {
+  case error::invalid_utf8:
+  case error::invalid_close_reason:
+  case error::extension_failed:
+    return close_code::invalid_payload; // RFC 6455 §7.4.1: data inconsistent with its type
+  case error::message_too_big:
+  case error::frame_too_big:
+    return close_code::message_too_big;
+  default:
+    return ec.value() < 100 ? close_code::protocol_error : close_code::internal_error;
+  }
+}
+
+} // namespace tether
