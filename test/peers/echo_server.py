@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""WebSocket echo peer for tether's tests (Python `websockets`, legacy asyncio API).
+
+Run with Debian's interpreter: /usr/bin/python3 test/peers/echo_server.py [options]
+Same contract as echo_server.js (see README.md in this directory):
+
+  --port N              listen port (default 0 = pick a free one)
+  --host H              listen address (default 127.0.0.1)
+  --subprotocols a,b    select the first client-offered protocol in this list
+  --tls CERT KEY        serve wss:// with this certificate chain and key
+  --max-size N          max incoming message size in bytes (default: unlimited)
+
+stdout: "listening PORT" once listening; "closed CODE REASON" per ended
+connection (the close code/reason received from the client, 1006 if none).
+Echoes text as text and binary as binary, in order; compression is off.
+Text messages starting with "!" are commands:
+  !close CODE REASON   start a close handshake with CODE (default 1000), REASON
+  !ping PAYLOAD        send a ping; on the matching pong send "pong PAYLOAD"
+  !drop                abort the TCP connection without a close frame
+  !subprotocol         reply "subprotocol NAME" (NAME empty if none)
+  !headers             reply with the request headers as JSON (lowercase names)
+Other "!..." messages are echoed. A failing command replies "error MESSAGE".
+Exits 0 on SIGTERM/SIGINT or when stdin reaches EOF (no orphans).
+"""
+import argparse
+import asyncio
+import json
+import os
+import signal
+import ssl
+import sys
+import threading
+
+import websockets
+import websockets.exceptions
+import websockets.frames
+
+OPTS = None
+
+
+def out(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def select_subprotocol(client_protocols, server_protocols):
+    return next((p for p in client_protocols if p in server_protocols), None)
+
+
+async def command(ws, text, tasks):
+    name, _, arg = text.partition(" ")
+    if name == "!close":
+        code, _, reason = arg.partition(" ")
+        code = int(code) if code else 1000
+        # Validate first: an invalid close frame would wedge the connection.
+        if len(websockets.frames.Close(code, reason).serialize()) > 125:
+            raise ValueError("close reason too long")
+        await ws.close(code, reason)
+    elif name == "!ping":
+        waiter = await ws.ping(arg)
+
+        async def await_pong():
+            try:
+                await waiter
+                await ws.send("pong " + arg)
+            except (asyncio.CancelledError, websockets.exceptions.ConnectionClosed):
+                pass
+
+        task = asyncio.ensure_future(await_pong())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    elif name == "!drop":
+        ws.transport.abort()
+    elif name == "!subprotocol":
+        await ws.send("subprotocol " + (ws.subprotocol or ""))
+    elif name == "!headers":
+        headers = ws.request_headers
+        await ws.send(json.dumps(
+            {k.lower(): ", ".join(headers.get_all(k)) for k in headers}))
+    else:
+        await ws.send(text)
+
+
+async def handler(ws, _path=None):
+    tasks = set()  # keep !ping tasks referenced
+    try:
+        async for msg in ws:
+            if isinstance(msg, str) and msg.startswith("!"):
+                try:
+                    await command(ws, msg, tasks)
+                except websockets.exceptions.ConnectionClosed:
+                    raise
+                except Exception as e:  # bad code, ping payload too long, ...
+                    await ws.send("error %s" % e)
+            else:
+                await ws.send(msg)
+    except websockets.exceptions.ConnectionClosed:
+        pass
+    finally:
+        await ws.wait_closed()
+        out("closed %d %s" % (ws.close_code, ws.close_reason or ""))
+
+
+def watch_stdin(loop, stop):
+    try:
+        while sys.stdin.buffer.read1(65536):
+            pass
+    except (OSError, ValueError):
+        pass
+    loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+
+
+async def main():
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    threading.Thread(target=watch_stdin, args=(loop, stop), daemon=True).start()
+
+    ssl_ctx = None
+    if OPTS.tls:
+        ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_ctx.load_cert_chain(OPTS.tls[0], OPTS.tls[1])
+    protocols = [p for p in (OPTS.subprotocols or "").split(",") if p]
+
+    server = await websockets.serve(
+        handler, OPTS.host, OPTS.port, ssl=ssl_ctx,
+        subprotocols=protocols or None, select_subprotocol=select_subprotocol,
+        compression=None, max_size=OPTS.max_size, ping_interval=None)
+    out("listening %d" % server.sockets[0].getsockname()[1])
+    await stop
+    # Exit at once, like the Node peer: open connections just vanish.
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description="WebSocket echo peer (see README.md)")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--subprotocols", default="")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--max-size", type=int, default=None)
+    OPTS = p.parse_args()
+    asyncio.run(main())
