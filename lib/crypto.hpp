@@ -1,0 +1,28 @@
+#pragma once
+// Private crypto helpers for the handshake and URL code. Everything here is a
+// thin wrapper over OpenSSL: tether never implements a primitive itself.
+
+#include <array>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace tether::detail {
+
+/// Standard base64 (RFC 4648 §4) with padding.
+std::string base64_encode(std::string_view in);
+
+/// Strict base64 decode: length a multiple of 4, alphabet characters only,
+/// at most two '=' and only at the end, and the canonical encoding (unused
+/// bits zero). On failure returns false and leaves `out` unspecified.
+bool base64_decode(std::string_view in, std::string& out);
+
+/// SHA-1 digest of `in` (only for RFC 6455 §4.2.2 Sec-WebSocket-Accept).
+/// Throws std::runtime_error if OpenSSL cannot compute it (e.g. a provider
+/// configuration that disables SHA-1), rather than returning a wrong digest.
+std::array<unsigned char, 20> sha1(std::string_view in);
+
+/// Fills `out` from OpenSSL's CSPRNG. Throws std::runtime_error if RAND_bytes fails.
+void random_bytes(std::span<unsigned char> out);
+
+} // namespace tether::detail
