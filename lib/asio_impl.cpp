@@ -1,0 +1,5 @@
+// Asio and Asio.SSL compiled once, for tether's own targets only: they are built
+// with ASIO_SEPARATE_COMPILATION, which is never exported to consumers (a program
+// that uses Asio header-only keeps linking against libtether).
+#include <asio/impl/src.hpp>
+#include <asio/ssl/impl/src.hpp>

@@ -1,0 +1,817 @@
+// tether::stream: one reader and one writer coroutine per connection around the
+// sans-IO protocol core. The reader sees every frame (pongs, close replies) even
+// when nobody reads; the writer owns all socket writes, so frames of different
+// messages never interleave and control frames go out between fragments.
+//
+// Coordination is single-threaded on the stream's executor. Waiters (read, send,
+// ping, close) park on `wake_`, a timer used as a condition variable: cancel()
+// wakes them all and each re-checks its condition. A waiter tells a real
+// cancellation from a wake-up by its coroutine's cancellation state.
+#include <tether/stream.hpp>
+
+#include <tether/error.hpp>
+#include <tether/protocol.hpp>
+#include <tether/url.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+
+#include <algorithm>
+#include <deque>
+
+#include "asio_compat.hpp"
+#include "timeout.hpp"
+#include "transport.hpp"
+
+namespace tether {
+
+using clock = std::chrono::steady_clock;
+using detail::use_nothrow;
+
+handshake_error::handshake_error(handshake_response response)
+    : std::system_error(make_error_code(error::handshake_rejected),
+                        "HTTP " + std::to_string(response.status) + " " + response.reason),
+      response_(std::move(response)) {}
+
+namespace {
+
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t write_batch = 64 * 1024;
+constexpr std::size_t max_spare_buffers = 4;
+
+asio::awaitable<bool> cancelled() {
+  auto cs = co_await asio::this_coro::cancellation_state;
+  co_return cs.cancelled() != asio::cancellation_type::none;
+}
+
+bool is_eof(const std::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+
+void throw_if(const std::error_code& ec, const std::string& detail) {
+  if (!ec)
+    return;
+  if (detail.empty())
+    throw std::system_error(ec);
+  throw std::system_error(ec, detail);
+}
+
+} // namespace
+
+struct stream::impl : std::enable_shared_from_this<impl> {
+  enum class state { closed, connecting, open, closing };
+
+  struct inbound {
+    message_kind kind;
+    std::string data;
+    bool complete = false;
+  };
+  struct outgoing {
+    std::uint64_t seq;
+    opcode type;
+    std::string_view data;
+    std::size_t offset = 0;
+    bool started = false;
+  };
+  struct ping_wait {
+    explicit ping_wait(const asio::any_io_executor& ex) : timer(ex) {}
+    std::string payload;
+    asio::steady_timer timer;
+    clock::time_point sent{};
+    std::chrono::nanoseconds rtt{};
+    bool queued = true;
+    bool answered = false;
+  };
+
+  impl(asio::any_io_executor ex, stream_options o)
+      : ex_(std::move(ex)), opts_(std::move(o)), wake_(ex_), writer_wake_(ex_), reader_wake_(ex_), watchdog_(ex_) {
+    for (auto* t : {&wake_, &writer_wake_, &reader_wake_})
+      t->expires_at(asio::steady_timer::time_point::max());
+  }
+
+  // ---- shared state ----
+  asio::any_io_executor ex_;
+  stream_options opts_;
+  std::unique_ptr<detail::transport> tr_;
+  protocol proto_;
+  handshake_response response_;
+  std::string subprotocol_;
+  state state_ = state::closed;
+  std::error_code error_;
+  std::string detail_;
+  int running_ = 0;      // reader + writer coroutines alive
+  bool fatal_ = false;   // the connection must end now (violation, transport error, abort)
+  bool writer_done_ = false;
+  bool close_timed_out_ = false;
+
+  asio::steady_timer wake_;        // state changed: for read, send, close waiters
+  asio::steady_timer writer_wake_; // work for the writer
+  asio::steady_timer reader_wake_; // room in the read queue again
+  asio::steady_timer watchdog_;    // bounds the close handshake and TCP shutdown
+
+  // inbound
+  std::deque<inbound> inbox_;
+  std::size_t inbox_bytes_ = 0;
+  std::vector<std::string> spare_;
+  bool close_seen_ = false;
+  bool close_delivered_ = false;
+  std::uint16_t peer_close_code_ = 0;
+  std::string peer_close_reason_;
+
+  // outbound
+  std::deque<outgoing> sendq_;
+  std::size_t sendq_bytes_ = 0;
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
+  std::uint64_t written_seq_ = 0; // ... and up to here on the socket
+  std::deque<std::string> pongs_;
+  std::deque<std::shared_ptr<ping_wait>> pings_;
+  bool close_requested_ = false;
+  std::uint16_t close_code_ = 0;
+  std::string close_reason_;
+
+  void notify() { wake_.cancel(); }
+
+  void log(log_level level, const std::string& text) const {
+    if (opts_.log)
+      opts_.log(level, text);
+  }
+
+  void reset() {
+    protocol_options po;
+    po.role = role::client;
+    po.max_message_size = opts_.max_message_size;
+    po.max_frame_size = opts_.max_frame_size;
+    po.auto_pong = false; // pongs go through pongs_ so a backlog can be merged
+    proto_ = protocol(po);
+    response_ = {};
+    subprotocol_.clear();
+    error_ = {};
+    detail_.clear();
+    fatal_ = writer_done_ = close_timed_out_ = false;
+    inbox_.clear();
+    inbox_bytes_ = 0;
+    close_seen_ = close_delivered_ = false;
+    peer_close_code_ = 0;
+    peer_close_reason_.clear();
+    sendq_.clear();
+    sendq_bytes_ = 0;
+    framed_seq_ = written_seq_ = next_seq_;
+    pongs_.clear();
+    pings_.clear();
+    close_requested_ = false;
+  }
+
+  // Records the first error that ends the connection.
+  void set_error(std::error_code ec, std::string detail = {}) {
+    if (error_)
+      return;
+    error_ = ec;
+    detail_ = std::move(detail);
+    log(log_level::warning, "connection error: " + message_of_error());
+  }
+
+  std::string message_of_error() const {
+    if (!error_)
+      return {};
+    return detail_.empty() ? error_.message() : detail_ + ": " + error_.message();
+  }
+
+  // Ends the connection now: the socket closes, reader and writer finish.
+  void fail(std::error_code ec, std::string detail = {}) {
+    set_error(ec, std::move(detail));
+    fatal_ = true;
+    if (tr_)
+      tr_->close();
+    writer_wake_.cancel();
+    reader_wake_.cancel();
+    notify();
+  }
+
+  void arm_watchdog() {
+    if (opts_.close_timeout.count() <= 0)
+      return;
+    watchdog_.expires_after(opts_.close_timeout);
+    watchdog_.async_wait([weak = weak_from_this()](std::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->state_ == state::closed)
+        return;
+      self->close_timed_out_ = true;
+      self->log(log_level::warning, "close handshake timed out; closing the socket");
+      if (!self->proto_.close_received())
+        self->set_error(error::close_timeout);
+      self->fatal_ = true;
+      if (self->tr_)
+        self->tr_->close();
+      self->writer_wake_.cancel();
+      self->reader_wake_.cancel();
+    });
+  }
+
+  // ---- connect ----
+
+  asio::awaitable<std::error_code> handshake(const url& u) {
+    const auto key = generate_key();
+    client_request req;
+    req.host = u.host_header();
+    req.target = u.target;
+    req.origin = opts_.origin;
+    req.subprotocols = opts_.subprotocols;
+    req.headers = opts_.headers;
+    if (u.authorization && !req.headers.find("Authorization"))
+      req.headers.add("Authorization", *u.authorization);
+    const auto text = build_request(req, key);
+    if (auto [ec, n] = co_await tr_->write(asio::buffer(text)); ec)
+      co_return ec;
+
+    response_parser parser(opts_.handshake);
+    std::string buf(read_chunk, '\0');
+    std::string_view leftover;
+    for (;;) {
+      auto [ec, n] = co_await tr_->read_some(asio::buffer(buf));
+      if (ec) {
+        if (is_eof(ec)) {
+          auto r = parser.finish();
+          if (r.done && !r.ec)
+            break;
+          co_return r.ec ? r.ec : make_error_code(error::connection_lost);
+        }
+        co_return ec;
+      }
+      auto r = parser.feed({buf.data(), n});
+      if (r.ec)
+        co_return r.ec;
+      if (r.done) {
+        leftover = std::string_view(buf.data() + r.consumed, n - r.consumed);
+        break;
+      }
+    }
+    response_ = std::move(parser.response());
+    if (auto ec = validate_response(response_, key, req))
+      co_return ec;
+    subprotocol_ = response_.subprotocol;
+    // A server may send its first frames in the same packet as the 101.
+    if (!leftover.empty())
+      proto_.feed(leftover);
+    co_return std::error_code{};
+  }
+
+  asio::awaitable<void> connect(std::string_view text, std::error_code& ec) {
+    if (state_ != state::closed || running_ > 0) {
+      ec = asio::error::already_connected;
+      co_return;
+    }
+    reset();
+    url u;
+    if ((ec = parse_url(text, u))) {
+      set_error(ec);
+      co_return;
+    }
+    state_ = state::connecting;
+    log(log_level::info, "connecting to " + u.to_string());
+    tr_ = std::make_unique<detail::transport>(ex_);
+    auto phase = [&](std::error_code e, const char* name) {
+      if (e)
+        set_error(e, std::string(name) + " " + u.to_string() + (detail_.empty() ? "" : ": " + detail_));
+      return !e;
+    };
+    bool ok = phase(co_await tr_->resolve(u, opts_.resolve_timeout), "resolving") &&
+              phase(co_await tr_->connect(opts_.connect_timeout), "connecting to");
+    if (ok && u.secure) {
+      std::string why;
+      auto e = co_await tr_->start_tls(u, opts_.tls, opts_.tls_timeout, why);
+      if (e)
+        set_error(e, "TLS with " + u.to_string() + (why.empty() ? "" : ": " + why));
+      ok = !e;
+    }
+    if (ok) {
+      auto r = co_await detail::with_timeout(handshake(u), opts_.handshake_timeout);
+      ok = phase(r ? *r : make_error_code(error::handshake_timeout), "WebSocket handshake with");
+    }
+    if (!ok) {
+      ec = error_;
+      tr_->close();
+      state_ = state::closed;
+      co_return;
+    }
+    state_ = state::open;
+    log(log_level::info, "open: " + u.to_string() + (subprotocol_.empty() ? "" : " (" + subprotocol_ + ")"));
+    running_ = 2;
+    auto on_end = [weak = weak_from_this()](std::exception_ptr e) {
+      if (auto self = weak.lock(); self && e)
+        self->fail(error::connection_lost, "internal error");
+    };
+    asio::co_spawn(ex_, run_reader(shared_from_this()), on_end);
+    asio::co_spawn(ex_, run_writer(shared_from_this()), on_end);
+  }
+
+  // ---- reader ----
+
+  bool read_paused() const {
+    return state_ == state::open && inbox_bytes_ >= opts_.max_read_queue_bytes && !inbox_.empty() &&
+           inbox_.front().complete;
+  }
+
+  void on_event(const event& ev) {
+    switch (ev.what) {
+    case event::kind::message_begin: {
+      std::string buf;
+      if (!spare_.empty()) {
+        buf = std::move(spare_.back());
+        spare_.pop_back();
+      }
+      inbox_.push_back({ev.type == opcode::text ? message_kind::text : message_kind::binary, std::move(buf), false});
+      break;
+    }
+    case event::kind::data:
+      inbox_.back().data.append(ev.data);
+      inbox_bytes_ += ev.data.size();
+      notify(); // read_some() callers take partial data
+      break;
+    case event::kind::message_end:
+      inbox_.back().complete = true;
+      notify();
+      break;
+    case event::kind::ping:
+      pongs_.emplace_back(ev.data);
+      if (pongs_.size() > opts_.max_pong_backlog) // RFC 6455 §5.5.3: answering the latest is enough
+        pongs_.erase(pongs_.begin(), pongs_.end() - 1);
+      writer_wake_.cancel();
+      break;
+    case event::kind::pong:
+      for (auto& p : pings_) {
+        if (!p->queued && !p->answered && p->payload == ev.data) {
+          p->answered = true;
+          p->rtt = clock::now() - p->sent;
+          p->timer.cancel();
+          break;
+        }
+      }
+      break;
+    case event::kind::close:
+      close_seen_ = true;
+      peer_close_code_ = ev.code;
+      peer_close_reason_ = std::string(ev.data);
+      if (state_ == state::open) {
+        state_ = state::closing; // the core queued the echo; the writer sends it
+        log(log_level::info, "peer closed with " + std::to_string(ev.code));
+        arm_watchdog();
+      }
+      // An unfinished message can never complete now.
+      if (!inbox_.empty() && !inbox_.back().complete) {
+        inbox_bytes_ -= inbox_.back().data.size();
+        inbox_.pop_back();
+      }
+      writer_wake_.cancel();
+      notify();
+      break;
+    case event::kind::error:
+      // The core queued a close frame with the RFC's code; the writer flushes it,
+      // then the connection ends, bounded by the watchdog.
+      set_error(ev.error, "peer violated the protocol, sent close " + std::to_string(ev.code));
+      if (!inbox_.empty() && !inbox_.back().complete) {
+        inbox_bytes_ -= inbox_.back().data.size();
+        inbox_.pop_back();
+      }
+      state_ = state::closing;
+      arm_watchdog();
+      writer_wake_.cancel();
+      notify();
+      break;
+    }
+  }
+
+  static asio::awaitable<void> run_reader(std::shared_ptr<impl> self) {
+    auto& s = *self;
+    std::string discard;
+    try {
+      for (;;) {
+        while (auto ev = s.proto_.next_event())
+          s.on_event(*ev);
+        if (s.fatal_ || s.proto_.failed())
+          break;
+        while (s.read_paused() && !s.fatal_)
+          co_await s.reader_wake_.async_wait(use_nothrow);
+        if (s.fatal_)
+          break;
+        // After the close handshake only EOF matters; whatever else arrives is dropped.
+        asio::mutable_buffer buf;
+        if (s.proto_.close_received()) {
+          discard.resize(read_chunk);
+          buf = asio::buffer(discard);
+        } else {
+          auto span = s.proto_.prepare(read_chunk);
+          buf = asio::buffer(span.data(), span.size());
+        }
+        auto [ec, n] = co_await s.tr_->read_some(buf);
+        if (ec) {
+          if (is_eof(ec) && s.proto_.close_received()) {
+            // Clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1).
+          } else if (!s.error_) {
+            s.set_error(error::connection_lost, ec.message());
+          }
+          break;
+        }
+        if (!s.proto_.close_received())
+          s.proto_.commit(n);
+      }
+    } catch (const std::exception& e) {
+      s.set_error(error::connection_lost, e.what());
+    }
+    co_await s.finish();
+  }
+
+  // Runs once the reader stopped: lets the writer finish (bounded), ends TCP/TLS
+  // and marks the stream closed.
+  asio::awaitable<void> finish() {
+    const bool clean = !fatal_ && proto_.close_received() && !error_;
+    if (!writer_done_) {
+      if (!clean && !proto_.close_sent())
+        fatal_ = true;
+      arm_watchdog_if_idle();
+      writer_wake_.cancel();
+      while (!writer_done_)
+        co_await wake_.async_wait(use_nothrow);
+    }
+    if (clean && tr_->is_open())
+      co_await tr_->shutdown(std::min<std::chrono::milliseconds>(opts_.close_timeout, std::chrono::seconds(1)));
+    else
+      tr_->close();
+    if (!error_ && !proto_.close_received())
+      set_error(error::connection_lost);
+    watchdog_.cancel();
+    for (auto& p : pings_)
+      p->timer.cancel();
+    state_ = state::closed;
+    --running_;
+    log(log_level::info, clean ? "closed" : "closed: " + message_of_error());
+    notify();
+  }
+
+  void arm_watchdog_if_idle() {
+    if (watchdog_.expiry() <= clock::now() || state_ != state::closing)
+      arm_watchdog();
+  }
+
+  // ---- writer ----
+
+  // Frames what is queued into the protocol's output: pongs and pings first (they
+  // may go between fragments of a message), then data up to one write batch, then
+  // our close frame once every queued message is out.
+  void fill_output() {
+    while (!pongs_.empty()) {
+      (void)proto_.send_pong(pongs_.front());
+      pongs_.pop_front();
+    }
+    for (auto& p : pings_) {
+      if (p->queued) {
+        p->queued = false;
+        p->sent = clock::now();
+        (void)proto_.send_ping(p->payload);
+      }
+    }
+    if (proto_.close_sent())
+      return;
+    const std::size_t frag = opts_.fragment_size ? opts_.fragment_size : std::string_view::npos;
+    while (!sendq_.empty() && proto_.pending_output().size() < write_batch) {
+      auto& m = sendq_.front();
+      const auto n = std::min(frag, m.data.size() - m.offset);
+      const bool fin = m.offset + n == m.data.size();
+      const auto type = m.started ? opcode::continuation : m.type;
+      (void)proto_.send_frame(type, m.data.substr(m.offset, n), fin);
+      m.started = true;
+      m.offset += n;
+      if (fin) {
+        framed_seq_ = m.seq;
+        sendq_bytes_ -= m.data.size();
+        sendq_.pop_front();
+        notify(); // room in the queue
+      }
+    }
+    if (sendq_.empty() && close_requested_)
+      (void)proto_.send_close(close_code_, close_reason_);
+  }
+
+  static asio::awaitable<void> run_writer(std::shared_ptr<impl> self) {
+    auto& s = *self;
+    try {
+      for (;;) {
+        if (s.fatal_)
+          break;
+        s.fill_output();
+        const auto out = s.proto_.pending_output();
+        if (out.empty()) {
+          if (s.proto_.close_sent())
+            break; // our close frame is on the wire; nothing may follow it
+          co_await s.writer_wake_.async_wait(use_nothrow);
+          continue;
+        }
+        const auto framed = s.framed_seq_;
+        auto [ec, n] = co_await s.tr_->write(asio::buffer(out.data(), out.size()));
+        s.proto_.consume_output(n);
+        if (ec) {
+          s.fail(error::connection_lost, "write: " + ec.message());
+          break;
+        }
+        s.written_seq_ = framed;
+        s.notify();
+      }
+    } catch (const std::exception& e) {
+      s.fail(error::connection_lost, e.what());
+    }
+    s.writer_done_ = true;
+    --s.running_;
+    s.reader_wake_.cancel();
+    s.notify();
+  }
+
+  // ---- operations ----
+
+  std::error_code ended_error() const { return error_ ? error_ : make_error_code(error::closed); }
+
+  asio::awaitable<read_result> read(std::string& buf, std::error_code& ec, bool some) {
+    for (;;) {
+      if (!inbox_.empty()) {
+        auto& f = inbox_.front();
+        if (f.complete || (some && !f.data.empty())) {
+          read_result r;
+          r.kind = f.kind;
+          r.size = f.data.size();
+          r.message_end = f.complete;
+          buf.swap(f.data); // hand over the message; keep the caller's old buffer for reuse
+          f.data.clear();
+          inbox_bytes_ -= r.size;
+          if (f.complete) {
+            if (spare_.size() < max_spare_buffers)
+              spare_.push_back(std::move(f.data));
+            inbox_.pop_front();
+          }
+          reader_wake_.cancel();
+          co_return r;
+        }
+      }
+      if (close_seen_ && !close_delivered_) {
+        close_delivered_ = true;
+        read_result r;
+        r.kind = message_kind::close;
+        r.close_code = peer_close_code_;
+        r.close_reason = peer_close_reason_;
+        co_return r;
+      }
+      if (state_ == state::closed || fatal_ || (error_ && inbox_.empty()) || close_delivered_ ||
+          (state_ == state::closing && running_ == 0)) {
+        ec = ended_error();
+        co_return read_result{};
+      }
+      co_await wake_.async_wait(use_nothrow);
+      if (co_await cancelled()) {
+        ec = asio::error::operation_aborted;
+        co_return read_result{};
+      }
+    }
+  }
+
+  asio::awaitable<void> send(std::string_view data, message_kind kind, std::error_code& ec) {
+    if (kind == message_kind::close) {
+      ec = make_error_code(std::errc::invalid_argument);
+      co_return;
+    }
+    // Backpressure: wait for room, unless the queue is empty.
+    while (state_ == state::open && !close_requested_ && !sendq_.empty() &&
+           sendq_bytes_ + data.size() > opts_.max_send_queue_bytes) {
+      co_await wake_.async_wait(use_nothrow);
+      if (co_await cancelled()) {
+        ec = asio::error::operation_aborted;
+        co_return;
+      }
+    }
+    if (state_ != state::open || close_requested_ || fatal_) {
+      ec = ended_error();
+      co_return;
+    }
+    const auto seq = ++next_seq_;
+    sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
+    sendq_bytes_ += data.size();
+    writer_wake_.cancel();
+    for (;;) {
+      if (written_seq_ >= seq)
+        co_return;
+      if (fatal_ || writer_done_ || state_ == state::closed) {
+        ec = ended_error();
+        remove_unsent(seq);
+        co_return;
+      }
+      co_await wake_.async_wait(use_nothrow);
+      if (co_await cancelled()) {
+        if (written_seq_ >= seq)
+          co_return;
+        if (remove_unsent(seq)) {
+          ec = asio::error::operation_aborted;
+          co_return;
+        }
+        // Part of it is framed: a half-sent message cannot be taken back.
+        fail(error::partial_write_cancelled);
+        ec = error::partial_write_cancelled;
+        co_return;
+      }
+    }
+  }
+
+  // Drops message `seq` if the writer has not taken any of it.
+  bool remove_unsent(std::uint64_t seq) {
+    auto it = std::find_if(sendq_.begin(), sendq_.end(), [seq](const outgoing& o) { return o.seq == seq; });
+    if (it == sendq_.end() || it->started)
+      return false;
+    sendq_bytes_ -= it->data.size();
+    sendq_.erase(it);
+    notify();
+    return true;
+  }
+
+  asio::awaitable<std::chrono::nanoseconds> ping(std::string_view payload, std::chrono::milliseconds timeout,
+                                                 std::error_code& ec) {
+    if (payload.size() > 125) {
+      ec = error::control_payload_too_big;
+      co_return std::chrono::nanoseconds{};
+    }
+    if (state_ != state::open) {
+      ec = ended_error();
+      co_return std::chrono::nanoseconds{};
+    }
+    auto p = std::make_shared<ping_wait>(ex_);
+    p->payload = std::string(payload);
+    p->timer.expires_after(timeout);
+    pings_.push_back(p);
+    writer_wake_.cancel();
+    auto [tec] = co_await p->timer.async_wait(use_nothrow);
+    std::erase(pings_, p);
+    if (p->answered)
+      co_return p->rtt;
+    if (co_await cancelled())
+      ec = asio::error::operation_aborted;
+    else if (!tec)
+      ec = error::pong_timeout;
+    else
+      ec = ended_error();
+    co_return std::chrono::nanoseconds{};
+  }
+
+  asio::awaitable<void> close(std::uint16_t code, std::string_view reason, std::error_code& ec) {
+    if (state_ == state::closed && running_ == 0)
+      co_return;
+    if (code != 0 && !is_valid_close_code(code)) {
+      ec = error::invalid_close_code;
+      co_return;
+    }
+    if (reason.size() > 123) {
+      ec = error::control_payload_too_big;
+      co_return;
+    }
+    if (state_ == state::connecting) {
+      abort();
+      co_return;
+    }
+    if (state_ == state::open) {
+      state_ = state::closing;
+      close_requested_ = true;
+      close_code_ = code;
+      close_reason_ = std::string(reason);
+      log(log_level::info, "closing with " + std::to_string(code));
+      arm_watchdog();
+      writer_wake_.cancel();
+    }
+    while (running_ > 0 || state_ != state::closed) {
+      co_await wake_.async_wait(use_nothrow);
+      if (co_await cancelled()) {
+        abort();
+        ec = asio::error::operation_aborted;
+        co_return;
+      }
+    }
+    if (close_timed_out_ && !proto_.close_received())
+      ec = error::close_timeout;
+  }
+
+  void abort() noexcept {
+    if (state_ == state::closed && running_ == 0)
+      return;
+    fail(asio::error::operation_aborted, "aborted");
+  }
+};
+
+// ---- public API ----
+
+stream::stream(executor_type executor, stream_options options)
+    : impl_(std::make_shared<impl>(std::move(executor), std::move(options))) {}
+
+stream::~stream() {
+  if (impl_)
+    impl_->abort();
+}
+
+stream::stream(stream&&) noexcept = default;
+stream& stream::operator=(stream&& other) noexcept {
+  if (this != &other) {
+    if (impl_)
+      impl_->abort();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+stream::executor_type stream::get_executor() const noexcept { return impl_->ex_; }
+const stream_options& stream::options() const noexcept { return impl_->opts_; }
+bool stream::is_open() const noexcept { return impl_->state_ == impl::state::open; }
+const handshake_response& stream::response() const noexcept { return impl_->response_; }
+std::string_view stream::subprotocol() const noexcept { return impl_->subprotocol_; }
+std::error_code stream::last_error() const noexcept { return impl_->error_; }
+std::string stream::last_error_message() const { return impl_->message_of_error(); }
+void stream::abort() noexcept { impl_->abort(); }
+
+asio::awaitable<void> stream::connect(std::string_view url, std::error_code& ec) {
+  auto self = impl_;
+  ec = {};
+  co_await self->connect(url, ec);
+}
+
+asio::awaitable<void> stream::connect(std::string_view url) {
+  auto self = impl_;
+  std::error_code ec;
+  co_await self->connect(url, ec);
+  if (ec == error::handshake_rejected && self->response_.status != 0)
+    throw handshake_error(self->response_);
+  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
+}
+
+asio::awaitable<read_result> stream::read(std::string& buffer, std::error_code& ec) {
+  auto self = impl_;
+  ec = {};
+  co_return co_await self->read(buffer, ec, false);
+}
+
+asio::awaitable<read_result> stream::read(std::string& buffer) {
+  auto self = impl_;
+  std::error_code ec;
+  auto r = co_await self->read(buffer, ec, false);
+  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
+  co_return r;
+}
+
+asio::awaitable<read_result> stream::read_some(std::string& buffer, std::error_code& ec) {
+  auto self = impl_;
+  ec = {};
+  co_return co_await self->read(buffer, ec, true);
+}
+
+asio::awaitable<read_result> stream::read_some(std::string& buffer) {
+  auto self = impl_;
+  std::error_code ec;
+  auto r = co_await self->read(buffer, ec, true);
+  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
+  co_return r;
+}
+
+asio::awaitable<void> stream::send(std::string_view data, message_kind kind, std::error_code& ec) {
+  auto self = impl_;
+  ec = {};
+  co_await self->send(data, kind, ec);
+}
+
+asio::awaitable<void> stream::send(std::string_view data, message_kind kind) {
+  auto self = impl_;
+  std::error_code ec;
+  co_await self->send(data, kind, ec);
+  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
+}
+
+asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload, std::chrono::milliseconds timeout,
+                                                       std::error_code& ec) {
+  auto self = impl_;
+  ec = {};
+  co_return co_await self->ping(payload, timeout, ec);
+}
+
+asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload, std::chrono::milliseconds timeout) {
+  auto self = impl_;
+  std::error_code ec;
+  auto rtt = co_await self->ping(payload, timeout, ec);
+  throw_if(ec, {});
+  co_return rtt;
+}
+
+asio::awaitable<void> stream::close(std::uint16_t code, std::string_view reason, std::error_code& ec) {
+  auto self = impl_;
+  ec = {};
+  co_await self->close(code, reason, ec);
+}
+
+asio::awaitable<void> stream::close(std::uint16_t code, std::string_view reason) {
+  auto self = impl_;
+  std::error_code ec;
+  co_await self->close(code, reason, ec);
+  throw_if(ec, {});
+}
+
+} // namespace tether

@@ -1,0 +1,181 @@
+#include "transport.hpp"
+
+#include <tether/error.hpp>
+
+#include <asio/connect.hpp>
+#include <asio/read.hpp>
+#include <asio/ssl/host_name_verification.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
+#include "asio_compat.hpp"
+#include "timeout.hpp"
+
+namespace tether::detail {
+
+using asio::ip::tcp;
+
+transport::transport(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+transport::~transport() = default;
+
+tcp::socket& transport::socket() noexcept { return tls_ ? tls_->next_layer() : *tcp_; }
+
+bool transport::is_open() const noexcept {
+  return tls_ ? tls_->next_layer().is_open() : (tcp_ && tcp_->is_open());
+}
+
+asio::awaitable<std::error_code> transport::resolve(const url& target, std::chrono::milliseconds timeout) {
+  // The lookup runs on Asio's resolver thread and cannot be cancelled in 1.22;
+  // the shared state lets us stop waiting while it finishes in the background.
+  struct state {
+    explicit state(const asio::any_io_executor& ex) : resolver(ex), done(ex) {}
+    tcp::resolver resolver;
+    asio::steady_timer done;
+    tcp::resolver::results_type results;
+    std::error_code ec;
+    bool finished = false;
+  };
+  auto st = std::make_shared<state>(ex_);
+  if (timeout.count() > 0)
+    st->done.expires_after(timeout);
+  else
+    st->done.expires_at(asio::steady_timer::time_point::max());
+  st->resolver.async_resolve(target.host, std::to_string(target.port),
+                             [st](std::error_code ec, tcp::resolver::results_type r) {
+                               st->ec = ec;
+                               st->results = std::move(r);
+                               st->finished = true;
+                               st->done.cancel();
+                             });
+  auto [ec] = co_await st->done.async_wait(use_nothrow);
+  if (st->finished) {
+    endpoints_ = std::move(st->results);
+    co_return st->ec;
+  }
+  co_return ec ? std::error_code(asio::error::operation_aborted) : std::error_code(error::resolve_timeout);
+}
+
+asio::awaitable<std::error_code> transport::connect(std::chrono::milliseconds timeout) {
+  tls_.reset();
+  tcp_.emplace(ex_);
+  auto r = co_await with_timeout(asio::async_connect(*tcp_, endpoints_, use_nothrow), timeout);
+  if (!r) {
+    close();
+    co_return error::connect_timeout;
+  }
+  auto [ec, endpoint] = *r;
+  if (ec)
+    co_return ec;
+  tcp_->set_option(tcp::no_delay(true), ec);
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::error_code> transport::start_tls(const url& target, const tls_options& tls,
+                                                      std::chrono::milliseconds timeout, std::string& detail) {
+  namespace ssl = asio::ssl;
+  std::error_code ec;
+  ctx_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx_->native_handle(), TLS1_2_VERSION);
+  if (tls.insecure_skip_verify) {
+    ctx_->set_verify_mode(ssl::verify_none);
+  } else {
+    ctx_->set_verify_mode(ssl::verify_peer);
+    if (!tls.ca_file.empty() || !tls.ca_dir.empty()) {
+      if (!tls.ca_file.empty())
+        ctx_->load_verify_file(tls.ca_file, ec);
+      if (!ec && !tls.ca_dir.empty())
+        ctx_->add_verify_path(tls.ca_dir, ec);
+    } else {
+      ctx_->set_default_verify_paths(ec);
+    }
+    if (ec) {
+      detail = "cannot load CA certificates: " + ec.message();
+      co_return error::tls_failed;
+    }
+  }
+  if (!tls.cert_file.empty()) {
+    ctx_->use_certificate_chain_file(tls.cert_file, ec);
+    if (!ec)
+      ctx_->use_private_key_file(tls.key_file.empty() ? tls.cert_file : tls.key_file, ssl::context::pem, ec);
+    if (ec) {
+      detail = "cannot load client certificate: " + ec.message();
+      co_return error::tls_failed;
+    }
+  }
+
+  tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*tcp_), *ctx_);
+  tcp_.reset();
+  // RFC 6066 §3: SNI carries DNS names only, never IP literals.
+  if (!target.host_is_ip)
+    SSL_set_tlsext_host_name(tls_->native_handle(), target.host.c_str());
+
+  auto failure = std::make_shared<std::string>();
+  if (!tls.insecure_skip_verify) {
+    tls_->set_verify_callback(
+        [verify = ssl::host_name_verification(target.host), failure, host = target.host](
+            bool preverified, ssl::verify_context& ctx) mutable {
+          if (!preverified) {
+            const int err = X509_STORE_CTX_get_error(ctx.native_handle());
+            if (failure->empty())
+              *failure = X509_verify_cert_error_string(err);
+            return false;
+          }
+          // Only the leaf certificate names the host.
+          if (X509_STORE_CTX_get_error_depth(ctx.native_handle()) > 0)
+            return true;
+          if (!verify(preverified, ctx)) {
+            *failure = "certificate does not match host " + host;
+            return false;
+          }
+          return true;
+        });
+  }
+
+  auto r = co_await with_timeout(tls_->async_handshake(ssl::stream_base::client, use_nothrow), timeout);
+  if (!r) {
+    close();
+    co_return error::tls_timeout;
+  }
+  auto [hec] = *r;
+  if (hec) {
+    detail = failure->empty() ? hec.message() : hec.message() + " (" + *failure + ")";
+    co_return error::tls_failed;
+  }
+  co_return std::error_code{};
+}
+
+asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::read_some(asio::mutable_buffer buf) {
+  if (tls_)
+    co_return co_await tls_->async_read_some(buf, use_nothrow);
+  co_return co_await tcp_->async_read_some(buf, use_nothrow);
+}
+
+asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio::const_buffer buf) {
+  if (tls_)
+    co_return co_await asio::async_write(*tls_, buf, use_nothrow);
+  co_return co_await asio::async_write(*tcp_, buf, use_nothrow);
+}
+
+asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {
+  if (tls_ && tls_->next_layer().is_open()) {
+    // Send close_notify; the peer's may never come (EOF or truncation is fine).
+    (void)co_await with_timeout(tls_->async_shutdown(use_nothrow), timeout);
+  }
+  close();
+}
+
+void transport::close() noexcept {
+  std::error_code ignored;
+  if (tls_) {
+    tls_->next_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    tls_->next_layer().close(ignored);
+  } else if (tcp_) {
+    tcp_->shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_->close(ignored);
+  }
+}
+
+} // namespace tether::detail

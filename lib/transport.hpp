@@ -1,0 +1,56 @@
+#pragma once
+// The byte transport under a stream: TCP, optionally wrapped in TLS. Connecting
+// is a chain of phases (resolve → TCP → TLS), each with its own timeout and
+// error; the target host (SNI, verification) is kept apart from the endpoint.
+#include <tether/stream.hpp>
+#include <tether/url.hpp>
+
+#include <asio/buffer.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace tether::detail {
+
+class transport {
+public:
+  explicit transport(asio::any_io_executor ex);
+  ~transport();
+
+  /// Resolves `host`; a timeout abandons the lookup (Asio 1.22 cannot cancel it).
+  asio::awaitable<std::error_code> resolve(const url& target, std::chrono::milliseconds timeout);
+  /// Connects to each resolved address in turn; sets TCP_NODELAY.
+  asio::awaitable<std::error_code> connect(std::chrono::milliseconds timeout);
+  /// TLS 1.2+ with SNI for DNS names and host (or IP) verification. On failure
+  /// `detail` holds OpenSSL's reason.
+  asio::awaitable<std::error_code> start_tls(const url& target, const tls_options& tls,
+                                             std::chrono::milliseconds timeout, std::string& detail);
+
+  asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer buf);
+  asio::awaitable<std::tuple<std::error_code, std::size_t>> write(asio::const_buffer buf);
+  /// Ends the connection politely: TLS close_notify (without insisting on the
+  /// peer's), then closes the socket. Bounded by `timeout`.
+  asio::awaitable<void> shutdown(std::chrono::milliseconds timeout);
+  /// Closes the socket at once; pending reads and writes fail.
+  void close() noexcept;
+
+  bool secure() const noexcept { return tls_ != nullptr; }
+  bool is_open() const noexcept;
+
+private:
+  asio::ip::tcp::socket& socket() noexcept;
+
+  asio::any_io_executor ex_;
+  asio::ip::tcp::resolver::results_type endpoints_;
+  std::optional<asio::ip::tcp::socket> tcp_;
+  // Allocated only for wss://.
+  std::unique_ptr<asio::ssl::context> ctx_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+};
+
+} // namespace tether::detail
