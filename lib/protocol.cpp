@@ -335,7 +335,8 @@ std::error_code protocol::send_close(std::uint16_t code, std::string_view reason
   char payload[125];
   payload[0] = static_cast<char>(code >> 8);
   payload[1] = static_cast<char>(code & 0xFF);
-  std::memcpy(payload + 2, reason.data(), reason.size());
+  if (!reason.empty())
+    std::memcpy(payload + 2, reason.data(), reason.size());
   close_sent_ = true;
   return queue_frame(opcode::close, true, false, {payload, reason.size() + 2});
 }

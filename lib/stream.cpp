@@ -258,7 +258,15 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     co_return std::error_code{};
   }
 
-  asio::awaitable<void> connect(std::string_view text, std::error_code& ec) {
+  asio::awaitable<void> connect_op(std::string_view text, std::error_code& ec) {
+    // A connection that already failed may still be winding down: wait for it.
+    while ((state_ != state::closed || running_ > 0) && (error_ || state_ == state::closing)) {
+      co_await wake_.async_wait(use_nothrow);
+      if (co_await cancelled()) {
+        ec = asio::error::operation_aborted;
+        co_return;
+      }
+    }
     if (state_ != state::closed || running_ > 0) {
       ec = asio::error::already_connected;
       co_return;
@@ -272,24 +280,28 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     state_ = state::connecting;
     log(log_level::info, "connecting to " + u.to_string());
     tr_ = std::make_unique<detail::transport>(ex_);
-    auto phase = [&](std::error_code e, const char* name) {
+    // One statement per phase: g++ 12 miscompiles co_await inside && chains.
+    std::error_code e = co_await tr_->resolve(u, opts_.resolve_timeout);
+    if (e)
+      set_error(e, "resolving " + u.to_string());
+    if (!e) {
+      e = co_await tr_->connect(opts_.connect_timeout);
       if (e)
-        set_error(e, std::string(name) + " " + u.to_string() + (detail_.empty() ? "" : ": " + detail_));
-      return !e;
-    };
-    bool ok = phase(co_await tr_->resolve(u, opts_.resolve_timeout), "resolving") &&
-              phase(co_await tr_->connect(opts_.connect_timeout), "connecting to");
-    if (ok && u.secure) {
+        set_error(e, "connecting to " + u.to_string());
+    }
+    if (!e && u.secure) {
       std::string why;
-      auto e = co_await tr_->start_tls(u, opts_.tls, opts_.tls_timeout, why);
+      e = co_await tr_->start_tls(u, opts_.tls, opts_.tls_timeout, why);
       if (e)
         set_error(e, "TLS with " + u.to_string() + (why.empty() ? "" : ": " + why));
-      ok = !e;
     }
-    if (ok) {
+    if (!e) {
       auto r = co_await detail::with_timeout(handshake(u), opts_.handshake_timeout);
-      ok = phase(r ? *r : make_error_code(error::handshake_timeout), "WebSocket handshake with");
+      e = r ? *r : make_error_code(error::handshake_timeout);
+      if (e)
+        set_error(e, "WebSocket handshake with " + u.to_string());
     }
+    const bool ok = !e;
     if (!ok) {
       ec = error_;
       tr_->close();
@@ -531,7 +543,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
 
   std::error_code ended_error() const { return error_ ? error_ : make_error_code(error::closed); }
 
-  asio::awaitable<read_result> read(std::string& buf, std::error_code& ec, bool some) {
+  asio::awaitable<read_result> read_op(std::string& buf, std::error_code& ec, bool some) {
     for (;;) {
       if (!inbox_.empty()) {
         auto& f = inbox_.front();
@@ -573,7 +585,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  asio::awaitable<void> send(std::string_view data, message_kind kind, std::error_code& ec) {
+  asio::awaitable<void> send_op(std::string_view data, message_kind kind, std::error_code& ec) {
     if (kind == message_kind::close) {
       ec = make_error_code(std::errc::invalid_argument);
       co_return;
@@ -630,7 +642,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     return true;
   }
 
-  asio::awaitable<std::chrono::nanoseconds> ping(std::string_view payload, std::chrono::milliseconds timeout,
+  asio::awaitable<std::chrono::nanoseconds> ping_op(std::string_view payload, std::chrono::milliseconds timeout,
                                                  std::error_code& ec) {
     if (payload.size() > 125) {
       ec = error::control_payload_too_big;
@@ -658,49 +670,104 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     co_return std::chrono::nanoseconds{};
   }
 
-  asio::awaitable<void> close(std::uint16_t code, std::string_view reason, std::error_code& ec) {
+  // Validates and starts a close; true when there is an ending to wait for.
+  bool start_close(unsigned code, std::string_view reason, std::error_code& ec) {
     if (state_ == state::closed && running_ == 0)
-      co_return;
-    if (code != 0 && !is_valid_close_code(code)) {
+      return false;
+    if (code > 0xFFFF || (code != 0 && !is_valid_close_code(static_cast<std::uint16_t>(code)))) {
       ec = error::invalid_close_code;
-      co_return;
+      return false;
     }
     if (reason.size() > 123) {
       ec = error::control_payload_too_big;
-      co_return;
+      return false;
     }
     if (state_ == state::connecting) {
-      abort();
-      co_return;
+      abort_now();
+      return false;
     }
     if (state_ == state::open) {
       state_ = state::closing;
       close_requested_ = true;
-      close_code_ = code;
+      close_code_ = static_cast<std::uint16_t>(code);
       close_reason_ = std::string(reason);
       log(log_level::info, "closing with " + std::to_string(code));
       arm_watchdog();
       writer_wake_.cancel();
     }
-    while (running_ > 0 || state_ != state::closed) {
-      co_await wake_.async_wait(use_nothrow);
-      if (co_await cancelled()) {
-        abort();
-        ec = asio::error::operation_aborted;
-        co_return;
-      }
-    }
-    if (close_timed_out_ && !proto_.close_received())
-      ec = error::close_timeout;
+    return true;
   }
 
-  void abort() noexcept {
+  void abort_now() noexcept {
     if (state_ == state::closed && running_ == 0)
       return;
     fail(asio::error::operation_aborted, "aborted");
   }
+
+  // ---- entry points: hold the impl alive, report through *ec or throw ----
+
+  static void report(impl& s, std::error_code ec, std::error_code* out) {
+    if (out) {
+      *out = ec;
+      return;
+    }
+    if (!ec)
+      return;
+    if (ec == error::handshake_rejected && s.response_.status != 0)
+      throw handshake_error(s.response_);
+    throw_if(ec, ec == s.error_ ? s.detail_ : std::string());
+  }
+
+  static asio::awaitable<void> do_connect(std::shared_ptr<impl> self, std::string url, std::error_code* out) {
+    std::error_code ec;
+    co_await self->connect_op(url, ec);
+    report(*self, ec, out);
+  }
+
+  static asio::awaitable<read_result> do_read(std::shared_ptr<impl> self, std::string& buf, std::error_code* out,
+                                              bool some) {
+    std::error_code ec;
+    auto r = co_await self->read_op(buf, ec, some);
+    report(*self, ec, out);
+    co_return r;
+  }
+
+  static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::string_view data, message_kind kind,
+                                       std::error_code* out) {
+    std::error_code ec;
+    co_await self->send_op(data, kind, ec);
+    report(*self, ec, out);
+  }
+
+  static asio::awaitable<std::chrono::nanoseconds> do_ping(std::shared_ptr<impl> self, std::string payload,
+                                                           std::chrono::milliseconds timeout, std::error_code* out) {
+    std::error_code ec;
+    auto rtt = co_await self->ping_op(payload, timeout, ec);
+    report(*self, ec, out);
+    co_return rtt;
+  }
+
+  static asio::awaitable<void> do_close(std::shared_ptr<impl> self, unsigned code, std::string reason,
+                                        std::error_code* out) {
+    std::error_code ec;
+    if (self->start_close(code, reason, ec)) {
+      while (self->running_ > 0 || self->state_ != state::closed) {
+        co_await self->wake_.async_wait(use_nothrow);
+        if (co_await cancelled()) {
+          self->abort_now();
+          ec = asio::error::operation_aborted;
+          break;
+        }
+      }
+      if (!ec && self->close_timed_out_ && !self->proto_.close_received())
+        ec = error::close_timeout;
+    }
+    report(*self, ec, out);
+  }
 };
 
+// `code` is unsigned, not std::uint16_t: g++ 12 miscompiles coroutines that take
+// a 16-bit parameter (the frame is resumed uninitialised).
 // ---- public API ----
 
 stream::stream(executor_type executor, stream_options options)
@@ -708,14 +775,14 @@ stream::stream(executor_type executor, stream_options options)
 
 stream::~stream() {
   if (impl_)
-    impl_->abort();
+    impl_->abort_now();
 }
 
 stream::stream(stream&&) noexcept = default;
 stream& stream::operator=(stream&& other) noexcept {
   if (this != &other) {
     if (impl_)
-      impl_->abort();
+      impl_->abort_now();
     impl_ = std::move(other.impl_);
   }
   return *this;
@@ -723,95 +790,49 @@ stream& stream::operator=(stream&& other) noexcept {
 
 stream::executor_type stream::get_executor() const noexcept { return impl_->ex_; }
 const stream_options& stream::options() const noexcept { return impl_->opts_; }
-bool stream::is_open() const noexcept { return impl_->state_ == impl::state::open; }
+bool stream::is_open() const noexcept { return impl_->state_ == impl::state::open && !impl_->error_; }
 const handshake_response& stream::response() const noexcept { return impl_->response_; }
 std::string_view stream::subprotocol() const noexcept { return impl_->subprotocol_; }
 std::error_code stream::last_error() const noexcept { return impl_->error_; }
 std::string stream::last_error_message() const { return impl_->message_of_error(); }
-void stream::abort() noexcept { impl_->abort(); }
+void stream::abort() noexcept { impl_->abort_now(); }
 
+// Each public operation hands back the impl's coroutine directly (no wrapper
+// frame). With ec == nullptr the coroutine throws instead of reporting.
 asio::awaitable<void> stream::connect(std::string_view url, std::error_code& ec) {
-  auto self = impl_;
-  ec = {};
-  co_await self->connect(url, ec);
+  return impl::do_connect(impl_, std::string(url), &ec);
 }
-
 asio::awaitable<void> stream::connect(std::string_view url) {
-  auto self = impl_;
-  std::error_code ec;
-  co_await self->connect(url, ec);
-  if (ec == error::handshake_rejected && self->response_.status != 0)
-    throw handshake_error(self->response_);
-  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
+  return impl::do_connect(impl_, std::string(url), nullptr);
 }
-
 asio::awaitable<read_result> stream::read(std::string& buffer, std::error_code& ec) {
-  auto self = impl_;
-  ec = {};
-  co_return co_await self->read(buffer, ec, false);
+  return impl::do_read(impl_, buffer, &ec, false);
 }
-
-asio::awaitable<read_result> stream::read(std::string& buffer) {
-  auto self = impl_;
-  std::error_code ec;
-  auto r = co_await self->read(buffer, ec, false);
-  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
-  co_return r;
-}
-
+asio::awaitable<read_result> stream::read(std::string& buffer) { return impl::do_read(impl_, buffer, nullptr, false); }
 asio::awaitable<read_result> stream::read_some(std::string& buffer, std::error_code& ec) {
-  auto self = impl_;
-  ec = {};
-  co_return co_await self->read(buffer, ec, true);
+  return impl::do_read(impl_, buffer, &ec, true);
 }
-
 asio::awaitable<read_result> stream::read_some(std::string& buffer) {
-  auto self = impl_;
-  std::error_code ec;
-  auto r = co_await self->read(buffer, ec, true);
-  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
-  co_return r;
+  return impl::do_read(impl_, buffer, nullptr, true);
 }
-
 asio::awaitable<void> stream::send(std::string_view data, message_kind kind, std::error_code& ec) {
-  auto self = impl_;
-  ec = {};
-  co_await self->send(data, kind, ec);
+  return impl::do_send(impl_, data, kind, &ec);
 }
-
 asio::awaitable<void> stream::send(std::string_view data, message_kind kind) {
-  auto self = impl_;
-  std::error_code ec;
-  co_await self->send(data, kind, ec);
-  throw_if(ec, ec == self->error_ ? self->detail_ : std::string());
+  return impl::do_send(impl_, data, kind, nullptr);
 }
-
 asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload, std::chrono::milliseconds timeout,
                                                        std::error_code& ec) {
-  auto self = impl_;
-  ec = {};
-  co_return co_await self->ping(payload, timeout, ec);
+  return impl::do_ping(impl_, std::string(payload), timeout, &ec);
 }
-
 asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload, std::chrono::milliseconds timeout) {
-  auto self = impl_;
-  std::error_code ec;
-  auto rtt = co_await self->ping(payload, timeout, ec);
-  throw_if(ec, {});
-  co_return rtt;
+  return impl::do_ping(impl_, std::string(payload), timeout, nullptr);
 }
-
 asio::awaitable<void> stream::close(std::uint16_t code, std::string_view reason, std::error_code& ec) {
-  auto self = impl_;
-  ec = {};
-  co_await self->close(code, reason, ec);
+  return impl::do_close(impl_, code, std::string(reason), &ec);
 }
-
 asio::awaitable<void> stream::close(std::uint16_t code, std::string_view reason) {
-  auto self = impl_;
-  std::error_code ec;
-  co_await self->close(code, reason, ec);
-  throw_if(ec, {});
+  return impl::do_close(impl_, code, std::string(reason), nullptr);
 }
 
 } // namespace tether

@@ -147,16 +147,17 @@ asio::awaitable<std::error_code> transport::start_tls(const url& target, const t
   co_return std::error_code{};
 }
 
+// Not coroutines: they hand back the operation's own awaitable (no extra frame).
 asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::read_some(asio::mutable_buffer buf) {
   if (tls_)
-    co_return co_await tls_->async_read_some(buf, use_nothrow);
-  co_return co_await tcp_->async_read_some(buf, use_nothrow);
+    return tls_->async_read_some(buf, use_nothrow);
+  return tcp_->async_read_some(buf, use_nothrow);
 }
 
 asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio::const_buffer buf) {
   if (tls_)
-    co_return co_await asio::async_write(*tls_, buf, use_nothrow);
-  co_return co_await asio::async_write(*tcp_, buf, use_nothrow);
+    return asio::async_write(*tls_, buf, use_nothrow);
+  return asio::async_write(*tcp_, buf, use_nothrow);
 }
 
 asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {
