@@ -41,10 +41,10 @@ constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t write_batch = 64 * 1024;
 constexpr std::size_t max_spare_buffers = 4;
 
-asio::awaitable<bool> cancelled() {
-  auto cs = co_await asio::this_coro::cancellation_state;
-  co_return cs.cancelled() != asio::cancellation_type::none;
-}
+// Use as `cancelled(co_await asio::this_coro::cancellation_state)`. Not a
+// coroutine of its own: Asio throws operation_aborted when a cancelled coroutine
+// awaits another awaitable, and the point here is to handle it without throwing.
+bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
 
 bool is_eof(const std::error_code& ec) {
   return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
@@ -262,7 +262,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     // A connection that already failed may still be winding down: wait for it.
     while ((state_ != state::closed || running_ > 0) && (error_ || state_ == state::closing)) {
       co_await wake_.async_wait(use_nothrow);
-      if (co_await cancelled()) {
+      if (cancelled(co_await asio::this_coro::cancellation_state)) {
         ec = asio::error::operation_aborted;
         co_return;
       }
@@ -578,7 +578,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         co_return read_result{};
       }
       co_await wake_.async_wait(use_nothrow);
-      if (co_await cancelled()) {
+      if (cancelled(co_await asio::this_coro::cancellation_state)) {
         ec = asio::error::operation_aborted;
         co_return read_result{};
       }
@@ -594,7 +594,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     while (state_ == state::open && !close_requested_ && !sendq_.empty() &&
            sendq_bytes_ + data.size() > opts_.max_send_queue_bytes) {
       co_await wake_.async_wait(use_nothrow);
-      if (co_await cancelled()) {
+      if (cancelled(co_await asio::this_coro::cancellation_state)) {
         ec = asio::error::operation_aborted;
         co_return;
       }
@@ -616,7 +616,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         co_return;
       }
       co_await wake_.async_wait(use_nothrow);
-      if (co_await cancelled()) {
+      if (cancelled(co_await asio::this_coro::cancellation_state)) {
         if (written_seq_ >= seq)
           co_return;
         if (remove_unsent(seq)) {
@@ -661,7 +661,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     std::erase(pings_, p);
     if (p->answered)
       co_return p->rtt;
-    if (co_await cancelled())
+    if (cancelled(co_await asio::this_coro::cancellation_state))
       ec = asio::error::operation_aborted;
     else if (!tec)
       ec = error::pong_timeout;
@@ -753,7 +753,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     if (self->start_close(code, reason, ec)) {
       while (self->running_ > 0 || self->state_ != state::closed) {
         co_await self->wake_.async_wait(use_nothrow);
-        if (co_await cancelled()) {
+        if (cancelled(co_await asio::this_coro::cancellation_state)) {
           self->abort_now();
           ec = asio::error::operation_aborted;
           break;

@@ -1,0 +1,489 @@
+// tether::stream against our in-process test server: handshake failures,
+// protocol violations, limits, timeouts, cancellation and concurrency.
+#include <doctest/doctest.h>
+#include <tether/error.hpp>
+#include <tether/stream.hpp>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include <ostream>
+#include <future>
+#include <thread>
+
+#include "test_server.hpp"
+
+using namespace tether;
+using namespace tether::test;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+using asio::awaitable;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// Yields to the executor once, so coroutines started earlier get to run.
+awaitable<void> yield() { co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable); }
+
+std::chrono::milliseconds since(clock_type::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t);
+}
+
+// Timing rule of this project: exact lower bound, loose upper bound (3T + 1 s).
+void check_elapsed(std::chrono::milliseconds elapsed, std::chrono::milliseconds t) {
+  CHECK(elapsed >= t);
+  CHECK(elapsed <= 3 * t + 1s);
+}
+
+} // namespace
+
+TEST_SUITE("loopback") {
+
+TEST_CASE("refused connection names the phase") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    // A port that was just free: bind, remember, close.
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = a.local_endpoint().port();
+    a.close();
+    stream ws(io.get_executor());
+    std::error_code ec;
+    co_await ws.connect("ws://127.0.0.1:" + std::to_string(port) + "/", ec);
+    CHECK(ec == asio::error::connection_refused);
+    CHECK(ws.last_error_message().find("connecting to ws://127.0.0.1:") != std::string::npos);
+    CHECK_FALSE(ws.is_open());
+  });
+}
+
+TEST_CASE("bad URLs are refused before any I/O") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    stream ws(io.get_executor());
+    std::error_code ec;
+    co_await ws.connect("http://127.0.0.1/", ec);
+    CHECK(ec == error::url_bad_scheme);
+    co_await ws.connect("ws://127.0.0.1:99999/", ec);
+    CHECK(ec == error::url_bad_port);
+  });
+}
+
+TEST_CASE("rejected handshakes surface status, headers and body") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    for (int status : {401, 404, 503}) {
+      CAPTURE(status);
+      http_headers h;
+      if (status == 503)
+        h.add("Retry-After", "7");
+      server.set_reject(status, h, "go away " + std::to_string(status));
+      stream ws(io.get_executor());
+      bool threw = false;
+      try {
+        co_await ws.connect(server.url());
+      } catch (const handshake_error& e) {
+        threw = true;
+        CHECK(e.code() == error::handshake_rejected);
+        CHECK(e.status() == status);
+        CHECK(e.response().body == "go away " + std::to_string(status));
+        if (status == 503) {
+          REQUIRE(e.response().headers.find("retry-after"));
+          CHECK(*e.response().headers.find("retry-after") == "7");
+        }
+      }
+      CHECK(threw);
+      // The non-throwing form reports the same, with the response kept.
+      std::error_code ec;
+      co_await ws.connect(server.url(), ec);
+      CHECK(ec == error::handshake_rejected);
+      CHECK(ws.response().status == status);
+    }
+  });
+}
+
+TEST_CASE("a wrong Sec-WebSocket-Accept is refused") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_handshake_raw("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Accept: dGhpcyBpcyBub3QgaXQ=\r\n\r\n");
+    stream ws(io.get_executor());
+    std::error_code ec;
+    co_await ws.connect(server.url(), ec);
+    CHECK(ec == error::handshake_bad_accept);
+  });
+}
+
+TEST_CASE("a first frame in the same packet as the 101 is not lost") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_after_handshake(encode_frame(opcode::text, "early bird"));
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    std::string buf;
+    auto r = co_await ws.read(buf);
+    CHECK(r.kind == message_kind::text);
+    CHECK(buf == "early bird");
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("protocol violations by the server: named error, RFC close code sent") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    struct bad {
+      const char* name;
+      std::string bytes;
+      error expect;
+      std::uint16_t code;
+    };
+    const bad cases[] = {
+        {"reserved opcode", std::string("\x83\x00", 2), error::unknown_opcode, 1002},
+        {"rsv bits", std::string("\xF1\x01x", 3), error::reserved_bits, 1002},
+        {"invalid utf-8", encode_frame(opcode::text, "\xC0\xAF"), error::invalid_utf8, 1007},
+        {"masked from server", std::string("\x81\x81\x01\x02\x03\x04\x60", 7), error::masked_frame_from_server, 1002},
+    };
+    std::size_t closed = 0;
+    for (const auto& c : cases) {
+      CAPTURE(c.name);
+      stream ws(io.get_executor());
+      co_await ws.connect(server.url());
+      server.send_raw(c.bytes);
+      std::string buf;
+      std::error_code ec;
+      co_await ws.read(buf, ec);
+      CHECK(ec == c.expect);
+      CHECK_FALSE(ws.is_open());
+      co_await server.wait_closed(++closed);
+      REQUIRE(server.closes().size() == closed);
+      CHECK(server.closes().back().first == c.code);
+    }
+  });
+}
+
+TEST_CASE("a message over the limit fails with 1009 and loses nothing before it") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream_options o;
+    o.max_message_size = 1000;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+    server.send_text("fits");
+    server.send_binary(std::string(1001, 'x'));
+    std::string buf;
+    auto r = co_await ws.read(buf);
+    CHECK(buf == "fits");
+    std::error_code ec;
+    co_await ws.read(buf, ec);
+    CHECK(ec == error::message_too_big);
+    co_await server.wait_closed(1);
+    CHECK(server.closes().back().first == 1009);
+  });
+}
+
+TEST_CASE("the server ending TCP mid-frame is connection_lost") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    const auto frame = encode_frame(opcode::binary, std::string(5000, 'y'));
+    server.send_raw(frame.substr(0, 2500));
+    server.drop();
+    std::string buf;
+    std::error_code ec;
+    co_await ws.read(buf, ec);
+    CHECK(ec == error::connection_lost);
+    CHECK_FALSE(ws.is_open());
+  });
+}
+
+TEST_CASE("close initiated by the server is echoed and read as a value") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    server.send_close(4002, "maintenance");
+    std::string buf;
+    auto r = co_await ws.read(buf);
+    CHECK(r.kind == message_kind::close);
+    CHECK(r.close_code == 4002);
+    CHECK(r.close_reason == "maintenance");
+    co_await server.wait_closed(1);
+    CHECK(server.closes().back().first == 4002);
+    co_await ws.close(); // nothing left to do, returns at once
+    CHECK_FALSE(ws.is_open());
+  });
+}
+
+TEST_CASE("timing: a server that never answers the handshake") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_handshake(handshake_mode::silent);
+    stream_options o;
+    o.handshake_timeout = 300ms;
+    stream ws(io.get_executor(), o);
+    const auto start = clock_type::now();
+    std::error_code ec;
+    co_await ws.connect(server.url(), ec);
+    CHECK(ec == error::handshake_timeout);
+    check_elapsed(since(start), o.handshake_timeout);
+  });
+}
+
+TEST_CASE("timing: a server that never answers our close; the socket is freed") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_answer_close(false);
+    stream_options o;
+    o.close_timeout = 300ms;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+    const auto start = clock_type::now();
+    std::error_code ec;
+    co_await ws.close(1000, "bye", ec);
+    CHECK(ec == error::close_timeout);
+    check_elapsed(since(start), o.close_timeout);
+    CHECK_FALSE(ws.is_open());
+    co_await server.wait_closed(1); // our socket is gone
+    CHECK(server.connections() == 0);
+  });
+}
+
+TEST_CASE("timing: a ping that is never answered") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_answer_pings(false);
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    const auto start = clock_type::now();
+    std::error_code ec;
+    co_await ws.ping("anyone?", 250ms, ec);
+    CHECK(ec == error::pong_timeout);
+    check_elapsed(since(start), 250ms);
+    server.set_answer_pings(true);
+    const auto rtt = co_await ws.ping("now?", 5s);
+    CHECK(rtt > std::chrono::nanoseconds(0));
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("cancelled reads lose no data") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    std::string buf;
+    asio::steady_timer t(io);
+    // Nothing arrives: the timer wins and the read is cancelled.
+    t.expires_after(50ms);
+    auto r1 = co_await (ws.read(buf) || t.async_wait(asio::use_awaitable));
+    CHECK(r1.index() == 1);
+    // Half a frame arrives, then the read is cancelled, then the rest arrives.
+    const auto frame = encode_frame(opcode::text, "split across a cancelled read");
+    server.send_raw(frame.substr(0, 10));
+    t.expires_after(50ms);
+    auto r2 = co_await (ws.read(buf) || t.async_wait(asio::use_awaitable));
+    CHECK(r2.index() == 1);
+    server.send_raw(frame.substr(10));
+    auto r = co_await ws.read(buf);
+    CHECK(r.kind == message_kind::text);
+    CHECK(buf == "split across a cancelled read");
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("a send cancelled while queued never goes out; one cancelled mid-message fails the connection") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    stream_options o;
+    o.max_message_size = 64 << 20;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+
+    // A big message keeps the writer busy; B waits behind it and is cancelled.
+    const std::string big(8 << 20, 'A');
+    bool a_done = false, b_done = false;
+    std::exception_ptr b_error;
+    asio::co_spawn(io, ws.send(big, message_kind::binary), [&](std::exception_ptr) { a_done = true; });
+    asio::cancellation_signal cancel_b;
+    asio::co_spawn(io, ws.send("B"),
+                   asio::bind_cancellation_slot(cancel_b.slot(), [&](std::exception_ptr e) {
+                     b_done = true;
+                     b_error = e;
+                   }));
+    co_await yield();
+    cancel_b.emit(asio::cancellation_type::terminal);
+    co_await yield();
+    CHECK(b_done);
+    REQUIRE(b_error);
+    try {
+      std::rethrow_exception(b_error);
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == asio::error::operation_aborted);
+    }
+    co_await ws.send("C");
+    CHECK(a_done);
+    co_await server.wait_messages(2);
+    const auto got = server.messages();
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].second.size() == big.size());
+    CHECK(got[1].second == "C"); // B never went out
+    CHECK(ws.is_open());
+
+    // Now cancel a message whose first frames are already written.
+    server.stall();
+    bool c_done = false;
+    std::exception_ptr c_error;
+    asio::cancellation_signal cancel_c;
+    asio::co_spawn(io, ws.send(big, message_kind::binary),
+                   asio::bind_cancellation_slot(cancel_c.slot(), [&](std::exception_ptr e) {
+                     c_done = true;
+                     c_error = e;
+                   }));
+    // A few executor turns (not time): the writer takes the message and writes
+    // its first frames into the socket buffers before the stalled server stops it.
+    for (int i = 0; i < 10; ++i)
+      co_await yield();
+    cancel_c.emit(asio::cancellation_type::terminal);
+    co_await yield();
+    CHECK(c_done);
+    REQUIRE(c_error);
+    try {
+      std::rethrow_exception(c_error);
+    } catch (const std::system_error& e) {
+      CHECK(e.code() == error::partial_write_cancelled);
+    }
+    CHECK_FALSE(ws.is_open());
+    CHECK(ws.last_error() == error::partial_write_cancelled);
+  });
+}
+
+TEST_CASE("backpressure: senders wait for queue room instead of growing memory") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    stream_options o;
+    o.max_send_queue_bytes = 64 * 1024;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+    // 200 concurrent senders of 16 KiB: all complete, in order.
+    const int n = 200;
+    int done = 0;
+    std::vector<std::string> payloads;
+    for (int i = 0; i < n; ++i)
+      payloads.push_back(std::to_string(i) + std::string(16 * 1024, '.'));
+    for (int i = 0; i < n; ++i)
+      asio::co_spawn(io, ws.send(payloads[static_cast<std::size_t>(i)]), [&](std::exception_ptr e) {
+        CHECK_FALSE(e);
+        ++done;
+      });
+    co_await server.wait_messages(n);
+    const auto got = server.messages();
+    REQUIRE(got.size() == static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)
+      CHECK(got[static_cast<std::size_t>(i)].second == payloads[static_cast<std::size_t>(i)]);
+    co_await yield();
+    CHECK(done == n);
+    co_await ws.close();
+  });
+}
+
+} // TEST_SUITE
+
+TEST_CASE("concurrency: 8 coroutines on 2 threads send 10,000 messages each, none interleaved") {
+  // The server runs on its own thread; the client on a strand over two threads.
+  asio::io_context server_io;
+  std::unique_ptr<test_server> server;
+  std::string url;
+  {
+    auto guard = asio::make_work_guard(server_io);
+    std::thread st([&] { server_io.run(); });
+    std::promise<void> ready;
+    asio::post(server_io, [&] {
+      server = std::make_unique<test_server>(server_io.get_executor());
+      url = server->url();
+      ready.set_value();
+    });
+    ready.get_future().wait();
+
+    asio::io_context io;
+    auto strand = asio::make_strand(io);
+    constexpr int senders = 8;
+    constexpr int per_sender = 10000;
+    stream_options o;
+    o.fragment_size = 700; // long messages go out in several frames
+    auto ws = std::make_shared<stream>(strand, o);
+    std::exception_ptr failure;
+    int received = 0;
+    bool ok = true;
+
+    auto body = [](std::shared_ptr<stream> ws, std::string url, int senders, int per_sender, int& received,
+                   bool& ok) -> awaitable<void> {
+      co_await ws->connect(url);
+      auto ex = co_await asio::this_coro::executor;
+      int finished = 0;
+      for (int s = 0; s < senders; ++s) {
+        asio::co_spawn(ex, [](std::shared_ptr<stream> ws, int s, int per_sender) -> awaitable<void> {
+            for (int i = 0; i < per_sender; ++i) {
+              // "s:i:" then a filler whose length and byte depend on s and i.
+              std::string msg = std::to_string(s) + ":" + std::to_string(i) + ":";
+              msg.append(static_cast<std::size_t>((i * 37 + s * 11) % 2000), static_cast<char>('a' + s));
+              co_await ws->send(msg);
+            }
+          }(ws, s, per_sender), [&finished](std::exception_ptr e) {
+            if (e)
+              std::rethrow_exception(e);
+            ++finished;
+          });
+      }
+      std::vector<int> next(static_cast<std::size_t>(senders), 0);
+      std::string buf;
+      while (received < senders * per_sender) {
+        co_await ws->read(buf);
+        const auto c1 = buf.find(':');
+        const auto c2 = buf.find(':', c1 + 1);
+        const int s = std::stoi(buf.substr(0, c1));
+        const int i = std::stoi(buf.substr(c1 + 1, c2 - c1 - 1));
+        const auto fill = buf.substr(c2 + 1);
+        // Each sender's messages come back in order, intact and unmixed.
+        if (i != next[static_cast<std::size_t>(s)]++ ||
+            fill != std::string(static_cast<std::size_t>((i * 37 + s * 11) % 2000), static_cast<char>('a' + s)))
+          ok = false;
+        ++received;
+      }
+      co_await ws->close();
+    };
+    asio::co_spawn(strand, body(ws, url, senders, per_sender, received, ok), [&](std::exception_ptr e) { failure = e; });
+    std::thread t2([&] { io.run(); });
+    io.run();
+    t2.join();
+    if (failure)
+      std::rethrow_exception(failure);
+    CHECK(received == senders * per_sender);
+    CHECK(ok);
+    asio::post(server_io, [&] { server.reset(); });
+    guard.reset();
+    st.join();
+  }
+}
