@@ -409,6 +409,70 @@ TEST_CASE("backpressure: senders wait for queue room instead of growing memory")
   });
 }
 
+TEST_CASE("read_some hands over a large message in parts") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream_options o;
+    o.max_message_size = 64 << 20;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+    std::string big(12 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i)
+      big[i] = static_cast<char>(i % 251);
+    co_await ws.send(big, message_kind::binary);
+    std::string part, whole;
+    int parts = 0;
+    for (;;) {
+      auto r = co_await ws.read_some(part);
+      CHECK(r.kind == message_kind::binary);
+      CHECK(r.size == part.size());
+      whole += part;
+      ++parts;
+      if (r.message_end)
+        break;
+    }
+    CHECK(parts > 1);
+    CHECK(whole == big);
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("userinfo becomes Authorization; secrets never reach logs or errors") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    std::string logs;
+    stream_options o;
+    o.headers.add("Cookie", "session=cookie-secret");
+    o.log = [&logs](log_level, std::string_view line) {
+      logs += line;
+      logs += '\n';
+    };
+    const auto url = "ws://alice:pass-secret@127.0.0.1:" + std::to_string(server.port()) + "/private";
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(url);
+    const auto auth = server.last_request().headers.find("Authorization");
+    REQUIRE(auth);
+    CHECK(*auth == "Basic YWxpY2U6cGFzcy1zZWNyZXQ="); // base64("alice:pass-secret")
+    co_await ws.close();
+
+    server.set_reject(401);
+    stream rejected(io.get_executor(), o);
+    std::error_code ec;
+    co_await rejected.connect(url, ec);
+    CHECK(ec == error::handshake_rejected);
+    const auto message = rejected.last_error_message();
+    CHECK(message.find("127.0.0.1") != std::string::npos);
+    for (const auto& text : {logs, message}) {
+      CHECK(text.find("pass-secret") == std::string::npos);
+      CHECK(text.find("cookie-secret") == std::string::npos);
+      CHECK(text.find("YWxpY2U6") == std::string::npos);
+    }
+    CHECK(logs.find("connecting to ws://127.0.0.1:") != std::string::npos);
+  });
+}
+
 } // TEST_SUITE
 
 TEST_CASE("concurrency: 8 coroutines on 2 threads send 10,000 messages each, none interleaved") {
