@@ -57,6 +57,13 @@ const char* message_of(error e) noexcept {
   case error::partial_write_cancelled: return "send cancelled after part of it was written";
   case error::connection_lost: return "connection lost without a close handshake";
   case error::queue_full: return "outgoing queue is full";
+  case error::route_conflict: return "a route with this pattern already exists";
+  case error::invalid_pattern: return "invalid route pattern";
+  case error::invalid_envelope: return "message is not a valid envelope";
+  case error::retries_exhausted: return "reconnect attempts exhausted";
+  case error::handler_closed: return "handler is closed";
+  case error::reconnect_stopped: return "reconnect stopped by the retry policy";
+  case error::dead_connection: return "connection is dead: no pong within pong_timeout";
   }
   return "unknown tether error";
 }
@@ -78,6 +85,10 @@ public:
       return condition::invalid_url;
     if (v < 400)
       return condition::invalid_argument;
+    if (v == static_cast<int>(error::dead_connection))
+      return condition::timeout;
+    if (v >= 500)
+      return condition::handler;
     if (v <= static_cast<int>(error::send_timeout))
       return condition::timeout;
     return condition::transport;
@@ -96,6 +107,7 @@ public:
     case condition::timeout: return "timeout";
     case condition::limit_exceeded: return "limit exceeded";
     case condition::transport: return "transport failure";
+    case condition::handler: return "handler";
     }
     return "unknown condition";
   }

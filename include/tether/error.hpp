@@ -69,6 +69,15 @@ enum class error {
   partial_write_cancelled,    ///< A send was cancelled after part of it was written.
   connection_lost,            ///< TCP ended without a close handshake (reported as 1006).
   queue_full,                 ///< Outgoing queue over its bound with the fail policy.
+
+  // Handler, router and codec.
+  route_conflict = 500,       ///< add_route: the pattern is already registered.
+  invalid_pattern,            ///< add_route: empty segment, '#' not last, bad characters.
+  invalid_envelope,           ///< A message is not a valid envelope (not JSON, no path, wrong types).
+  retries_exhausted,          ///< The reconnect policy gave up (max_retries reached).
+  handler_closed,             ///< The handler was closed; operations fail at once.
+  reconnect_stopped,          ///< The retry policy said stop (e.g. 401/403/404, close 1008).
+  dead_connection,            ///< No pong nor any frame within pong_timeout (half-open TCP).
 };
 
 /// Coarse groups of errors, for retry policies and user code.
@@ -80,6 +89,7 @@ enum class condition {
   timeout,
   limit_exceeded,         ///< A configured size limit was exceeded.
   transport,              ///< TCP/TLS level failure.
+  handler,                ///< Handler, router or codec misuse and states.
 };
 
 /// The category of tether::error values (name "tether").

@@ -1,0 +1,275 @@
+// tether-repl: a command-line WebSocket client on tether::stream (raw mode).
+//
+//   tether-repl [--raw] [--ca FILE] [--insecure] [--header 'K: V']... [--subprotocol P]...
+//               [--no-color] [--help] [--version] URL
+//
+// Sends each line of stdin as a text message (awaiting each send before reading
+// the next line) and prints every message received while it waits for input.
+// End of input closes with 1000. See repl_options.cpp for the exit statuses.
+#include "repl_input.hpp"
+#include "repl_options.hpp"
+
+#include <tether/error.hpp>
+#include <tether/stream.hpp>
+#include <tether/url.hpp>
+
+#include "asio_compat.hpp"
+#include "utf8.hpp" // tether's own validator (lib/, via tether_internal_dep)
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/this_coro.hpp>
+
+#include <fmt/core.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace repl {
+namespace {
+
+/// Writes what arrives to stdout and diagnostics to stderr, each line flushed;
+/// ANSI colour only where allowed.
+class printer {
+public:
+  printer(bool color_out, bool color_err) : color_out_(color_out), color_err_(color_err) {}
+
+  void message(tether::message_kind kind, std::string_view data) const {
+    if (kind == tether::message_kind::text) {
+      std::fwrite(data.data(), 1, data.size(), stdout); // As is: raw mode.
+      std::fputc('\n', stdout);
+    } else {
+      std::string line = fmt::format("<binary {} bytes>", data.size());
+      constexpr std::size_t preview = 16;
+      for (std::size_t i = 0; i < data.size() && i < preview; ++i)
+        line += fmt::format(" {:02x}", static_cast<unsigned char>(data[i]));
+      if (data.size() > preview)
+        line += " ...";
+      fmt::print(stdout, "{}{}{}\n", on(color_out_, cyan), line, off(color_out_));
+    }
+    std::fflush(stdout);
+  }
+
+  /// The server's close, in the echo peers' format ("closed CODE REASON").
+  void closed(std::uint16_t code, std::string_view reason) const {
+    bool normal = code == 1000 || code == 1001;
+    fmt::print(stdout, "{}closed {} {}{}\n", on(color_out_, normal ? yellow : red), code, reason, off(color_out_));
+    std::fflush(stdout);
+  }
+
+  void info(std::string_view text) const {
+    fmt::print(stderr, "{}{}{}\n", on(color_err_, dim), text, off(color_err_));
+  }
+
+  void error(std::string_view text) const {
+    fmt::print(stderr, "{}tether-repl: {}{}\n", on(color_err_, red), text, off(color_err_));
+  }
+
+private:
+  static constexpr std::string_view cyan = "\x1b[36m", yellow = "\x1b[33m", red = "\x1b[31m", dim = "\x1b[2m";
+  static std::string_view on(bool color, std::string_view code) { return color ? code : std::string_view(); }
+  static std::string_view off(bool color) { return color ? "\x1b[0m" : ""; }
+
+  bool color_out_;
+  bool color_err_;
+};
+
+/// What main() and a signal can reach while the session runs.
+struct control {
+  tether::stream* ws = nullptr;
+  line_reader* input = nullptr;
+  int interrupts = 0;
+};
+
+/// How the session went.
+struct state {
+  bool closing = false;       ///< We started the close (end of input).
+  bool server_closed = false; ///< The server started it; close_code is its code.
+  std::uint16_t close_code = 0;
+  bool failed = false;        ///< An error was reported.
+};
+
+void fail(state& st, const printer& out, std::string_view what) {
+  if (!st.failed)
+    out.error(what);
+  st.failed = true;
+}
+
+asio::awaitable<void> receive_loop(tether::stream& ws, line_reader& input, const printer& out, state& st) {
+  std::string buffer;
+  for (;;) {
+    std::error_code ec;
+    auto r = co_await ws.read(buffer, ec);
+    if (ec) {
+      // While we close, the close() call reports what goes wrong.
+      if (!st.closing)
+        fail(st, out, fmt::format("connection failed: {}", ec.message()));
+      break;
+    }
+    if (r.kind == tether::message_kind::close) {
+      if (!st.closing) {
+        st.server_closed = true;
+        st.close_code = r.close_code;
+        out.closed(r.close_code, r.close_reason);
+      }
+      break;
+    }
+    out.message(r.kind, buffer);
+  }
+  input.stop();
+}
+
+asio::awaitable<void> send_loop(tether::stream& ws, line_reader& input, const printer& out, state& st) {
+  for (;;) {
+    std::optional<std::string> line;
+    try {
+      line = co_await input.next();
+    } catch (const std::system_error& e) {
+      fail(st, out, e.what());
+      ws.abort(); // Ends receive_loop.
+      co_return;
+    }
+    if (!line)
+      break;
+    if (!tether::detail::is_valid_utf8(*line)) {
+      // stream::send() does not check outgoing text; the server would fail the
+      // connection with 1007 (RFC 6455 §8.1). Skip the line instead.
+      out.error("not sent: the line is not valid UTF-8");
+      continue;
+    }
+    std::error_code ec;
+    co_await ws.send(*line, tether::message_kind::text, ec);
+    if (ec == tether::error::closed)
+      co_return; // The connection is ending; receive_loop sees why and reports it.
+    if (ec) {
+      fail(st, out, fmt::format("send failed: {}", ec.message()));
+      ws.abort(); // Ends receive_loop.
+      co_return;
+    }
+  }
+  if (st.server_closed || st.failed)
+    co_return;
+  st.closing = true;
+  std::error_code ec;
+  co_await ws.close(1000, std::string_view(), ec);
+  if (ec)
+    fail(st, out, fmt::format("close failed: {}", ec.message()));
+}
+
+/// Connects, runs the conversation, closes; returns the exit status.
+asio::awaitable<int> session(const options& opt, const printer& out, control& ctl) {
+  tether::url target;
+  (void)tether::parse_url(opt.url, target); // Validated by parse_command_line.
+  const std::string shown = target.to_string();
+
+  tether::stream ws(co_await asio::this_coro::executor, opt.stream);
+  ctl.ws = &ws;
+  std::string connect_error;
+  try {
+    co_await ws.connect(opt.url);
+  } catch (const std::exception& e) {
+    connect_error = e.what(); // For TLS it names the verification failure.
+  }
+  if (!connect_error.empty()) {
+    ctl.ws = nullptr;
+    // The stream's messages usually name the URL already.
+    if (connect_error.find(shown) != std::string::npos)
+      out.error(fmt::format("cannot connect: {}", connect_error));
+    else
+      out.error(fmt::format("cannot connect to {}: {}", shown, connect_error));
+    co_return 1;
+  }
+  if (ws.subprotocol().empty())
+    out.info(fmt::format("connected to {}", shown));
+  else
+    out.info(fmt::format("connected to {} (subprotocol {})", shown, ws.subprotocol()));
+
+  line_reader input(co_await asio::this_coro::executor);
+  ctl.input = &input;
+  if (ctl.interrupts > 0)
+    input.stop();
+  state st;
+  {
+    using namespace tether::detail::awaitable_operators;
+    co_await (receive_loop(ws, input, out, st) && send_loop(ws, input, out, st));
+  }
+  ctl.input = nullptr;
+  if (st.server_closed) {
+    std::error_code ignored; // The server's close is answered; this only waits for TCP to end.
+    co_await ws.close(1000, std::string_view(), ignored);
+  }
+  ctl.ws = nullptr;
+  if (st.server_closed)
+    co_return st.close_code == 1000 || st.close_code == 1001 ? 0 : 3;
+  co_return st.failed ? 1 : 0;
+}
+
+/// SIGINT/SIGTERM: the first ends the input (a clean close follows), the next aborts.
+struct on_signal {
+  asio::signal_set& signals;
+  control& ctl;
+
+  void operator()(const std::error_code& ec, int) const {
+    if (ec)
+      return;
+    if (++ctl.interrupts == 1 && ctl.input)
+      ctl.input->stop();
+    else if (ctl.ws)
+      ctl.ws->abort();
+    signals.async_wait(*this);
+  }
+};
+
+bool color_allowed(bool requested, int fd) {
+  const char* no_color = std::getenv("NO_COLOR"); // https://no-color.org: set and not empty.
+  return requested && isatty(fd) && !(no_color && *no_color);
+}
+
+} // namespace
+} // namespace repl
+
+int main(int argc, char** argv) {
+  repl::options opt;
+  switch (repl::parse_command_line(argc, argv, opt)) {
+  case repl::parse_outcome::exit_success:
+    return 0;
+  case repl::parse_outcome::usage_error:
+    return 2;
+  case repl::parse_outcome::run:
+    break;
+  }
+  std::signal(SIGPIPE, SIG_IGN); // A closed stdout must not kill us mid-close.
+
+  const repl::printer out(repl::color_allowed(opt.color, STDOUT_FILENO), repl::color_allowed(opt.color, STDERR_FILENO));
+  asio::io_context ctx(1);
+  repl::control ctl;
+  asio::signal_set signals(ctx, SIGINT, SIGTERM);
+  signals.async_wait(repl::on_signal{signals, ctl});
+
+  int status = 1;
+  auto finished = [&](std::exception_ptr e, int rc) {
+    status = rc;
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        out.error(x.what());
+      }
+      status = 1;
+    }
+    std::error_code ignored;
+    signals.cancel(ignored);
+  };
+  asio::co_spawn(ctx, repl::session(opt, out, ctl), finished);
+  ctx.run();
+  return status;
+}

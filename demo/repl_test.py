@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+"""Runs tether-repl for real against test/peers/echo_server.py.
+
+    /usr/bin/python3 repl_test.py TETHER_REPL ECHO_SERVER_PY SCENARIO
+
+Scenarios (each a meson test in suite 'interop'):
+  echo          three lines piped in are echoed in order (a fourth, not UTF-8,
+                is skipped with a message); at the end of input
+                it exits 0 and the peer sees close 1000; input from a regular
+                file and from /dev/null
+  options       --subprotocol and --header reach the server
+  server-close  incoming messages print while stdin stays open (ping → pong); the
+                server's close prints "closed CODE REASON" and sets the exit status
+                (1001 → 0, 4001 → 3); a dropped connection exits 1
+  binary        binary messages print as "<binary N bytes>" and a hex preview
+                (from a websockets server inside this script)
+  refused       a refused connection exits 1 with the error on stderr
+  usage         no arguments → hint, exit 0; bad arguments → exit 2; --help, --version
+  tls           wss:// with --ca, without it (verification fails, reason shown),
+                with the wrong CA, and with --insecure
+Every wait is bounded; peers get a stdin pipe that is closed at the end.
+"""
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+
+T = 15.0  # seconds per step
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+class Lines:
+    """Lines of a pipe, read by a thread, each wait bounded."""
+
+    def __init__(self, pipe):
+        self.q = queue.Queue()
+        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
+
+    def _pump(self, pipe):
+        for line in pipe:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def next(self, what):
+        try:
+            line = self.q.get(timeout=T)
+        except queue.Empty:
+            fail("waited %s s for %s" % (T, what))
+        check(line is not None, "the output ended while waiting for %s" % what)
+        return line
+
+    def end(self):
+        try:
+            line = self.q.get(timeout=T)
+        except queue.Empty:
+            fail("the output did not end")
+        check(line is None, "unexpected output %r" % line)
+
+    def expect(self, want):
+        got = self.next(repr(want))
+        check(got == want, "got %r, expected %r" % (got, want))
+
+
+class Peer:
+    def __init__(self, script, *args):
+        self.proc = subprocess.Popen(["/usr/bin/python3", script, "--port", "0", *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.lines = Lines(self.proc.stdout)
+        first = self.lines.next("'listening PORT'")
+        check(first.startswith("listening "), "the peer printed %r" % first)
+        self.port = int(first.split()[1])
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=T)
+
+
+def run(repl, *args, input=None, stdin=None):
+    r = subprocess.run([repl, *args], input=input, stdin=stdin, capture_output=True, text=True, timeout=T)
+    print("$ tether-repl %s -> %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def scenario_echo(repl, peer_script):
+    peer = Peer(peer_script)
+    url = "ws://127.0.0.1:%d/echo" % peer.port
+    lines = ["hello", "second line with  spaces ", "\u00fcn\u00efc\u00f6d\u00e9 \u2713 \U0001F600"]
+    # All three lines go into the pipe at once. The pipe stays open until the echoes
+    # are in: a server may drop replies it has not sent when our close arrives
+    # (Python websockets does), so closing stdin earlier would make this racy.
+    proc, out = interactive(repl, url)
+    # Bytes 0xff 0xfe are not UTF-8: that line is skipped with a message, not sent.
+    proc.stdin.write("".join(l + "\n" for l in lines[:1] + ["\udcff\udcfe"] + lines[1:]))
+    proc.stdin.flush()
+    for line in lines:
+        out.expect(line)
+    proc.stdin.close()  # End of input: tether-repl closes with 1000.
+    check(proc.wait(timeout=T) == 0, "exit status %r" % proc.returncode)
+    out.end()
+    check("not valid UTF-8" in proc.stderr.read(), "no message for the line that is not UTF-8")
+    peer.lines.expect("closed 1000 ")
+
+    # A regular file (no epoll: the getline fallback), CRLF, last line without a
+    # newline. Input ends at once, so only a prefix of the echoes may arrive.
+    with tempfile.TemporaryFile("w+") as f:
+        f.write("from a file\r\nlast")
+        f.seek(0)
+        r = run(repl, "--raw", url, stdin=f)
+    got = r.stdout.splitlines()
+    check(r.returncode == 0 and got == ["from a file", "last"][:len(got)], "file input failed")
+    peer.lines.expect("closed 1000 ")
+
+    with open(os.devnull) as f:  # A character device epoll refuses, at EOF at once.
+        r = run(repl, url, stdin=f)
+    check(r.returncode == 0 and r.stdout == "", "/dev/null input failed")
+    peer.lines.expect("closed 1000 ")
+    peer.stop()
+
+
+def scenario_options(repl, peer_script):
+    peer = Peer(peer_script, "--subprotocols", "chat,superchat")
+    url = "ws://127.0.0.1:%d" % peer.port
+    proc, out = interactive(repl, url, "--subprotocol", "v2.other", "--subprotocol", "superchat",
+                            "--header", "X-Tether-Test:  yes ", "--header", "Cookie: a=b")
+    send(proc, "!subprotocol")
+    out.expect("subprotocol superchat")
+    send(proc, "!headers")
+    headers = out.next("the headers")
+    check('"x-tether-test": "yes"' in headers and '"cookie": "a=b"' in headers, "headers not sent: %r" % headers)
+    proc.stdin.close()
+    check(proc.wait(timeout=T) == 0, "exit status %r" % proc.returncode)
+    check("subprotocol superchat" in proc.stderr.read(), "the chosen subprotocol is not reported")
+    peer.stop()
+
+
+def interactive(repl, url, *args):
+    proc = subprocess.Popen([repl, *args, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="surrogateescape")
+    return proc, Lines(proc.stdout)
+
+
+def send(proc, line):
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+def echo_once(repl, url, line, *args):
+    """Sends one line, waits for its echo, then ends the input: exit 0."""
+    proc, out = interactive(repl, url, *args)
+    send(proc, line)
+    out.expect(line)
+    proc.stdin.close()
+    check(proc.wait(timeout=T) == 0, "%r: exit status %r" % (args, proc.returncode))
+
+
+def scenario_server_close(repl, peer_script):
+    peer = Peer(peer_script)
+    url = "ws://127.0.0.1:%d" % peer.port
+    for code, reason, status in ((4001, "bye now", 3), (1001, "going away", 0)):
+        proc, out = interactive(repl, url)
+        # stdin stays open: what arrives prints while tether-repl waits for input.
+        send(proc, "!ping abc")
+        out.expect("pong abc")
+        send(proc, "hello")
+        out.expect("hello")
+        send(proc, "!close %d %s" % (code, reason))
+        out.expect("closed %d %s" % (code, reason))
+        check(proc.wait(timeout=T) == status, "server close %d: exit %r, expected %d" % (code, proc.returncode, status))
+        proc.stdin.close()
+        peer.lines.next("the peer's closed line")
+
+    proc, out = interactive(repl, url)
+    send(proc, "!drop")
+    check(proc.wait(timeout=T) == 1, "a dropped connection must exit 1, got %r" % proc.returncode)
+    err = proc.stderr.read()
+    check("tether-repl:" in err, "no error message for a dropped connection: %r" % err)
+    proc.stdin.close()
+    peer.stop()
+
+
+def scenario_binary(repl, _peer_script):
+    """The echo peers only echo, so a server of our own sends binary messages."""
+    import asyncio
+    import websockets
+
+    async def handler(ws, _path):
+        await ws.send(bytes(range(20)))
+        await ws.send(b"\xff")
+        await ws.send(b"")
+        await ws.send("text after binary")
+        await ws.close(1000, "done")
+
+    started = queue.Queue()
+
+    async def serve():
+        server = await websockets.serve(handler, "127.0.0.1", 0, compression=None)
+        started.put(server.sockets[0].getsockname()[1])
+        await asyncio.Future()  # Until the process ends (daemon thread).
+
+    threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
+    port = started.get(timeout=T)
+    proc, out = interactive(repl, "ws://127.0.0.1:%d" % port)
+    out.expect("<binary 20 bytes> " + " ".join("%02x" % i for i in range(16)) + " ...")
+    out.expect("<binary 1 bytes> ff")
+    out.expect("<binary 0 bytes>")
+    out.expect("text after binary")
+    out.expect("closed 1000 done")
+    check(proc.wait(timeout=T) == 0, "exit status %r after close 1000" % proc.returncode)
+    proc.stdin.close()
+
+
+def scenario_refused(repl, _peer_script):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # Bound but not listening: connecting is refused.
+    r = run(repl, "ws://127.0.0.1:%d" % s.getsockname()[1], input="never sent\n")
+    s.close()
+    check(r.returncode == 1, "exit status %d, expected 1" % r.returncode)
+    check("cannot connect" in r.stderr and "refused" in r.stderr.lower(), "no useful error: %r" % r.stderr)
+    check(r.stdout == "", "nothing may be printed on stdout")
+
+
+def scenario_usage(repl, _peer_script):
+    r = run(repl, stdin=subprocess.DEVNULL)
+    check(r.returncode == 0 and r.stdout.startswith("usage: tether-repl"), "no arguments: hint and exit 0")
+    r = run(repl, "--help")
+    check(r.returncode == 0 and "--subprotocol" in r.stdout, "--help")
+    r = run(repl, "--version")
+    check(r.returncode == 0 and r.stdout.startswith("tether-repl "), "--version")
+    for bad in (["--raw"], ["--bogus", "ws://x"], ["--header", "no colon", "ws://x"], ["--ca"],
+                ["ws://a", "ws://b"], ["http://example.com"], ["--subprotocol", "", "ws://x"]):
+        r = run(repl, *bad)
+        check(r.returncode == 2 and "usage:" in r.stderr and r.stdout == "", "%r must exit 2 with usage" % bad)
+
+
+def scenario_tls(repl, peer_script):
+    certs = tempfile.mkdtemp(prefix="tether-repl-certs-")
+    subprocess.run(["sh", os.path.join(os.path.dirname(peer_script), "make_certs.sh"), certs], check=True, timeout=60)
+    peer = Peer(peer_script, "--tls", os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
+    by_name = "wss://localhost:%d" % peer.port
+    by_ip = "wss://127.0.0.1:%d" % peer.port
+
+    echo_once(repl, by_name, "secure", "--ca", os.path.join(certs, "ca.pem"))
+    peer.lines.expect("closed 1000 ")
+    echo_once(repl, by_ip, "by ip", "--ca", os.path.join(certs, "ca.pem"))
+    peer.lines.expect("closed 1000 ")
+
+    for args in ([by_name], ["--ca", os.path.join(certs, "other-ca.pem"), by_name]):
+        r = run(repl, *args, input="never\n")
+        check(r.returncode == 1 and r.stdout == "", "%r must fail" % args)
+        check("verif" in r.stderr.lower(), "the verification failure is not explained: %r" % r.stderr)
+
+    echo_once(repl, by_ip, "anyway", "--insecure")
+    peer.lines.expect("closed 1000 ")
+    peer.stop()
+    shutil.rmtree(certs)
+
+
+def main():
+    repl, peer_script, scenario = sys.argv[1:4]
+    globals()["scenario_" + scenario.replace("-", "_")](repl, peer_script)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
