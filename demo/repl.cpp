@@ -171,7 +171,9 @@ asio::awaitable<int> session(const options& opt, const printer& out, control& ct
   (void)tether::parse_url(opt.url, target); // Validated by parse_command_line.
   const std::string shown = target.to_string();
 
-  tether::stream ws(co_await asio::this_coro::executor, opt.stream);
+  auto this_ex = co_await asio::this_coro::executor;
+
+  tether::stream ws(this_ex, opt.stream);
   ctl.ws = &ws;
   std::string connect_error;
   try {
@@ -193,7 +195,7 @@ asio::awaitable<int> session(const options& opt, const printer& out, control& ct
   else
     out.info(fmt::format("connected to {} (subprotocol {})", shown, ws.subprotocol()));
 
-  line_reader input(co_await asio::this_coro::executor);
+  line_reader input(this_ex);
   ctl.input = &input;
   if (ctl.interrupts > 0)
     input.stop();

@@ -24,6 +24,7 @@
 #include "asio_compat.hpp"
 #include "timeout.hpp"
 #include "transport.hpp"
+#include "utf8.hpp"
 
 namespace tether {
 
@@ -262,7 +263,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     // A connection that already failed may still be winding down: wait for it.
     while ((state_ != state::closed || running_ > 0) && (error_ || state_ == state::closing)) {
       co_await wake_.async_wait(use_nothrow);
-      if (cancelled(co_await asio::this_coro::cancellation_state)) {
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now)) {
         ec = asio::error::operation_aborted;
         co_return;
       }
@@ -578,7 +580,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         co_return read_result{};
       }
       co_await wake_.async_wait(use_nothrow);
-      if (cancelled(co_await asio::this_coro::cancellation_state)) {
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now)) {
         ec = asio::error::operation_aborted;
         co_return read_result{};
       }
@@ -590,11 +593,17 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       ec = make_error_code(std::errc::invalid_argument);
       co_return;
     }
+    // A peer must fail the connection on invalid UTF-8 (RFC 6455 §8.1): refuse it here.
+    if (kind == message_kind::text && !detail::is_valid_utf8(data)) {
+      ec = error::invalid_utf8;
+      co_return;
+    }
     // Backpressure: wait for room, unless the queue is empty.
     while (state_ == state::open && !close_requested_ && !sendq_.empty() &&
            sendq_bytes_ + data.size() > opts_.max_send_queue_bytes) {
       co_await wake_.async_wait(use_nothrow);
-      if (cancelled(co_await asio::this_coro::cancellation_state)) {
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now)) {
         ec = asio::error::operation_aborted;
         co_return;
       }
@@ -616,7 +625,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         co_return;
       }
       co_await wake_.async_wait(use_nothrow);
-      if (cancelled(co_await asio::this_coro::cancellation_state)) {
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now)) {
         if (written_seq_ >= seq)
           co_return;
         if (remove_unsent(seq)) {
@@ -661,7 +671,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     std::erase(pings_, p);
     if (p->answered)
       co_return p->rtt;
-    if (cancelled(co_await asio::this_coro::cancellation_state))
+    auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+    if (cancelled(cs_now))
       ec = asio::error::operation_aborted;
     else if (!tec)
       ec = error::pong_timeout;
@@ -753,7 +764,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     if (self->start_close(code, reason, ec)) {
       while (self->running_ > 0 || self->state_ != state::closed) {
         co_await self->wake_.async_wait(use_nothrow);
-        if (cancelled(co_await asio::this_coro::cancellation_state)) {
+        auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+        if (cancelled(cs_now)) {
           self->abort_now();
           ec = asio::error::operation_aborted;
           break;
@@ -830,6 +842,9 @@ asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload,
 }
 asio::awaitable<void> stream::close(std::uint16_t code, std::string_view reason, std::error_code& ec) {
   return impl::do_close(impl_, code, std::string(reason), &ec);
+}
+asio::awaitable<void> stream::close(std::error_code& ec) {
+  return impl::do_close(impl_, close_code::normal, std::string(), &ec);
 }
 asio::awaitable<void> stream::close(std::uint16_t code, std::string_view reason) {
   return impl::do_close(impl_, code, std::string(reason), nullptr);

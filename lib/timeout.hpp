@@ -17,9 +17,12 @@ namespace tether::detail {
 template <class T>
 asio::awaitable<std::optional<T>> with_timeout(asio::awaitable<T> op, std::chrono::milliseconds limit) {
   using namespace awaitable_operators;
-  if (limit.count() <= 0)
-    co_return co_await std::move(op);
-  asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+  if (limit.count() <= 0) {
+    auto result = co_await std::move(op);
+    co_return result;
+  }
+  auto this_ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(this_ex, limit);
   auto r = co_await (std::move(op) || timer.async_wait(asio::use_awaitable));
   if (r.index() == 0)
     co_return std::move(std::get<0>(r));

@@ -163,7 +163,8 @@ asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio:
 asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {
   if (tls_ && tls_->next_layer().is_open()) {
     // Send close_notify; the peer's may never come (EOF or truncation is fine).
-    (void)co_await with_timeout(tls_->async_shutdown(use_nothrow), timeout);
+    auto done = co_await with_timeout(tls_->async_shutdown(use_nothrow), timeout);
+    (void)done;
   }
   close();
 }

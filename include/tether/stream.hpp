@@ -10,6 +10,7 @@
 
 #include <tether/export.hpp>
 #include <tether/handshake.hpp>
+#include <tether/protocol.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -134,7 +135,7 @@ public:
   asio::awaitable<read_result> read_some(std::string& buffer, std::error_code& ec);
 
   /// Sends one message, fragmented at fragment_size; completes once it is written
-  /// to the socket. Several coroutines may send at once: messages never interleave.
+  /// to the socket. Text must be UTF-8 (else error::invalid_utf8, nothing sent). Several coroutines may send at once: messages never interleave.
   /// Cancellation: a message no byte of which was written never goes out; one
   /// cancelled after that fails the connection (error::partial_write_cancelled).
   asio::awaitable<void> send(std::string_view data, message_kind kind = message_kind::text);
@@ -153,6 +154,8 @@ public:
   /// hard (error::close_timeout). Closing a stream that is not open does nothing.
   asio::awaitable<void> close(std::uint16_t code = 1000, std::string_view reason = {});
   asio::awaitable<void> close(std::uint16_t code, std::string_view reason, std::error_code& ec);
+  /// close(1000) without throwing.
+  asio::awaitable<void> close(std::error_code& ec);
 
   /// Closes the socket at once, without a close handshake. Pending operations
   /// fail with asio::error::operation_aborted.

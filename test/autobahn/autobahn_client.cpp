@@ -98,7 +98,8 @@ asio::awaitable<void> finish_close(tether::stream& ws) {
 }
 
 asio::awaitable<int> case_count(const options& opt) {
-  tether::stream ws(co_await asio::this_coro::executor, stream_options());
+  auto this_ex = co_await asio::this_coro::executor;
+  tether::stream ws(this_ex, stream_options());
   co_await ws.connect(opt.url + "/getCaseCount");
   std::string buffer;
   int count = 0;
@@ -119,7 +120,8 @@ asio::awaitable<int> case_count(const options& opt) {
 asio::awaitable<std::string> run_case(const options& opt, int index) {
   std::string verdict;
   try {
-    tether::stream ws(co_await asio::this_coro::executor, stream_options());
+    auto this_ex = co_await asio::this_coro::executor;
+    tether::stream ws(this_ex, stream_options());
     co_await ws.connect(fmt::format("{}/runCase?case={}&agent={}", opt.url, index, query_escape(opt.agent)));
     std::string buffer;
     for (;;) {
@@ -141,7 +143,8 @@ asio::awaitable<std::string> run_case(const options& opt, int index) {
 asio::awaitable<void> update_reports(const options& opt) {
   auto o = stream_options();
   o.close_timeout = std::chrono::seconds(120); // Report generation for all cases takes a while.
-  tether::stream ws(co_await asio::this_coro::executor, o);
+  auto this_ex = co_await asio::this_coro::executor;
+  tether::stream ws(this_ex, o);
   co_await ws.connect(fmt::format("{}/updateReports?agent={}", opt.url, query_escape(opt.agent)));
   co_await ws.close();
 }

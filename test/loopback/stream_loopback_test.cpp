@@ -32,7 +32,10 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 // Yields to the executor once, so coroutines started earlier get to run.
-awaitable<void> yield() { co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable); }
+awaitable<void> yield() {
+  auto ex = co_await asio::this_coro::executor;
+  co_await asio::post(ex, asio::use_awaitable);
+}
 
 std::chrono::milliseconds since(clock_type::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t);

@@ -72,15 +72,25 @@ struct connection {
   tcp::socket& socket() { return tls ? tls->next_layer() : plain; }
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer b) {
-    if (tls)
-      co_return co_await tls->async_read_some(b, use_nothrow);
-    co_return co_await plain.async_read_some(b, use_nothrow);
+    if (tls) {
+      auto result = co_await tls->async_read_some(b, use_nothrow);
+      co_return result;
+    }
+    {
+      auto result = co_await plain.async_read_some(b, use_nothrow);
+      co_return result;
+    }
   }
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> write(std::string_view bytes) {
-    if (tls)
-      co_return co_await asio::async_write(*tls, asio::buffer(bytes), use_nothrow);
-    co_return co_await asio::async_write(plain, asio::buffer(bytes), use_nothrow);
+    if (tls) {
+      auto result = co_await asio::async_write(*tls, asio::buffer(bytes), use_nothrow);
+      co_return result;
+    }
+    {
+      auto result = co_await asio::async_write(plain, asio::buffer(bytes), use_nothrow);
+      co_return result;
+    }
   }
 
   void push(std::string bytes, std::chrono::milliseconds delay = {}) {

@@ -66,9 +66,14 @@ struct raw_client {
   }
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer b) {
-    if (tls)
-      co_return co_await tls->async_read_some(b, use_nothrow);
-    co_return co_await plain.async_read_some(b, use_nothrow);
+    if (tls) {
+      auto result = co_await tls->async_read_some(b, use_nothrow);
+      co_return result;
+    }
+    {
+      auto result = co_await plain.async_read_some(b, use_nothrow);
+      co_return result;
+    }
   }
 
   asio::awaitable<void> write(std::string_view bytes) {
@@ -113,7 +118,10 @@ struct raw_client {
 
   asio::awaitable<std::error_code> handshake() {
     co_await send_request();
-    co_return co_await read_response();
+    {
+      auto result = co_await read_response();
+      co_return result;
+    }
   }
 
   /// connect(), throwing std::system_error on failure.
@@ -205,7 +213,8 @@ struct raw_client {
 
 /// Races `op` against a short timer: true if the timer wins.
 template <class T> asio::awaitable<bool> times_out(asio::awaitable<T> op, std::chrono::milliseconds bound = short_wait) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, bound);
+  auto this_ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(this_ex, bound);
   auto result = co_await (std::move(op) || timer.async_wait(asio::use_awaitable));
   co_return result.index() == 1;
 }

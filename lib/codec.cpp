@@ -1,0 +1,269 @@
+#include <tether/codec.hpp>
+#include <tether/error.hpp>
+
+#include <stdexcept>
+#include <utility>
+
+namespace tether {
+namespace {
+
+constexpr std::string_view id_field = "id";
+constexpr std::string_view reply_to_field = "reply_to";
+constexpr std::string_view error_field = "error";
+
+// Reasons end up in logs: keep them printable and bounded whatever the peer sent
+// (nlohmann quotes the offending input in its messages).
+void set_reason(std::string& reason, std::string_view text) {
+  constexpr std::string_view ellipsis = "...";
+  const bool cut = text.size() > codec::max_reason_size;
+  if (cut)
+    text = text.substr(0, codec::max_reason_size - ellipsis.size());
+  reason.clear();
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    reason += u >= 0x20 && u < 0x7f ? c : '?';
+  }
+  if (cut)
+    reason += ellipsis;
+}
+
+// nlohmann's what() is "[json.exception.parse_error.101] parse error at line 1,
+// column 2: syntax error ..."; the id and the line/column (we give the byte) are noise.
+std::string_view nlohmann_message(std::string_view what) {
+  if (const auto p = what.find("] "); p != std::string_view::npos)
+    what.remove_prefix(p + 2);
+  if (what.starts_with("parse error"))
+    if (const auto p = what.find(": "); p != std::string_view::npos)
+      what.remove_prefix(p + 2);
+  return what;
+}
+
+// A raw scan before parsing: rejects deep nesting without building it, so later
+// recursive JSON operations (copy, dump, ==) stay shallow. Only meaningful for
+// valid JSON; for anything else the parser reports the real problem.
+bool nested_deeper_than(std::string_view s, std::size_t limit) noexcept {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit)
+        return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+bool valid_id(const json& j) noexcept { return j.is_string() || j.is_number(); }
+
+// Binary and discarded values have no JSON text form (dump would emit a
+// non-JSON "<discarded>" or an object the peer never sent).
+bool representable(const json& j) noexcept {
+  switch (j.type()) {
+  case json::value_t::binary:
+  case json::value_t::discarded:
+    return false;
+  case json::value_t::array:
+  case json::value_t::object:
+    for (const auto& v : j)
+      if (!representable(v))
+        return false;
+    return true;
+  default:
+    return true;
+  }
+}
+
+struct field_names {
+  std::string_view path;
+  std::string_view data;
+
+  bool reserved(std::string_view key) const noexcept {
+    return key == path || key == data || key == id_field || key == reply_to_field || key == error_field;
+  }
+};
+
+std::string quoted(std::string_view name) {
+  std::string s;
+  s.reserve(name.size() + 2);
+  s += '"';
+  s += name;
+  s += '"';
+  return s;
+}
+
+// Validates one decoded JSON value as an envelope and moves it into `e`.
+// On failure returns the reason and leaves `j` intact.
+std::optional<std::string> to_envelope(json& j, field_names names, envelope& e) {
+  if (!j.is_object())
+    return std::string("envelope is not a JSON object (got ") + j.type_name() + ")";
+  auto& obj = j.get_ref<json::object_t&>();
+  const auto path = obj.find(names.path);
+  if (path == obj.end())
+    return "missing " + quoted(names.path) + " (a string)";
+  if (!path->second.is_string())
+    return quoted(names.path) + " must be a string, got " + path->second.type_name();
+  for (const auto name : {id_field, reply_to_field})
+    if (const auto it = obj.find(name); it != obj.end() && !valid_id(it->second))
+      return quoted(name) + " must be a string or number, got " + it->second.type_name();
+  if (const auto it = obj.find(error_field); it != obj.end() && !it->second.is_string())
+    return quoted(error_field) + " must be a string, got " + it->second.type_name();
+
+  e.path = std::move(path->second.get_ref<std::string&>());
+  obj.erase(path);
+  if (const auto it = obj.find(names.data); it != obj.end()) {
+    e.data = std::move(it->second);
+    obj.erase(it);
+  }
+  if (const auto it = obj.find(id_field); it != obj.end()) {
+    e.id = std::move(it->second);
+    obj.erase(it);
+  }
+  if (const auto it = obj.find(reply_to_field); it != obj.end()) {
+    e.reply_to = std::move(it->second);
+    obj.erase(it);
+  }
+  if (const auto it = obj.find(error_field); it != obj.end()) {
+    e.error = std::move(it->second.get_ref<std::string&>());
+    obj.erase(it);
+  }
+  e.extra = std::move(j); // what is left: the unknown fields
+  return std::nullopt;
+}
+
+std::error_code decode_frame(std::string_view frame, bool binary_frame, field_names names,
+                             std::vector<envelope>& out, std::string& reason) {
+  if (binary_frame) {
+    envelope e;
+    e.binary = true;
+    e.bytes.assign(frame);
+    out.push_back(std::move(e));
+    return {};
+  }
+  if (nested_deeper_than(frame, field_codec::max_depth)) {
+    set_reason(reason, "JSON nested deeper than " + std::to_string(field_codec::max_depth) + " levels");
+    return error::invalid_envelope;
+  }
+  json j;
+  try {
+    j = json::parse(frame.data(), frame.data() + frame.size());
+  } catch (const json::parse_error& ex) {
+    set_reason(reason, "not JSON at byte " + std::to_string(ex.byte) + ": " + std::string(nlohmann_message(ex.what())));
+    return error::invalid_envelope;
+  } catch (const json::exception& ex) { // out_of_range: a number too large for a double
+    set_reason(reason, "not JSON: " + std::string(nlohmann_message(ex.what())));
+    return error::invalid_envelope;
+  }
+
+  if (!j.is_array()) {
+    envelope e;
+    if (auto why = to_envelope(j, names, e)) {
+      set_reason(reason, *why);
+      return error::invalid_envelope;
+    }
+    out.push_back(std::move(e));
+    return {};
+  }
+  // A batch: all or nothing, so a caller never dispatches half a frame.
+  auto& items = j.get_ref<json::array_t&>();
+  std::vector<envelope> batch(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (auto why = to_envelope(items[i], names, batch[i])) {
+      set_reason(reason, "element " + std::to_string(i) + ": " + *why);
+      return error::invalid_envelope;
+    }
+  }
+  out.insert(out.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+  return {};
+}
+
+void append_json(std::string& out, const json& j) {
+  out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void append_member(std::string& out, std::string_view key, const json& value) {
+  append_json(out, json(key));
+  out += ':';
+  append_json(out, value);
+  out += ',';
+}
+
+std::error_code encode_envelope(const envelope& e, field_names names, std::string& out, bool& binary_frame) {
+  if (e.binary) {
+    out += e.bytes;
+    binary_frame = true;
+    return {};
+  }
+  if (!e.extra.is_object() || !representable(e.data) || !representable(e.extra))
+    return error::invalid_envelope;
+  for (auto it = e.extra.begin(); it != e.extra.end(); ++it)
+    if (names.reserved(it.key()))
+      return error::invalid_envelope;
+  for (const auto* id : {&e.id, &e.reply_to})
+    if (*id && !valid_id(**id))
+      return error::invalid_envelope;
+
+  const auto old_size = out.size();
+  try {
+    out += '{';
+    append_member(out, names.path, json(e.path));
+    append_member(out, names.data, e.data);
+    if (e.id)
+      append_member(out, id_field, *e.id);
+    if (e.reply_to)
+      append_member(out, reply_to_field, *e.reply_to);
+    if (e.error)
+      append_member(out, error_field, json(*e.error));
+    for (auto it = e.extra.begin(); it != e.extra.end(); ++it)
+      append_member(out, it.key(), it.value());
+    out.back() = '}'; // over the last ','; there is always one (path)
+  } catch (...) {
+    out.resize(old_size); // only bad_alloc can get here: leave `out` as it was
+    throw;
+  }
+  binary_frame = false;
+  return {};
+}
+
+constexpr field_names default_names{"path", "data"};
+
+} // namespace
+
+field_codec::field_codec(std::string path_field, std::string data_field)
+    : path_field_(std::move(path_field)), data_field_(std::move(data_field)) {
+  const auto fixed = [](std::string_view n) { return n == id_field || n == reply_to_field || n == error_field; };
+  if (path_field_.empty() || data_field_.empty() || path_field_ == data_field_ || fixed(path_field_) ||
+      fixed(data_field_))
+    throw std::invalid_argument("field_codec: field names must be non-empty, distinct, and not id/reply_to/error");
+}
+
+std::error_code field_codec::encode(const envelope& e, std::string& out, bool& binary_frame) const {
+  return encode_envelope(e, {path_field_, data_field_}, out, binary_frame);
+}
+
+std::error_code field_codec::decode(std::string_view frame, bool binary_frame, std::vector<envelope>& out,
+                                    std::string& reason) const {
+  return decode_frame(frame, binary_frame, {path_field_, data_field_}, out, reason);
+}
+
+std::error_code json_codec::encode(const envelope& e, std::string& out, bool& binary_frame) const {
+  return encode_envelope(e, default_names, out, binary_frame);
+}
+
+std::error_code json_codec::decode(std::string_view frame, bool binary_frame, std::vector<envelope>& out,
+                                   std::string& reason) const {
+  return decode_frame(frame, binary_frame, default_names, out, reason);
+}
+
+} // namespace tether

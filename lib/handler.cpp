@@ -1,0 +1,780 @@
+// tether::handler: one supervisor coroutine per handler owns the connection's
+// life (connect → run reader, writer and heartbeat → classify the end → back
+// off → reconnect) until close() or the retry policy stops it.
+//
+// Everything runs on one strand. Entry points hop onto it only when called from
+// outside it. Waiters park on `wake_`, a timer used as a condition variable.
+// Coroutines here are static and take shared_ptr<impl> (see docs/design.md on
+// the g++ 12 member-coroutine miscompile).
+#include <tether/handler.hpp>
+
+#include <tether/error.hpp>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+#include "asio_compat.hpp"
+
+namespace tether {
+
+using steady = std::chrono::steady_clock;
+using detail::use_nothrow;
+
+namespace {
+
+bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
+
+std::int64_t epoch_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Invalid messages are reported with at most this much of the raw frame.
+constexpr std::size_t max_reported_raw = 256;
+
+} // namespace
+
+const char* to_string(connection_state s) noexcept {
+  switch (s) {
+  case connection_state::idle: return "idle";
+  case connection_state::connecting: return "connecting";
+  case connection_state::open: return "open";
+  case connection_state::reconnecting: return "reconnecting";
+  case connection_state::closing: return "closing";
+  case connection_state::closed: return "closed";
+  case connection_state::failed: return "failed";
+  }
+  return "unknown";
+}
+
+// ---- routes ----
+
+struct route_handle::table {
+  std::mutex m;
+  path_router router;
+  std::unordered_map<std::uint64_t, std::shared_ptr<const route::function>> fns;
+  std::unordered_map<std::string, std::uint64_t> ids; // pattern → id, so a stale handle cannot remove a replacement
+  std::uint64_t next_id = 1;
+  std::shared_ptr<const route::function> fallback;
+};
+
+bool route_handle::remove() {
+  auto t = table_.lock();
+  if (!t)
+    return false;
+  std::lock_guard lock(t->m);
+  auto it = t->ids.find(pattern_);
+  if (it == t->ids.end() || it->second != id_)
+    return false;
+  t->router.remove(pattern_);
+  t->fns.erase(id_);
+  t->ids.erase(it);
+  return true;
+}
+
+// ---- the handler's state ----
+
+struct handler::impl : std::enable_shared_from_this<impl> {
+  // One queued message and its sender's completion.
+  struct item {
+    explicit item(const asio::any_io_executor& ex) : signal(ex) {}
+    std::string payload;
+    bool binary = false;
+    steady::time_point enqueued{};
+    steady::time_point deadline{};
+    asio::steady_timer signal; // expires at the deadline; cancelled on completion
+    bool handed = false;       // given to the stream: can no longer be withdrawn
+    bool done = false;
+    std::error_code ec;
+  };
+
+  // A running coroutine handler, so close() can cancel and await it.
+  struct running {
+    asio::cancellation_signal cancel;
+    asio::cancellation_slot slot; // its coroutine's own, to recognise close() from inside it
+  };
+
+  impl(asio::any_io_executor ex, handler_options o)
+      : strand_(asio::make_strand(ex)), opts_(std::move(o)), routes_(std::make_shared<route_handle::table>()),
+        wake_(strand_), backoff_timer_(strand_) {
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    codec_ = opts_.wire_codec ? opts_.wire_codec : std::make_shared<json_codec>();
+    rng_.seed(opts_.rng_seed ? opts_.rng_seed : std::random_device{}());
+  }
+
+  asio::strand<asio::any_io_executor> strand_;
+  handler_options opts_;
+  std::shared_ptr<route_handle::table> routes_;
+  std::shared_ptr<const codec> codec_;
+  std::mt19937_64 rng_;
+
+  mutable std::mutex status_mutex_; // guards st_ and state_ for status() from other threads
+  tether::status st_;
+  connection_state state_ = connection_state::idle;
+
+  std::string url_;
+  connecting_hook connecting_hook_;
+  std::vector<open_step> open_steps_;
+  json metadata_ = json::object();
+
+  std::shared_ptr<stream> ws_;
+  connection_context ctx_;
+  std::uint64_t next_connection_id_ = 0;
+  outcome conn_outcome_;
+  bool supervising_ = false;
+  bool closing_ = false;
+  bool flowing_ = false; // on_open steps done: the writer may drain the queue
+  std::error_code last_error_;
+  steady::time_point last_frame_{};
+  bool reader_paused_ = false;
+
+  std::deque<std::shared_ptr<item>> queue_;
+  std::vector<std::shared_ptr<running>> handlers_;
+
+  asio::steady_timer wake_;
+  asio::steady_timer backoff_timer_;
+
+  void notify() { wake_.cancel(); }
+
+  void report(std::error_code ec, std::string_view what) {
+    if (opts_.on_error)
+      opts_.on_error(ec, what);
+  }
+
+  void set_state(connection_state s, unsigned attempt = 0, std::chrono::milliseconds delay = {},
+                 std::error_code ec = {}, std::string reason = {}) {
+    {
+      std::lock_guard lock(status_mutex_);
+      state_ = s;
+      st_.state = to_string(s);
+      st_.connected = s == connection_state::open;
+      st_.retries = attempt;
+      if (ec)
+        st_.last_error = reason.empty() ? ec.message() : reason;
+    }
+    if (opts_.on_state) {
+      state_change c;
+      c.state = s;
+      c.attempt = attempt;
+      c.delay = delay;
+      c.error = ec;
+      c.reason = std::move(reason);
+      opts_.on_state(c);
+    }
+    notify();
+  }
+
+  template <class F>
+  void update_status(F&& f) {
+    std::lock_guard lock(status_mutex_);
+    f(st_);
+  }
+
+  void set_queued() {
+    update_status([n = queue_.size()](tether::status& s) { s.queued = n; });
+  }
+
+  void complete(const std::shared_ptr<item>& it, std::error_code ec) {
+    it->done = true;
+    it->ec = ec;
+    it->signal.cancel();
+  }
+
+  void fail_queue(std::error_code ec) {
+    for (auto& it : queue_)
+      complete(it, ec);
+    queue_.clear();
+    set_queued();
+    notify();
+  }
+
+  // ---- supervisor ----
+
+  retry_decision decide(const outcome& o) {
+    auto d = classify(o, opts_.rules);
+    if (opts_.classifier)
+      d = opts_.classifier(o, d);
+    return d;
+  }
+
+  static asio::awaitable<void> supervise(std::shared_ptr<impl> self) {
+    auto& s = *self;
+    unsigned failures = 0;
+    bool ever_open = false;
+    while (!s.closing_) {
+      s.set_state(ever_open || failures ? connection_state::reconnecting : connection_state::connecting, failures);
+      std::string url = s.url_;
+      auto so = s.opts_.stream;
+      if (s.connecting_hook_) {
+        try {
+          co_await s.connecting_hook_(failures + 1, url, so.headers);
+        } catch (const std::exception& e) {
+          s.report(error::handler_closed, std::string("on_connecting threw: ") + e.what());
+        }
+      }
+      auto ws = std::make_shared<stream>(s.strand_, so);
+      s.ws_ = ws;
+      std::error_code ec;
+      co_await ws->connect(url, ec);
+      if (s.closing_)
+        break;
+      outcome o;
+      if (ec) {
+        o.error = ec;
+        if (ec == error::handshake_rejected) {
+          o.http_status = ws->response().status;
+          if (auto ra = ws->response().headers.find("Retry-After"))
+            o.retry_after = parse_retry_after(*ra);
+        }
+        s.last_error_ = ec;
+        s.update_status([&](tether::status& st) { st.last_error = ws->last_error_message(); });
+      } else {
+        o = co_await run_connection(self, ws, ever_open, failures);
+        ever_open = true;
+        if (s.closing_)
+          break;
+      }
+      auto d = s.decide(o);
+      ++failures;
+      const bool limit = s.opts_.max_retries >= 0 && failures > static_cast<unsigned>(s.opts_.max_retries);
+      const std::error_code why = o.error ? o.error : make_error_code(error::connection_lost);
+      if (d.what == retry_decision::stop || !s.opts_.reconnect || limit) {
+        s.last_error_ = why;
+        const auto reason = d.what == retry_decision::stop ? d.reason
+                            : !s.opts_.reconnect           ? "reconnect is off"
+                                                           : "max_retries reached";
+        s.set_state(connection_state::failed, failures, {}, why, reason + ": " + why.message());
+        s.fail_queue(why);
+        break;
+      }
+      const auto delay =
+          d.what == retry_decision::retry_after ? d.delay : backoff_delay(s.policy(), failures, s.rng_);
+      s.set_state(connection_state::reconnecting, failures, delay, why, d.reason);
+      s.backoff_timer_.expires_after(delay);
+      co_await s.backoff_timer_.async_wait(use_nothrow);
+    }
+    s.ws_.reset();
+    s.supervising_ = false;
+    if (s.closing_)
+      s.set_state(connection_state::closed);
+    s.notify();
+  }
+
+  backoff_policy policy() const {
+    backoff_policy p;
+    p.kind = opts_.backoff;
+    p.base = opts_.backoff_base;
+    p.max_delay = opts_.max_delay;
+    p.jitter = opts_.jitter;
+    return p;
+  }
+
+  // One open connection: on_open steps, then reader, writer and heartbeat until
+  // the first of them ends. Returns how the connection ended.
+  static asio::awaitable<outcome> run_connection(std::shared_ptr<impl> self, std::shared_ptr<stream> ws,
+                                                 bool reconnected, unsigned& failures) {
+    using namespace detail::awaitable_operators;
+    auto& s = *self;
+    const auto opened_at = steady::now();
+    s.conn_outcome_ = outcome{};
+    s.conn_outcome_.opened = true;
+    s.ctx_.connection_id = ++s.next_connection_id_;
+    s.ctx_.connected = true;
+    s.ctx_.metadata = s.metadata_;
+    s.last_frame_ = steady::now();
+    s.flowing_ = false;
+    if (reconnected)
+      s.update_status([](tether::status& st) { ++st.reconnects; });
+    s.set_state(connection_state::open, 0);
+    failures = 0;
+
+    // User steps first, then library steps; all finish before queued messages flow.
+    for (std::size_t i = 0; i < s.open_steps_.size() && !s.closing_; ++i) {
+      try {
+        co_await s.open_steps_[i](s.ctx_);
+      } catch (const std::exception& e) {
+        s.report(error::handler_closed, std::string("on_open step threw: ") + e.what());
+      }
+    }
+    s.flowing_ = true;
+    s.notify();
+
+    co_await (reader(self, ws) || writer(self, ws) || heartbeat(self, ws));
+
+    s.ctx_.connected = false;
+    s.flowing_ = false;
+    if (!s.closing_ && ws->is_open())
+      ws->abort(); // a dead or failed connection cannot do a close handshake
+    if (steady::now() - opened_at >= s.opts_.stable_after)
+      failures = 0;
+    outcome o = s.conn_outcome_;
+    if (o.error)
+      s.last_error_ = o.error;
+    s.update_status([&](tether::status& st) {
+      if (o.error)
+        st.last_error = o.error.message();
+      else if (o.close_code)
+        st.last_error = "server closed with " + std::to_string(o.close_code);
+    });
+    co_return o;
+  }
+
+  // ---- reader and dispatch ----
+
+  static asio::awaitable<void> reader(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
+    auto& s = *self;
+    std::string buf;
+    std::vector<envelope> envs;
+    std::string reason;
+    for (;;) {
+      // Backpressure: too many coroutine handlers running → stop reading.
+      while (s.handlers_.size() >= s.opts_.max_concurrent_handlers && !s.closing_) {
+        s.reader_paused_ = true;
+        co_await s.wake_.async_wait(use_nothrow);
+        auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+        if (cancelled(cs_now))
+          co_return;
+      }
+      s.reader_paused_ = false;
+      std::error_code ec;
+      auto r = co_await ws->read(buf, ec);
+      if (ec) {
+        if (!s.conn_outcome_.error && ec != asio::error::operation_aborted)
+          s.conn_outcome_.error = ec;
+        co_return;
+      }
+      if (r.kind == message_kind::close) {
+        s.conn_outcome_.close_code = r.close_code;
+        co_return;
+      }
+      s.last_frame_ = steady::now();
+      s.ctx_.last_message_at = std::chrono::system_clock::now();
+      s.update_status([&](tether::status& st) {
+        ++st.messages_received;
+        st.bytes_received += buf.size();
+      });
+      envs.clear();
+      reason.clear();
+      if (auto dec = s.codec_->decode(buf, r.kind == message_kind::binary, envs, reason)) {
+        s.update_status([](tether::status& st) { ++st.invalid_messages; });
+        s.report(dec, reason + " | raw: " + buf.substr(0, max_reported_raw));
+        continue;
+      }
+      for (auto& e : envs)
+        s.dispatch(self, std::move(e), buf);
+    }
+  }
+
+  void dispatch(const std::shared_ptr<impl>& self, envelope env, std::string_view raw) {
+    captures caps;
+    std::shared_ptr<const route::function> fn;
+    bool routed = false;
+    {
+      std::lock_guard lock(routes_->m);
+      if (auto id = routes_->router.match(env.path, caps)) {
+        auto it = routes_->fns.find(*id);
+        if (it != routes_->fns.end()) {
+          fn = it->second;
+          routed = true;
+        }
+      }
+      if (!fn)
+        fn = routes_->fallback;
+    }
+    if (!routed)
+      update_status([](tether::status& st) { ++st.unrouted; });
+    if (!fn)
+      return;
+    try {
+      if (auto* f = std::get_if<route::json_fn>(fn.get())) {
+        (*f)(env.data, ctx_);
+      } else if (auto* g = std::get_if<route::message_fn>(fn.get())) {
+        message m{env.path, env.data, env, caps, raw};
+        (*g)(m, ctx_);
+      } else {
+        // Offsets, not views: moving a short (SSO) path moves its characters.
+        std::vector<std::pair<std::size_t, std::size_t>> spans;
+        for (auto c : caps)
+          spans.emplace_back(static_cast<std::size_t>(c.data() - env.path.data()), c.size());
+        start_coroutine(self, fn, std::move(env), std::move(spans), std::string(raw));
+      }
+    } catch (const std::exception& e) {
+      report(make_error_code(std::errc::operation_canceled), std::string("route handler threw: ") + e.what());
+    }
+  }
+
+  // Coroutine handlers own their message and context until they complete; the
+  // captures are re-pointed into the owned copy of the path.
+  void start_coroutine(const std::shared_ptr<impl>& self, std::shared_ptr<const route::function> fn, envelope env,
+                       std::vector<std::pair<std::size_t, std::size_t>> spans, std::string raw) {
+    auto rec = std::make_shared<running>();
+    handlers_.push_back(rec);
+    asio::co_spawn(strand_, run_handler(self, rec, std::move(fn), std::move(env), std::move(spans), std::move(raw), ctx_),
+                   asio::bind_cancellation_slot(rec->cancel.slot(), [self, rec](std::exception_ptr e) {
+                     std::erase(self->handlers_, rec);
+                     if (e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& x) {
+                         self->report(make_error_code(std::errc::operation_canceled),
+                                      std::string("route handler threw: ") + x.what());
+                       }
+                     }
+                     self->notify();
+                   }));
+  }
+
+  static asio::awaitable<void> run_handler(std::shared_ptr<impl> self, std::shared_ptr<running> rec,
+                                           std::shared_ptr<const route::function> fn, envelope env,
+                                           std::vector<std::pair<std::size_t, std::size_t>> spans, std::string raw,
+                                           connection_context ctx) {
+    auto cs_now = co_await asio::this_coro::cancellation_state;
+    rec->slot = cs_now.slot();
+    captures caps;
+    for (auto [pos, len] : spans)
+      caps.push_back(std::string_view(env.path).substr(pos, len));
+    if (auto* f = std::get_if<route::json_coro>(fn.get())) {
+      co_await (*f)(env.data, ctx);
+    } else if (auto* g = std::get_if<route::message_coro>(fn.get())) {
+      message m{env.path, env.data, env, caps, raw};
+      co_await (*g)(m, ctx);
+    }
+    (void)self;
+  }
+
+  // ---- writer ----
+
+  static asio::awaitable<void> writer(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
+    auto& s = *self;
+    for (;;) {
+      while (s.flowing_ && !s.queue_.empty() && !s.closing_) {
+        auto it = s.queue_.front();
+        s.queue_.pop_front();
+        s.set_queued();
+        s.notify(); // room in the queue
+        if (steady::now() >= it->deadline) {
+          s.complete(it, error::send_timeout);
+          continue;
+        }
+        it->handed = true;
+        std::error_code ec;
+        co_await ws->send(it->payload, it->binary ? message_kind::binary : message_kind::text, ec);
+        s.complete(it, ec);
+        if (ec) {
+          if (!s.conn_outcome_.error && ec != asio::error::operation_aborted)
+            s.conn_outcome_.error = ec;
+          co_return;
+        }
+        s.update_status([&](tether::status& st) {
+          ++st.messages_sent;
+          st.bytes_sent += it->payload.size();
+        });
+      }
+      co_await s.wake_.async_wait(use_nothrow);
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now))
+        co_return;
+    }
+  }
+
+  // ---- heartbeat ----
+
+  static asio::awaitable<void> heartbeat(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
+    auto& s = *self;
+    asio::steady_timer t(s.strand_);
+    for (;;) {
+      if (s.opts_.ping_interval.count() <= 0)
+        t.expires_at(asio::steady_timer::time_point::max());
+      else
+        t.expires_after(s.opts_.ping_interval);
+      auto [tec] = co_await t.async_wait(use_nothrow);
+      if (tec)
+        co_return; // cancelled: another loop ended the connection
+      if (s.reader_paused_)
+        continue; // a slow handler must not look like a dead server
+      const auto sent = steady::now();
+      s.update_status([](tether::status& st) { st.last_ping = epoch_ms(); });
+      std::error_code ec;
+      const auto rtt = co_await ws->ping({}, s.opts_.pong_timeout, ec);
+      if (!ec) {
+        s.update_status([&](tether::status& st) {
+          st.last_pong = epoch_ms();
+          st.rtt_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rtt).count();
+        });
+        continue;
+      }
+      if (ec == error::pong_timeout) {
+        if (s.last_frame_ > sent || s.reader_paused_)
+          continue; // other frames arrived: the connection is alive
+        s.conn_outcome_.error = error::dead_connection;
+        co_return;
+      }
+      if (ec == asio::error::operation_aborted)
+        co_return;
+      if (!s.conn_outcome_.error)
+        s.conn_outcome_.error = ec;
+      co_return;
+    }
+  }
+
+  // ---- operations (on the strand) ----
+
+  static asio::awaitable<void> do_connect(std::shared_ptr<impl> self, std::string url) {
+    auto& s = *self;
+    if (s.supervising_)
+      throw std::system_error(asio::error::already_connected);
+    s.url_ = std::move(url);
+    s.closing_ = false;
+    s.last_error_ = {};
+    s.supervising_ = true;
+    asio::co_spawn(s.strand_, supervise(self), [self](std::exception_ptr e) {
+      if (!e)
+        return;
+      // Never silent: an escaped exception fails the handler and is reported.
+      self->supervising_ = false;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        self->report(error::handler_closed, std::string("supervisor failed: ") + x.what());
+      }
+      self->last_error_ = error::handler_closed;
+      self->set_state(connection_state::failed, 0, {}, error::handler_closed);
+      self->fail_queue(error::handler_closed);
+    });
+    for (;;) {
+      if (s.state_ == connection_state::open)
+        co_return;
+      if (s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+        throw std::system_error(s.last_error_ ? s.last_error_ : make_error_code(error::handler_closed));
+      co_await s.wake_.async_wait(use_nothrow);
+    }
+  }
+
+  static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::shared_ptr<item> it) {
+    auto& s = *self;
+    if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+      throw std::system_error(error::handler_closed);
+    it->enqueued = steady::now();
+    it->deadline = it->enqueued + s.opts_.send_timeout;
+    it->signal.expires_at(it->deadline);
+    // The offline queue is bounded.
+    while (s.queue_.size() >= s.opts_.offline_queue_size) {
+      if (s.opts_.offline == offline_policy::fail)
+        throw std::system_error(error::queue_full);
+      if (s.opts_.offline == offline_policy::drop_oldest) {
+        s.complete(s.queue_.front(), error::queue_full);
+        s.queue_.pop_front();
+        continue;
+      }
+      co_await s.wake_.async_wait(use_nothrow);
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now))
+        throw std::system_error(asio::error::operation_aborted);
+      if (s.closing_ || s.state_ == connection_state::failed)
+        throw std::system_error(s.last_error_ ? s.last_error_ : make_error_code(error::handler_closed));
+      if (steady::now() >= it->deadline)
+        throw std::system_error(error::send_timeout);
+    }
+    s.queue_.push_back(it);
+    s.set_queued();
+    s.notify();
+    for (;;) {
+      co_await it->signal.async_wait(use_nothrow);
+      if (it->done) {
+        if (it->ec)
+          throw std::system_error(it->ec);
+        co_return;
+      }
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      const bool user_cancel = cancelled(cs_now);
+      if (it->handed) {
+        // Being written: it completes with the write (or the connection's end).
+        it->signal.expires_at(asio::steady_timer::time_point::max());
+        if (user_cancel)
+          co_await asio::this_coro::reset_cancellation_state();
+        continue;
+      }
+      std::erase(s.queue_, it);
+      s.set_queued();
+      s.notify();
+      throw std::system_error(user_cancel ? std::error_code(asio::error::operation_aborted)
+                                          : make_error_code(error::send_timeout));
+    }
+  }
+
+  static asio::awaitable<void> do_close(std::shared_ptr<impl> self, unsigned code, std::string reason) {
+    auto& s = *self;
+    // A route handler calling close() is not waited for (it would wait for itself).
+    auto cs_now = co_await asio::this_coro::cancellation_state;
+    const auto me = cs_now.slot();
+    if (!s.supervising_ && s.handlers_.empty()) {
+      s.closing_ = true;
+      s.fail_queue(asio::error::operation_aborted);
+      if (s.state_ != connection_state::idle)
+        s.set_state(connection_state::closed);
+      co_return;
+    }
+    if (!s.closing_) {
+      s.closing_ = true;
+      s.set_state(connection_state::closing);
+      s.backoff_timer_.cancel();
+      s.fail_queue(asio::error::operation_aborted);
+      for (auto& h : s.handlers_)
+        if (!(me.is_connected() && h->slot == me))
+          h->cancel.emit(asio::cancellation_type::terminal);
+      if (auto ws = s.ws_) {
+        std::error_code ec;
+        if (ws->is_open())
+          co_await ws->close(static_cast<std::uint16_t>(code), reason, ec);
+        else
+          ws->abort(); // still connecting (resolve, TCP, TLS or handshake)
+      }
+    }
+    for (;;) {
+      std::size_t others = 0;
+      for (auto& h : s.handlers_)
+        if (!(me.is_connected() && h->slot == me))
+          ++others;
+      if (!s.supervising_ && others == 0)
+        break;
+      co_await s.wake_.async_wait(use_nothrow);
+    }
+    if (s.state_ != connection_state::closed && s.state_ != connection_state::failed)
+      s.set_state(connection_state::closed);
+  }
+
+  static asio::awaitable<void> do_wait_for(std::shared_ptr<impl> self, connection_state want) {
+    while (self->state_ != want) {
+      co_await self->wake_.async_wait(use_nothrow);
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now))
+        throw std::system_error(asio::error::operation_aborted);
+    }
+  }
+
+  // Runs `op` on the strand: inline when already there, else by a hop.
+  static asio::awaitable<void> on_strand(std::shared_ptr<impl> self, asio::awaitable<void> op) {
+    if (self->strand_.running_in_this_thread()) {
+      co_await std::move(op);
+    } else {
+      co_await asio::co_spawn(self->strand_, std::move(op), asio::use_awaitable);
+    }
+  }
+
+  void shutdown() noexcept {
+    closing_ = true;
+    backoff_timer_.cancel();
+    for (auto& h : handlers_)
+      h->cancel.emit(asio::cancellation_type::terminal);
+    fail_queue(asio::error::operation_aborted);
+    if (ws_)
+      ws_->abort();
+    notify();
+  }
+};
+
+// ---- status ----
+
+json status::to_json() const {
+  auto opt = [](const auto& v) -> json { return v ? json(*v) : json(nullptr); };
+  json j = json::object();
+  j["connected"] = connected;
+  j["state"] = state;
+  j["retries"] = retries;
+  j["reconnects"] = reconnects;
+  j["messages_sent"] = messages_sent;
+  j["messages_received"] = messages_received;
+  j["bytes_sent"] = bytes_sent;
+  j["bytes_received"] = bytes_received;
+  j["last_ping"] = opt(last_ping);
+  j["last_pong"] = opt(last_pong);
+  j["rtt_ms"] = opt(rtt_ms);
+  j["queued"] = queued;
+  j["last_error"] = opt(last_error);
+  j["invalid_messages"] = invalid_messages;
+  j["unrouted"] = unrouted;
+  return j;
+}
+
+// ---- public API ----
+
+handler::handler(executor_type executor, handler_options options)
+    : impl_(std::make_shared<impl>(std::move(executor), std::move(options))) {
+  impl_->st_.state = to_string(connection_state::idle);
+}
+
+handler::~handler() {
+  // The coroutines share ownership of impl and end on the strand soon after.
+  asio::post(impl_->strand_, [self = impl_] { self->shutdown(); });
+}
+
+handler::executor_type handler::get_executor() const noexcept { return impl_->strand_; }
+
+// Public operations are plain functions handing back a static coroutine: no
+// member coroutines (see docs/design.md, compiler notes).
+asio::awaitable<void> handler::connect(std::string url) {
+  return impl::on_strand(impl_, impl::do_connect(impl_, std::move(url)));
+}
+
+route_handle handler::add_route(route r) {
+  auto& t = *impl_->routes_;
+  std::lock_guard lock(t.m);
+  const auto id = t.next_id++;
+  if (auto ec = t.router.add(r.pattern, id, r.replace))
+    throw std::system_error(ec, r.pattern);
+  if (auto old = t.ids.find(r.pattern); old != t.ids.end())
+    t.fns.erase(old->second);
+  t.ids[r.pattern] = id;
+  t.fns[id] = std::make_shared<const route::function>(std::move(r.fn));
+  return route_handle(impl_->routes_, r.pattern, id);
+}
+
+void handler::set_fallback(route::function fn) {
+  std::lock_guard lock(impl_->routes_->m);
+  impl_->routes_->fallback = std::make_shared<const route::function>(std::move(fn));
+}
+
+asio::awaitable<void> handler::send(std::string path, json data) {
+  envelope e;
+  e.path = std::move(path);
+  e.data = std::move(data);
+  return send(std::move(e));
+}
+
+asio::awaitable<void> handler::send(envelope e) {
+  auto it = std::make_shared<impl::item>(impl_->strand_);
+  if (auto ec = impl_->codec_->encode(e, it->payload, it->binary))
+    throw std::system_error(ec, "encoding the envelope");
+  return impl::on_strand(impl_, impl::do_send(impl_, std::move(it)));
+}
+
+asio::awaitable<void> handler::close(std::uint16_t code, std::string reason) {
+  return impl::on_strand(impl_, impl::do_close(impl_, code, std::move(reason)));
+}
+
+status handler::status() const {
+  std::lock_guard lock(impl_->status_mutex_);
+  return impl_->st_;
+}
+
+asio::awaitable<void> handler::wait_for(connection_state s) {
+  return impl::on_strand(impl_, impl::do_wait_for(impl_, s));
+}
+
+void handler::on_connecting(connecting_hook hook) { impl_->connecting_hook_ = std::move(hook); }
+
+void handler::add_on_open(open_step step) { impl_->open_steps_.push_back(std::move(step)); }
+
+json& handler::metadata() { return impl_->metadata_; }
+
+} // namespace tether

@@ -1,0 +1,404 @@
+// tether::handler against the in-process test server: routing, status,
+// reconnects with queued sends, dead connections, the retry table, close races.
+#include <doctest/doctest.h>
+#include <tether/error.hpp>
+#include <tether/handler.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <ostream>
+
+#include "test_server.hpp"
+
+using namespace tether;
+using namespace tether::test;
+using namespace std::chrono_literals;
+using asio::awaitable;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+std::chrono::milliseconds since(clock_type::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t);
+}
+
+handler_options fast() {
+  handler_options o;
+  o.backoff_base = 20ms;
+  o.max_delay = 200ms;
+  o.rng_seed = 1;
+  o.stream.close_timeout = 1s;
+  return o;
+}
+
+std::string envelope_text(const std::string& path, const json& data) {
+  return json{{"path", path}, {"data", data}}.dump();
+}
+
+// Waits until `pred` holds, re-checking whenever the handler's state changes
+// or `step` passes (a poll interval, not a synchronisation sleep).
+template <class Pred>
+awaitable<bool> eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
+  auto this_ex = co_await asio::this_coro::executor;
+  asio::steady_timer t(this_ex);
+  const auto end = clock_type::now() + limit;
+  while (!pred()) {
+    if (clock_type::now() > end)
+      co_return false;
+    t.expires_after(5ms);
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  co_return true;
+}
+
+} // namespace
+
+TEST_SUITE("loopback") {
+
+TEST_CASE("handler: the README example against a server routing chat.message and user.status") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    handler_options o = fast();
+    o.ping_interval = 30s;
+    handler ws{io.get_executor(), o};
+    json chat;
+    std::string status_path;
+    std::uint64_t conn_id = 0;
+    ws.add_route({"chat.message", [&](const json& msg, connection_context& ctx) {
+                    chat = msg;
+                    conn_id = ctx.connection_id;
+                  }});
+    ws.add_route({"user.status", [&](const message& m, connection_context& ctx) {
+                    status_path = std::string(m.path) + "=" + m.data.value("state", "");
+                    CHECK(ctx.connected);
+                  }});
+    co_await ws.connect(server.url());
+    json hello = {{"userId", "123"}, {"text", "Hello, world!"}};
+    co_await ws.send("chat.message", hello); // echoed back by the server
+    server.send_text(envelope_text("user.status", {{"state", "online"}}));
+    {
+      const bool reached = co_await eventually([&] { return !chat.is_null() && !status_path.empty(); });
+      CHECK(reached);
+    }
+    CHECK(chat == hello);
+    CHECK(status_path == "user.status=online");
+    CHECK(conn_id == 1);
+    auto st = ws.status();
+    CHECK(st.connected);
+    CHECK(st.state == "open");
+    CHECK(st.messages_sent == 1);
+    CHECK(st.messages_received == 2);
+    CHECK(st.retries == 0);
+    const auto j = st.to_json();
+    for (const char* field : {"connected", "state", "retries", "reconnects", "messages_sent", "messages_received",
+                              "bytes_sent", "bytes_received", "last_ping", "last_pong", "rtt_ms", "queued",
+                              "last_error"})
+      CHECK(j.contains(field));
+    CHECK(j["last_ping"].is_null());
+    co_await ws.close(1000, "Normal closure");
+    CHECK(ws.status().state == "closed");
+    co_await server.wait_closed(1);
+    CHECK(server.closes().back().first == 1000);
+  });
+}
+
+TEST_CASE("handler: wildcards, captures, fallback, invalid messages, a throwing handler") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    std::vector<std::string> errors;
+    handler_options o = fast();
+    o.on_error = [&](std::error_code, std::string_view what) { errors.emplace_back(what); };
+    handler ws{io.get_executor(), o};
+    std::vector<std::string> seen;
+    ws.add_route({"room.*.message", [&](const message& m, connection_context&) {
+                    seen.push_back("star:" + std::string(m.wildcards[0]));
+                  }});
+    ws.add_route({"room.lobby.message", [&](const json&, connection_context&) { seen.push_back("exact"); }});
+    ws.add_route({"boom", [&](const json&, connection_context&) -> void { throw std::runtime_error("kaboom"); }});
+    ws.set_fallback(route::json_fn([&](const json&, connection_context&) { seen.push_back("fallback"); }));
+    bool threw = false;
+    try {
+      ws.add_route({"room.*.message", [](const json&, connection_context&) {}});
+    } catch (const std::system_error& e) {
+      threw = e.code() == error::route_conflict;
+    }
+    CHECK(threw);
+    co_await ws.connect(server.url());
+    server.send_text(envelope_text("room.lobby.message", 1));
+    server.send_text(envelope_text("room.kitchen.message", 2));
+    server.send_text(envelope_text("boom", 3));
+    server.send_text("this is not json");
+    server.send_text(envelope_text("nobody.listens", 4));
+    {
+      const bool reached = co_await eventually([&] { return seen.size() == 3; });
+      CHECK(reached);
+    }
+    CHECK(seen == std::vector<std::string>{"exact", "star:kitchen", "fallback"});
+    const auto st = ws.status();
+    CHECK(st.invalid_messages == 1);
+    CHECK(st.unrouted == 1);
+    REQUIRE(errors.size() == 2);
+    CHECK(errors[0].find("kaboom") != std::string::npos);
+    CHECK(errors[1].find("this is not json") != std::string::npos);
+    CHECK(ws.status().connected); // none of it closed the connection
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("handler: coroutine handlers own their message; removal during dispatch is safe") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    std::vector<std::string> errors;
+    handler_options o = fast();
+    o.on_error = [&](std::error_code, std::string_view what) { errors.emplace_back(what); };
+    handler ws{io.get_executor(), o};
+    std::vector<int> done;
+    route_handle h = ws.add_route(
+        {"slow.#", [&](const message& m, connection_context&) -> awaitable<void> {
+           const int n = m.data.get<int>();
+           const std::string tail(m.wildcards[0]);
+           auto this_ex = co_await asio::this_coro::executor;
+           asio::steady_timer t(this_ex, std::chrono::milliseconds(30 - 10 * n));
+           co_await t.async_wait(asio::use_awaitable);
+           CHECK(tail == "a.b");
+           done.push_back(n);
+         }});
+    co_await ws.connect(server.url());
+    for (int n = 0; n < 3; ++n)
+      server.send_text(envelope_text("slow.a.b", n));
+    {
+      const bool reached = co_await eventually([&] { return done.size() == 3; });
+      CHECK(reached);
+    }
+    CHECK(done == std::vector<int>{2, 1, 0}); // started in order, ran concurrently
+    CHECK(errors.empty());
+    for (auto& e : errors)
+      MESSAGE(e);
+    CHECK(h.remove());
+    CHECK_FALSE(h.remove());
+    server.send_text(envelope_text("slow.a.b", 9));
+    {
+      const bool reached = co_await eventually([&] { return ws.status().unrouted == 1; });
+      CHECK(reached);
+    }
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("handler: the server dies mid-stream; sends made while reconnecting arrive after, in order") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    std::vector<std::string> states;
+    handler_options o = fast();
+    o.on_state = [&](const state_change& c) { states.emplace_back(to_string(c.state)); };
+    handler ws{io.get_executor(), o};
+    co_await ws.connect(server.url());
+    co_await ws.send("seq", 0);
+    co_await server.wait_messages(1);
+    server.stop(); // drops the connection and refuses new ones
+    co_await ws.wait_for(connection_state::reconnecting);
+    int sent = 0;
+    for (int i = 1; i <= 20; ++i)
+      asio::co_spawn(io, ws.send("seq", i), [&](std::exception_ptr e) {
+        CHECK_FALSE(e);
+        ++sent;
+      });
+    {
+      const bool reached = co_await eventually([&] { return ws.status().queued == 20; });
+      CHECK(reached);
+    }
+    CHECK(ws.status().retries >= 1);
+    server.restart();
+    co_await server.wait_messages(21);
+    {
+      const bool reached = co_await eventually([&] { return sent == 20; });
+      CHECK(reached);
+    }
+    const auto got = server.messages();
+    REQUIRE(got.size() == 21);
+    for (int i = 0; i <= 20; ++i)
+      CHECK(json::parse(got[static_cast<std::size_t>(i)].second)["data"] == i);
+    const auto st = ws.status();
+    CHECK(st.reconnects == 1);
+    CHECK(st.retries == 0);
+    CHECK(st.queued == 0);
+    CHECK(std::find(states.begin(), states.end(), "reconnecting") != states.end());
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("handler timing: a server that stops answering pings is declared dead") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_answer_pings(false);
+    std::error_code why;
+    handler_options o = fast();
+    o.ping_interval = 200ms;
+    o.pong_timeout = 300ms;
+    o.on_state = [&](const state_change& c) {
+      if (c.state == connection_state::reconnecting && c.error)
+        why = c.error;
+    };
+    handler ws{io.get_executor(), o};
+    co_await ws.connect(server.url());
+    const auto start = clock_type::now();
+    co_await ws.wait_for(connection_state::reconnecting);
+    const auto elapsed = since(start);
+    CHECK(why == error::dead_connection);
+    CHECK(elapsed >= o.ping_interval + o.pong_timeout);
+    CHECK(elapsed <= 3 * (o.ping_interval + o.pong_timeout) + 1s);
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("handler timing: 503 with Retry-After is honoured, then 401 stops") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    http_headers h;
+    h.add("Retry-After", "1");
+    server.set_reject(503, h, "busy");
+    handler ws{io.get_executor(), fast()};
+    const auto start = clock_type::now();
+    bool switched = false;
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+      co_await server.wait_request(1);
+      server.set_reject(401, {}, "who are you");
+      switched = true;
+    }, asio::detached);
+    std::error_code ec;
+    try {
+      co_await ws.connect(server.url());
+    } catch (const std::system_error& e) {
+      ec = e.code();
+    }
+    CHECK(switched);
+    CHECK(ec == error::handshake_rejected);
+    CHECK(since(start) >= 1s);
+    CHECK(since(start) <= 4s);
+    CHECK(server.requests() == 2);
+    const auto st = ws.status();
+    CHECK(st.state == "failed");
+    REQUIRE(st.last_error);
+    CHECK(st.last_error->find("401") != std::string::npos);
+  });
+}
+
+TEST_CASE("handler: close 1012 from the server reconnects; max_retries then fails connect") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    handler_options o = fast();
+    o.max_retries = 2;
+    handler ws{io.get_executor(), o};
+    co_await ws.connect(server.url());
+    server.send_close(1012, "restarting");
+    co_await server.wait_accepted(2);
+    co_await ws.wait_for(connection_state::open);
+    CHECK(ws.status().reconnects == 1);
+    co_await ws.close();
+
+    server.stop();
+    handler again{io.get_executor(), o};
+    std::error_code ec;
+    try {
+      co_await again.connect(server.url());
+    } catch (const std::system_error& e) {
+      ec = e.code();
+    }
+    CHECK(ec == asio::error::connection_refused);
+    const auto st = again.status();
+    CHECK(st.state == "failed");
+    CHECK(st.retries == 3); // the first attempt and 2 retries
+    std::error_code send_ec;
+    try {
+      co_await again.send("x", 1);
+    } catch (const std::system_error& e) {
+      send_ec = e.code();
+    }
+    CHECK(send_ec == error::handler_closed);
+  });
+}
+
+TEST_CASE("handler: close() during backoff, the WebSocket handshake and the TLS handshake") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    // During a backoff wait: nothing listens.
+    {
+      asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+      const auto port = a.local_endpoint().port();
+      a.close();
+      handler_options o = fast();
+      o.backoff_base = 10s;
+      o.jitter = 0;
+      handler ws{io.get_executor(), o};
+      asio::co_spawn(io, ws.connect("ws://127.0.0.1:" + std::to_string(port) + "/"), [](std::exception_ptr) {});
+      co_await ws.wait_for(connection_state::reconnecting);
+      const auto start = clock_type::now();
+      co_await ws.close();
+      CHECK(since(start) < 2s);
+      CHECK(ws.status().state == "closed");
+    }
+    // During the WebSocket handshake: the server received the request and is silent.
+    {
+      test_server server(io.get_executor());
+      server.set_handshake(handshake_mode::silent);
+      handler ws{io.get_executor(), fast()};
+      asio::co_spawn(io, ws.connect(server.url()), [](std::exception_ptr) {});
+      co_await server.wait_request(1);
+      const auto start = clock_type::now();
+      co_await ws.close();
+      CHECK(since(start) < 2s);
+      CHECK(ws.status().state == "closed");
+    }
+    // During the TLS handshake: a TCP listener that never speaks TLS.
+    {
+      asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+      asio::ip::tcp::socket peer(io);
+      bool accepted = false;
+      a.async_accept(peer, [&](std::error_code) { accepted = true; });
+      handler ws{io.get_executor(), fast()};
+      asio::co_spawn(io, ws.connect("wss://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/"),
+                     [](std::exception_ptr) {});
+      {
+        const bool reached = co_await eventually([&] { return accepted; });
+        CHECK(reached);
+      }
+      const auto start = clock_type::now();
+      co_await ws.close();
+      CHECK(since(start) < 2s);
+      CHECK(ws.status().state == "closed");
+    }
+  });
+}
+
+TEST_CASE("handler: 300 connect/close cycles and destruction without close") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    for (int i = 0; i < 300; ++i) {
+      handler ws{io.get_executor(), fast()};
+      co_await ws.connect(server.url());
+      co_await ws.close();
+    }
+    co_await server.wait_closed(300);
+    {
+      handler dropped{io.get_executor(), fast()};
+      co_await dropped.connect(server.url());
+    } // destroyed while open: its coroutines end on the executor
+    co_await server.wait_closed(301);
+    CHECK(server.connections() == 0);
+  }, 120s);
+}
+
+} // TEST_SUITE
