@@ -166,19 +166,19 @@ struct handler_options {
   std::chrono::milliseconds max_delay{30000};
   double jitter = 1.0;                            ///< 1 = full jitter, 0 = none.
   std::chrono::milliseconds stable_after{10000};  ///< Open this long: the retry counter resets.
-  retry_rules rules;                              ///< Close 1000/1001 handling, Retry-After cap.
+  retry_rules rules{};                              ///< Close 1000/1001 handling, Retry-After cap.
   /// Overrides any decision of the default table.
-  std::function<retry_decision(const outcome&, const retry_decision&)> classifier;
+  std::function<retry_decision(const outcome&, const retry_decision&)> classifier{};
   std::size_t max_concurrent_handlers = 64;       ///< Coroutine handlers at once; beyond, reading pauses.
   std::size_t offline_queue_size = 1024;          ///< Messages waiting while not connected.
   offline_policy offline = offline_policy::wait;
   std::chrono::milliseconds send_timeout{30000};  ///< Longest wait of a send in the queue.
   std::uint64_t rng_seed = 0;                     ///< Jitter RNG seed; 0 = random.
-  stream_options stream;                          ///< Timeouts, limits, TLS, headers of each connection.
-  std::shared_ptr<const codec> wire_codec;        ///< Default: json_codec.
-  std::function<void(const state_change&)> on_state;
+  stream_options stream{};                          ///< Timeouts, limits, TLS, headers of each connection.
+  std::shared_ptr<const codec> wire_codec{};        ///< Default: json_codec.
+  std::function<void(const state_change&)> on_state{};
   /// Handler exceptions, invalid messages (reason and up to 256 raw bytes), dispatch errors.
-  std::function<void(std::error_code, std::string_view)> on_error;
+  std::function<void(std::error_code, std::string_view)> on_error{};
 };
 
 /// A connection that stays up by itself.

@@ -31,10 +31,10 @@ using namespace std::chrono_literals;
 
 /// TLS settings for wss:// (TLS 1.2 or later, verification on by default).
 struct tls_options {
-  std::string ca_file;   ///< PEM bundle to trust instead of the system store.
-  std::string ca_dir;    ///< Hashed certificate directory to trust as well.
-  std::string cert_file; ///< Client certificate (PEM), for mutual TLS.
-  std::string key_file;  ///< Client private key (PEM).
+  std::string ca_file{};   ///< PEM bundle to trust instead of the system store.
+  std::string ca_dir{};    ///< Hashed certificate directory to trust as well.
+  std::string cert_file{}; ///< Client certificate (PEM), for mutual TLS.
+  std::string key_file{};  ///< Client private key (PEM).
   /// Accept any certificate and host name. Never the default; for tests only.
   bool insecure_skip_verify = false;
 };
@@ -65,16 +65,16 @@ struct stream_options {
   std::size_t max_read_queue_bytes = 4 * 1024 * 1024;
   /// Unwritten pongs kept; past it only the latest is answered (RFC 6455 §5.5.3).
   std::size_t max_pong_backlog = 16;
-  handshake_limits handshake;
+  handshake_limits handshake{};
 
-  std::vector<std::string> subprotocols; ///< Offered in order; the chosen one is subprotocol().
-  http_headers headers;                  ///< Extra request headers (Authorization, Cookie, ...).
-  std::string origin;                    ///< Origin header, omitted when empty.
-  tls_options tls;
+  std::vector<std::string> subprotocols{}; ///< Offered in order; the chosen one is subprotocol().
+  http_headers headers{};                  ///< Extra request headers (Authorization, Cookie, ...).
+  std::string origin{};                    ///< Origin header, omitted when empty.
+  tls_options tls{};
 
   /// Receives warnings and state changes; silent by default. Never given
   /// Authorization, Cookie or Proxy-Authorization values, nor URL userinfo.
-  std::function<void(log_level, std::string_view)> log;
+  std::function<void(log_level, std::string_view)> log{};
 };
 
 /// What a read returned.
