@@ -139,6 +139,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   bool reader_paused_ = false;
 
   std::deque<std::shared_ptr<item>> queue_;
+  std::shared_ptr<item> in_flight_; // handed to the stream, not yet completed
   std::vector<std::shared_ptr<running>> handlers_;
 
   asio::steady_timer wake_;
@@ -310,6 +311,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     s.notify();
 
     co_await (reader(self, ws) || writer(self, ws) || heartbeat(self, ws));
+    if (auto it = std::exchange(s.in_flight_, nullptr); it && !it->done)
+      s.complete(it, s.conn_outcome_.error ? s.conn_outcome_.error : make_error_code(error::connection_lost));
 
     s.ctx_.connected = false;
     s.flowing_ = false;
@@ -456,8 +459,11 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   static asio::awaitable<void> writer(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
     auto& s = *self;
+    // Once cancelled (another loop ended the connection) this coroutine must not
+    // await again: Asio would throw, orphaning the item in hand.
+    auto cs = co_await asio::this_coro::cancellation_state;
     for (;;) {
-      while (s.flowing_ && !s.queue_.empty() && !s.closing_) {
+      while (s.flowing_ && !s.queue_.empty() && !s.closing_ && !cancelled(cs)) {
         auto it = s.queue_.front();
         s.queue_.pop_front();
         s.set_queued();
@@ -467,8 +473,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
           continue;
         }
         it->handed = true;
+        s.in_flight_ = it;
         std::error_code ec;
         co_await ws->send(it->payload, it->binary ? message_kind::binary : message_kind::text, ec);
+        s.in_flight_.reset();
         s.complete(it, ec);
         if (ec) {
           if (!s.conn_outcome_.error && ec != asio::error::operation_aborted)
@@ -480,9 +488,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
           st.bytes_sent += it->payload.size();
         });
       }
+      if (cancelled(cs))
+        co_return;
       co_await s.wake_.async_wait(use_nothrow);
-      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
-      if (cancelled(cs_now))
+      if (cancelled(cs))
         co_return;
     }
   }
