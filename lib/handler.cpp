@@ -24,6 +24,7 @@
 #include <unordered_map>
 
 #include "asio_compat.hpp"
+#include "live.hpp"
 
 namespace tether {
 
@@ -112,6 +113,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     rng_.seed(opts_.rng_seed ? opts_.rng_seed : std::random_device{}());
   }
 
+  detail::live_token live_{detail::live().handlers};
   asio::strand<asio::any_io_executor> strand_;
   handler_options opts_;
   std::shared_ptr<route_handle::table> routes_;

@@ -23,10 +23,16 @@
 
 #include "asio_compat.hpp"
 #include "timeout.hpp"
+#include "live.hpp"
 #include "transport.hpp"
 #include "utf8.hpp"
 
 namespace tether {
+
+detail::live_counts& detail::live() noexcept {
+  static live_counts counts;
+  return counts;
+}
 
 using clock = std::chrono::steady_clock;
 using detail::use_nothrow;
@@ -93,6 +99,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   }
 
   // ---- shared state ----
+  detail::live_token live_{detail::live().streams};
   asio::any_io_executor ex_;
   stream_options opts_;
   std::unique_ptr<detail::transport> tr_;

@@ -18,6 +18,7 @@
 #include <ostream>
 #include <thread>
 
+#include "live.hpp"
 #include "test_server.hpp"
 
 using namespace tether;
@@ -388,23 +389,30 @@ TEST_CASE("handler: close() during backoff, the WebSocket handshake and the TLS 
   });
 }
 
-TEST_CASE("handler: 300 connect/close cycles and destruction without close") {
-  asio::io_context io;
-  run(io, [&]() -> awaitable<void> {
-    test_server server(io.get_executor());
-    for (int i = 0; i < 300; ++i) {
-      handler ws{io.get_executor(), fast()};
-      co_await ws.connect(server.url());
-      co_await ws.close();
-    }
-    co_await server.wait_closed(300);
-    {
-      handler dropped{io.get_executor(), fast()};
-      co_await dropped.connect(server.url());
-    } // destroyed while open: its coroutines end on the executor
-    co_await server.wait_closed(301);
-    CHECK(server.connections() == 0);
-  }, 120s);
+TEST_CASE("handler: 1,000 connect/close cycles and destruction without close leave nothing alive") {
+  const long streams_before = tether::detail::live().streams.load();
+  const long handlers_before = tether::detail::live().handlers.load();
+  {
+    asio::io_context io;
+    run(io, [&]() -> awaitable<void> {
+      test_server server(io.get_executor());
+      for (int i = 0; i < 1000; ++i) {
+        handler ws{io.get_executor(), fast()};
+        co_await ws.connect(server.url());
+        co_await ws.close();
+      }
+      co_await server.wait_closed(1000);
+      {
+        handler dropped{io.get_executor(), fast()};
+        co_await dropped.connect(server.url());
+      } // destroyed while open: its coroutines end on the executor
+      co_await server.wait_closed(1001);
+      CHECK(server.connections() == 0);
+    }, 300s);
+    io.run(); // let the dropped handler's coroutines finish
+  }
+  CHECK(tether::detail::live().streams.load() == streams_before);
+  CHECK(tether::detail::live().handlers.load() == handlers_before);
 }
 
 } // TEST_SUITE
