@@ -2,6 +2,7 @@
 // reconnects with queued sends, dead connections, the retry table, close races.
 #include <doctest/doctest.h>
 #include <tether/error.hpp>
+#include <tether/fmt.hpp>
 #include <tether/handler.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -413,6 +414,31 @@ TEST_CASE("handler: 1,000 connect/close cycles and destruction without close lea
   }
   CHECK(tether::detail::live().streams.load() == streams_before);
   CHECK(tether::detail::live().handlers.load() == handlers_before);
+}
+
+TEST_CASE("handler: status formats with fmt; a route handler may close the handler it runs in") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    handler ws{io.get_executor(), fast()};
+    bool closed_from_inside = false;
+    ws.add_route({"bye", [&](const json&, connection_context&) -> awaitable<void> {
+                    co_await ws.close(1000, "asked to");
+                    closed_from_inside = true;
+                  }});
+    co_await ws.connect(server.url());
+    const auto text = fmt::format("{}", ws.status());
+    CHECK(json::parse(text) == ws.status().to_json());
+    CHECK(fmt::format("{}", connection_state::open) == "open");
+    server.send_text(envelope_text("bye", nullptr));
+    co_await ws.wait_for(connection_state::closed);
+    {
+      const bool reached = co_await eventually([&] { return closed_from_inside; });
+      CHECK(reached);
+    }
+    co_await server.wait_closed(1);
+    CHECK(server.closes().back().first == 1000);
+  });
 }
 
 } // TEST_SUITE
