@@ -216,4 +216,31 @@ TEST_CASE("wss: verification against a test CA, host checks, insecure_skip_verif
   }
 }
 
+TEST_CASE("wss with a client certificate (mutual TLS)") {
+  const auto& dir = cert_dir();
+  peer_process peer(peer_kind::python,
+                    {"--tls", dir + "/server.pem", dir + "/server.key", "--client-ca", dir + "/ca.pem"});
+  run_async([&](asio::io_context& io) -> awaitable<void> {
+    stream_options with_cert;
+    with_cert.tls.ca_file = dir + "/ca.pem";
+    with_cert.tls.cert_file = dir + "/client.pem";
+    with_cert.tls.key_file = dir + "/client.key";
+    stream ws(io.get_executor(), with_cert);
+    co_await ws.connect(peer.url(true, "localhost"));
+    co_await ws.send("mutual");
+    std::string buf;
+    co_await ws.read(buf);
+    CHECK(buf == "mutual");
+    co_await ws.close();
+
+    stream_options without;
+    without.tls.ca_file = dir + "/ca.pem";
+    stream refused(io.get_executor(), without);
+    std::error_code ec;
+    co_await refused.connect(peer.url(true, "localhost"), ec);
+    CHECK(ec); // the server ends the handshake: TLS alert or closed socket
+    CHECK_FALSE(refused.is_open());
+  });
+}
+
 } // TEST_SUITE

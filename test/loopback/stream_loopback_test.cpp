@@ -476,6 +476,37 @@ TEST_CASE("userinfo becomes Authorization; secrets never reach logs or errors") 
   });
 }
 
+TEST_CASE("timing: a TCP connect that is never accepted") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    // A listener with a full accept queue: Linux drops further SYNs, so the
+    // next connect hangs until our connect_timeout.
+    asio::ip::tcp::acceptor a(io);
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+    a.open(ep.protocol());
+    a.bind(ep);
+    a.listen(0);
+    std::vector<asio::ip::tcp::socket> fill;
+    for (int i = 0; i < 4; ++i)
+      fill.emplace_back(io);
+    asio::steady_timer t(io);
+    for (auto& s : fill) {
+      t.expires_after(100ms);
+      auto r = co_await (s.async_connect(a.local_endpoint(), asio::use_awaitable) || t.async_wait(asio::use_awaitable));
+      if (r.index() == 1)
+        break; // the queue is full: this one already hangs
+    }
+    stream_options o;
+    o.connect_timeout = 300ms;
+    stream ws(io.get_executor(), o);
+    const auto start = clock_type::now();
+    std::error_code ec;
+    co_await ws.connect("ws://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/", ec);
+    CHECK(ec == error::connect_timeout);
+    check_elapsed(since(start), o.connect_timeout);
+  });
+}
+
 } // TEST_SUITE
 
 TEST_CASE("concurrency: 8 coroutines on 2 threads send 10,000 messages each, none interleaved") {

@@ -8,6 +8,7 @@ Same contract as echo_server.js (see README.md in this directory):
   --host H              listen address (default 127.0.0.1)
   --subprotocols a,b    select the first client-offered protocol in this list
   --tls CERT KEY        serve wss:// with this certificate chain and key
+  --client-ca FILE      with --tls: require a client certificate signed by FILE
   --max-size N          max incoming message size in bytes (default: unlimited)
 
 stdout: "listening PORT" once listening; "closed CODE REASON" per ended
@@ -121,6 +122,9 @@ async def main():
     if OPTS.tls:
         ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_ctx.load_cert_chain(OPTS.tls[0], OPTS.tls[1])
+        if OPTS.client_ca:
+            ssl_ctx.verify_mode = ssl.CERT_REQUIRED
+            ssl_ctx.load_verify_locations(OPTS.client_ca)
     protocols = [p for p in (OPTS.subprotocols or "").split(",") if p]
 
     server = await websockets.serve(
@@ -140,6 +144,7 @@ if __name__ == "__main__":
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--subprotocols", default="")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--client-ca", metavar="FILE")
     p.add_argument("--max-size", type=int, default=None)
     OPTS = p.parse_args()
     asyncio.run(main())
