@@ -69,6 +69,31 @@ struct route_handle::table {
   std::shared_ptr<const route::function> fallback;
 };
 
+route_table::route_table() : table_(std::make_shared<route_handle::table>()) {}
+
+route_handle route_table::add(route r) {
+  auto& t = *table_;
+  std::lock_guard lock(t.m);
+  const auto id = t.next_id++;
+  if (auto ec = t.router.add(r.pattern, id, r.replace))
+    throw std::system_error(ec, r.pattern);
+  if (auto old = t.ids.find(r.pattern); old != t.ids.end())
+    t.fns.erase(old->second);
+  t.ids[r.pattern] = id;
+  t.fns[id] = std::make_shared<const route::function>(std::move(r.fn));
+  return route_handle(table_, r.pattern, id);
+}
+
+void route_table::set_fallback(route::function fn) {
+  std::lock_guard lock(table_->m);
+  table_->fallback = std::make_shared<const route::function>(std::move(fn));
+}
+
+std::vector<std::string> route_table::patterns() const {
+  std::lock_guard lock(table_->m);
+  return table_->router.patterns();
+}
+
 bool route_handle::remove() {
   auto t = table_.lock();
   if (!t)
@@ -106,7 +131,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, handler_options o)
-      : strand_(asio::make_strand(ex)), opts_(std::move(o)), routes_(std::make_shared<route_handle::table>()),
+      : strand_(asio::make_strand(ex)), opts_(std::move(o)),
+        table_(opts_.routes ? opts_.routes : std::make_shared<route_table>()), routes_(table_->table_),
         wake_(strand_), backoff_timer_(strand_) {
     wake_.expires_at(asio::steady_timer::time_point::max());
     codec_ = opts_.wire_codec ? opts_.wire_codec : std::make_shared<json_codec>();
@@ -116,7 +142,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   detail::live_token live_{detail::live().handlers};
   asio::strand<asio::any_io_executor> strand_;
   handler_options opts_;
+  std::shared_ptr<route_table> table_;
   std::shared_ptr<route_handle::table> routes_;
+  std::vector<interceptor> interceptors_;
   std::shared_ptr<const codec> codec_;
   std::mt19937_64 rng_;
 
@@ -381,6 +409,14 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   }
 
   void dispatch(const std::shared_ptr<impl>& self, envelope env, std::string_view raw) {
+    for (auto& i : interceptors_) {
+      try {
+        if (i(env, ctx_))
+          return;
+      } catch (const std::exception& e) {
+        report(make_error_code(std::errc::operation_canceled), std::string("interceptor threw: ") + e.what());
+      }
+    }
     captures caps;
     std::shared_ptr<const route::function> fn;
     bool routed = false;
@@ -737,23 +773,13 @@ asio::awaitable<void> handler::connect(std::string url) {
   return impl::on_strand(impl_, impl::do_connect(impl_, std::move(url)));
 }
 
-route_handle handler::add_route(route r) {
-  auto& t = *impl_->routes_;
-  std::lock_guard lock(t.m);
-  const auto id = t.next_id++;
-  if (auto ec = t.router.add(r.pattern, id, r.replace))
-    throw std::system_error(ec, r.pattern);
-  if (auto old = t.ids.find(r.pattern); old != t.ids.end())
-    t.fns.erase(old->second);
-  t.ids[r.pattern] = id;
-  t.fns[id] = std::make_shared<const route::function>(std::move(r.fn));
-  return route_handle(impl_->routes_, r.pattern, id);
-}
+route_handle handler::add_route(route r) { return impl_->table_->add(std::move(r)); }
 
-void handler::set_fallback(route::function fn) {
-  std::lock_guard lock(impl_->routes_->m);
-  impl_->routes_->fallback = std::make_shared<const route::function>(std::move(fn));
-}
+void handler::set_fallback(route::function fn) { impl_->table_->set_fallback(std::move(fn)); }
+
+route_table& handler::routes() noexcept { return *impl_->table_; }
+
+void handler::add_interceptor(interceptor i) { impl_->interceptors_.push_back(std::move(i)); }
 
 asio::awaitable<void> handler::send(std::string path, json data) {
   envelope e;

@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace tether {
 
@@ -113,6 +114,7 @@ private:
 };
 
 class handler;
+class route_table;
 
 /// Returned by add_route; remove() removes the route (dropping the handle does not).
 class TETHER_API route_handle {
@@ -123,6 +125,7 @@ public:
   const std::string& pattern() const noexcept { return pattern_; }
 
 private:
+  friend class route_table;
   friend class handler;
   struct table;
   route_handle(std::shared_ptr<table> t, std::string pattern, std::uint64_t id)
@@ -130,6 +133,23 @@ private:
   std::weak_ptr<table> table_;
   std::string pattern_;
   std::uint64_t id_ = 0;
+};
+
+/// Routes that one or several handlers dispatch through (handler_options::routes).
+/// Thread safe: routes may be added and removed while messages are dispatched.
+class TETHER_API route_table {
+public:
+  route_table();
+  /// Registers a route; throws std::system_error(route_conflict / invalid_pattern).
+  route_handle add(route r);
+  /// Receives envelopes no route matched.
+  void set_fallback(route::function fn);
+  /// The registered patterns, sorted.
+  std::vector<std::string> patterns() const;
+
+private:
+  friend class handler;
+  std::shared_ptr<route_handle::table> table_;
 };
 
 /// A consistent snapshot of the handler (see docs/handler.md for the fields).
@@ -176,6 +196,8 @@ struct handler_options {
   std::uint64_t rng_seed = 0;                     ///< Jitter RNG seed; 0 = random.
   stream_options stream{};                          ///< Timeouts, limits, TLS, headers of each connection.
   std::shared_ptr<const codec> wire_codec{};        ///< Default: json_codec.
+  /// Routes shared with other handlers; default: a table of this handler's own.
+  std::shared_ptr<route_table> routes{};
   std::function<void(const state_change&)> on_state{};
   /// Handler exceptions, invalid messages (reason and up to 256 raw bytes), dispatch errors.
   std::function<void(std::error_code, std::string_view)> on_error{};
@@ -204,6 +226,14 @@ public:
   route_handle add_route(route r);
   /// Messages no route matched (also counted in status().unrouted).
   void set_fallback(route::function fn);
+  /// This handler's route table (shared if handler_options::routes was given).
+  route_table& routes() noexcept;
+
+  /// Sees every decoded envelope before the router, in the order added; one that
+  /// returns true consumes the envelope (replies, subscriptions plug in here).
+  /// Add interceptors before connect().
+  using interceptor = std::function<bool(envelope&, connection_context&)>;
+  void add_interceptor(interceptor i);
 
   /// Sends `data` to `path` as an envelope; completes once written to the socket.
   /// While reconnecting it waits in the offline queue (offline_policy); fails

@@ -11,14 +11,9 @@
 #include <string_view>
 #include <vector>
 
-namespace {
+#include "fuzz_assert.hpp"
 
-// A property violation: crash so libFuzzer records the input.
-#define TETHER_FUZZ_ASSERT(x) \
-  do {                        \
-    if (!(x))                 \
-      __builtin_trap();       \
-  } while (0)
+namespace {
 
 void check(const tether::codec& codec, std::string_view frame, bool binary) {
   std::vector<tether::envelope> out(1);

@@ -14,14 +14,9 @@
 #include <string>
 #include <string_view>
 
-namespace {
+#include "fuzz_assert.hpp"
 
-// A property violation: crash so libFuzzer records the input.
-#define TETHER_FUZZ_ASSERT(x) \
-  do {                        \
-    if (!(x))                 \
-      __builtin_trap();       \
-  } while (0)
+namespace {
 
 constexpr std::string_view key = "dGhlIHNhbXBsZSBub25jZQ==";
 // Small limits so that short inputs reach both of them.

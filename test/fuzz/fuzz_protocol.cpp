@@ -9,15 +9,7 @@
 #include <vector>
 
 #include "events.hpp"
-
-namespace {
-
-void check(bool ok) {
-  if (!ok)
-    __builtin_trap();
-}
-
-} // namespace
+#include "fuzz_assert.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2)
@@ -41,21 +33,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   tether::protocol p(o);
   const auto split = tether::test::run_split(p, input, cuts);
-  check(whole == split);
+  TETHER_FUZZ_ASSERT(whole == split);
 
   bool errored = false;
   std::size_t message = 0;
   for (const auto& r : whole) {
-    check(!errored); // nothing after an error
+    TETHER_FUZZ_ASSERT(!errored); // nothing after an error
     if (r.what == tether::event::kind::error)
       errored = true;
     if (r.what == tether::event::kind::message_begin)
       message = 0;
     if (r.what == tether::event::kind::data)
       message += r.data.size();
-    check(message <= o.max_message_size);
+    TETHER_FUZZ_ASSERT(message <= o.max_message_size);
   }
   if (p.failed())
-    check(p.close_sent() && !p.pending_output().empty());
+    TETHER_FUZZ_ASSERT(p.close_sent() && !p.pending_output().empty());
   return 0;
 }

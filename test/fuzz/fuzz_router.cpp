@@ -9,36 +9,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "fuzz_assert.hpp"
+#include "router_reference.hpp"
+
 namespace {
-
-// A property violation: crash so libFuzzer records the input.
-#define TETHER_FUZZ_ASSERT(x) \
-  do {                        \
-    if (!(x))                 \
-      __builtin_trap();       \
-  } while (0)
-
-std::vector<std::string_view> split(std::string_view s) {
-  std::vector<std::string_view> out;
-  for (;;) {
-    const auto dot = s.find('.');
-    out.push_back(s.substr(0, dot));
-    if (dot == std::string_view::npos)
-      return out;
-    s.remove_prefix(dot + 1);
-  }
-}
 
 // The documented pattern rules, checked one segment at a time.
 bool model_valid(std::string_view pattern) {
   if (pattern.empty())
     return false;
-  const auto segs = split(pattern);
+  const auto segs = tether::test::split_segments(pattern);
   if (segs.size() > tether::path_router::max_segments)
     return false;
   for (std::size_t i = 0; i < segs.size(); ++i) {
@@ -53,66 +37,21 @@ bool model_valid(std::string_view pattern) {
   return true;
 }
 
-struct model_match {
-  std::vector<int> ranks; // per path segment: literal 0, '*' 1, '#' 2; then 0 (ended) or 2 ('#')
-  std::vector<std::string_view> caps;
-};
-
-std::optional<model_match> model_one(std::string_view pattern, std::string_view path) {
-  const auto p = split(pattern);
-  const auto s = split(path);
-  for (const auto seg : s)
-    if (seg.empty())
-      return std::nullopt; // invalid paths match nothing
-  const bool tail = p.back() == "#";
-  const auto fixed = tail ? p.size() - 1 : p.size();
-  if (tail ? s.size() < fixed : s.size() != fixed)
-    return std::nullopt;
-  model_match m;
-  std::size_t offset = 0;
-  for (std::size_t i = 0; i < fixed; ++i) {
-    if (p[i] == "*") {
-      m.ranks.push_back(1);
-      m.caps.push_back(s[i]);
-    } else if (p[i] == s[i]) {
-      m.ranks.push_back(0);
-    } else {
-      return std::nullopt;
-    }
-    offset += s[i].size() + 1;
-  }
-  if (tail) {
-    m.ranks.insert(m.ranks.end(), s.size() - fixed + 1, 2);
-    m.caps.push_back(offset > path.size() ? path.substr(path.size()) : path.substr(offset));
-  } else {
-    m.ranks.push_back(0);
-  }
-  return m;
-}
-
 void check_match(const tether::path_router& router, const std::map<std::string, std::uint64_t, std::less<>>& model,
                  std::string_view path) {
-  const std::string* best = nullptr;
-  std::optional<model_match> best_match;
-  if (!path.empty())
-    for (const auto& [pattern, value] : model) {
-      auto m = model_one(pattern, path);
-      if (m && (!best_match || m->ranks < best_match->ranks)) {
-        best = &pattern;
-        best_match = std::move(m);
-      }
-    }
+  const auto best =
+      tether::test::reference_match_all(model, path, [](const auto& e) -> std::string_view { return e.first; });
   tether::captures caps;
   const auto v = router.match(path, caps);
-  TETHER_FUZZ_ASSERT(v.has_value() == (best != nullptr));
+  TETHER_FUZZ_ASSERT(v.has_value() == best.has_value());
   if (!v) {
     TETHER_FUZZ_ASSERT(caps.empty());
     return;
   }
-  TETHER_FUZZ_ASSERT(*v == model.find(*best)->second);
-  TETHER_FUZZ_ASSERT(caps.size() == best_match->caps.size());
+  TETHER_FUZZ_ASSERT(*v == model.find(best->pattern)->second);
+  TETHER_FUZZ_ASSERT(caps.size() == best->caps.size());
   for (std::size_t i = 0; i < caps.size(); ++i) {
-    TETHER_FUZZ_ASSERT(caps[i] == best_match->caps[i]);
+    TETHER_FUZZ_ASSERT(caps[i] == best->caps[i]);
     // Views into the path, never copies.
     TETHER_FUZZ_ASSERT(caps[i].data() >= path.data() && caps[i].data() + caps[i].size() <= path.data() + path.size());
   }

@@ -10,14 +10,9 @@
 #include <string>
 #include <string_view>
 
-namespace {
+#include "fuzz_assert.hpp"
 
-// A property violation: crash so libFuzzer records the input.
-#define TETHER_FUZZ_ASSERT(x) \
-  do {                        \
-    if (!(x))                 \
-      __builtin_trap();       \
-  } while (0)
+namespace {
 
 bool visible_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {

@@ -441,6 +441,39 @@ TEST_CASE("handler: status formats with fmt; a route handler may close the handl
   });
 }
 
+TEST_CASE("handler: one route table shared by two handlers; interceptors run before the router") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    auto table = std::make_shared<route_table>();
+    std::vector<std::uint64_t> seen_on; // connection ids, one per handler
+    table->add({"news.*", [&](const json&, connection_context& ctx) { seen_on.push_back(ctx.connection_id); }});
+    handler_options o = fast();
+    o.routes = table;
+    handler a{io.get_executor(), o}, b{io.get_executor(), o};
+    int intercepted = 0;
+    a.add_interceptor([&](envelope& e, connection_context&) {
+      if (e.path != "internal.ack")
+        return false;
+      ++intercepted;
+      return true; // consumed: the router never sees it
+    });
+    co_await a.connect(server.url());
+    co_await b.connect(server.url());
+    CHECK(b.routes().patterns() == std::vector<std::string>{"news.*"});
+    co_await a.send("news.sport", 1); // echoed to a
+    co_await b.send("news.tech", 2);  // echoed to b
+    co_await a.send("internal.ack", 3);
+    {
+      const bool reached = co_await eventually([&] { return seen_on.size() == 2 && intercepted == 1; });
+      CHECK(reached);
+    }
+    CHECK(a.status().unrouted == 0);
+    co_await a.close();
+    co_await b.close();
+  });
+}
+
 } // TEST_SUITE
 
 TEST_CASE("handler concurrency: sends from several threads while the connection drops and reconnects") {

@@ -3,22 +3,7 @@
 #include <doctest/doctest.h>
 #include <tether/protocol.hpp>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
-namespace {
-std::atomic<long> allocations{0};
-} // namespace
-
-void* operator new(std::size_t n) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1))
-    return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "alloc_counter.hpp"
 
 using namespace tether;
 
@@ -59,9 +44,9 @@ TEST_CASE("steady state allocates nothing per frame") {
   protocol client, server(so);
   const std::string payload(1000, 'x');
   exchange(client, server, payload, 10); // warm up: buffers reach their working size
-  const long before = allocations.load();
+  const long before = tether::test::allocations();
   const long events = exchange(client, server, payload, 1000);
-  const long after = allocations.load();
+  const long after = tether::test::allocations();
   CHECK(events >= 1000 * 7);
   CHECK(after - before == 0);
 }
