@@ -1,13 +1,20 @@
-// tether-repl: a command-line WebSocket client on tether::stream (raw mode).
+// tether-repl: a command-line WebSocket client.
 //
-//   tether-repl [--raw] [--ca FILE] [--insecure] [--header 'K: V']... [--subprotocol P]...
-//               [--no-color] [--help] [--version] URL
+//   tether-repl [URL] [options]     (tether-repl --help lists them)
 //
-// Sends each line of stdin as a text message (awaiting each send before reading
-// the next line) and prints every message received while it waits for input.
-// End of input closes with 1000. See repl_options.cpp for the exit statuses.
+// Handler mode (the default, repl_session.cpp) speaks the envelope through
+// tether::handler and reads commands; raw mode (--raw, below) sends each line of
+// stdin as a text message (awaiting each send before reading the next line) and
+// prints every message received while it waits for input; end of input closes
+// with 1000. Without a URL both connect to the embedded demo server
+// (demo_server.hpp) started in this process. docs/repl.md is the contract;
+// repl_options.cpp has the exit statuses.
+#include "demo_server.hpp"
+#include "repl_console.hpp"
+#include "repl_editor.hpp"
 #include "repl_input.hpp"
 #include "repl_options.hpp"
+#include "repl_session.hpp"
 
 #include <tether/error.hpp>
 #include <tether/stream.hpp>
@@ -29,6 +36,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -231,9 +239,114 @@ struct on_signal {
   }
 };
 
+std::string what_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+  }
+  return "unknown error";
+}
+
 bool color_allowed(bool requested, int fd) {
   const char* no_color = std::getenv("NO_COLOR"); // https://no-color.org: set and not empty.
   return requested && isatty(fd) && !(no_color && *no_color);
+}
+
+} // namespace
+} // namespace repl
+
+namespace repl {
+namespace {
+
+/// Raw mode: the stream, lines in and messages out.
+int run_raw(asio::io_context& ctx, asio::signal_set& signals, const options& opt, const printer& out, control& ctl,
+            tether::demo::demo_server* embedded) {
+  signals.async_wait(on_signal{signals, ctl});
+  int status = exit_failed;
+  auto finished = [&](std::exception_ptr e, int rc) {
+    status = rc;
+    if (e) {
+      out.error(what_of(e));
+      status = exit_failed;
+    }
+    std::error_code ignored;
+    signals.cancel(ignored);
+    if (embedded)
+      embedded->stop();
+  };
+  asio::co_spawn(ctx, session(opt, out, ctl), finished);
+  ctx.run();
+  return status;
+}
+
+/// Handler mode: commands in (a pipe, a file or the line editor), envelopes out.
+int run_handler(asio::io_context& ctx, asio::signal_set& signals, const options& opt, const std::string& url,
+                tether::demo::demo_server* embedded) {
+  console out(color_allowed(opt.color, STDOUT_FILENO));
+  if (embedded)
+    out.line(tone::state, fmt::format("* embedded demo server listening on {}", url));
+
+  // A terminal on both ends: libedit (history, completion, output above the
+  // prompt). Otherwise lines are read as they come, and no history is kept.
+  std::unique_ptr<line_editor> editor;
+  std::optional<line_reader> reader;
+  session_control ctl;
+  input_source in;
+  if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && line_editor_available()) {
+    try {
+      editor = std::make_unique<line_editor>(ctx.get_executor(), "tether> ", default_history_file());
+    } catch (const std::exception& e) {
+      out.line(tone::problem, fmt::format("! no line editing: {}", e.what()));
+    }
+  }
+  if (editor) {
+    auto* ed = editor.get();
+    in.next = [ed] { return ed->next(); };
+    in.stop = [ed] { ed->stop(); };
+    out.set_hook([ed](std::string_view line) { return ed->print_above(line); });
+    ctl.pattern_used = [ed](const std::string& p) { ed->add_completion(p); };
+    out.line(tone::state, "* type 'help' for the commands, 'quit' or Ctrl-D to leave");
+  } else {
+    reader.emplace(ctx.get_executor());
+    auto* r = &*reader;
+    in.next = [r] { return r->next(); };
+    in.stop = [r] { r->stop(); };
+  }
+
+  // SIGINT/SIGTERM: the first ends the input and the command running (a clean
+  // close follows), the next stops at once.
+  int status = exit_failed;
+  int interrupts = 0;
+  std::function<void(const std::error_code&, int)> on_sig = [&](const std::error_code& ec, int) {
+    if (ec)
+      return;
+    if (++interrupts == 1 && ctl.interrupt) {
+      ctl.interrupt();
+      signals.async_wait(on_sig);
+    } else {
+      status = exit_failed;
+      ctx.stop();
+    }
+  };
+  signals.async_wait(on_sig);
+
+  auto finished = [&](std::exception_ptr e, int rc) {
+    status = rc;
+    if (e) {
+      fmt::print(stderr, "tether-repl: {}\n", what_of(e));
+      status = exit_failed;
+    }
+    std::error_code ignored;
+    signals.cancel(ignored);
+    if (embedded)
+      embedded->stop();
+  };
+  asio::co_spawn(ctx, handler_session(opt, url, out, in, ctl), finished);
+  ctx.run();
+  out.set_hook(nullptr);
+  return status;
 }
 
 } // namespace
@@ -243,35 +356,39 @@ int main(int argc, char** argv) {
   repl::options opt;
   switch (repl::parse_command_line(argc, argv, opt)) {
   case repl::parse_outcome::exit_success:
-    return 0;
+    return repl::exit_ok;
   case repl::parse_outcome::usage_error:
-    return 2;
+    return repl::exit_usage;
   case repl::parse_outcome::run:
     break;
   }
   std::signal(SIGPIPE, SIG_IGN); // A closed stdout must not kill us mid-close.
 
-  const repl::printer out(repl::color_allowed(opt.color, STDOUT_FILENO), repl::color_allowed(opt.color, STDERR_FILENO));
   asio::io_context ctx(1);
-  repl::control ctl;
+  // Signals that arrive before a mode waits for them are queued by Asio, so a
+  // script may interrupt as soon as it sees the first line.
   asio::signal_set signals(ctx, SIGINT, SIGTERM);
-  signals.async_wait(repl::on_signal{signals, ctl});
-
-  int status = 1;
-  auto finished = [&](std::exception_ptr e, int rc) {
-    status = rc;
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        out.error(x.what());
-      }
-      status = 1;
+  // No URL: the demo server in this process, on this io_context (it is
+  // single-threaded and never blocks), so the first run needs no network.
+  std::optional<tether::demo::demo_server> embedded;
+  if (opt.url.empty()) {
+    try {
+      embedded.emplace(ctx.get_executor());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tether-repl: cannot start the embedded demo server: %s\n", e.what());
+      return repl::exit_failed;
     }
-    std::error_code ignored;
-    signals.cancel(ignored);
-  };
-  asio::co_spawn(ctx, repl::session(opt, out, ctl), finished);
-  ctx.run();
-  return status;
+    opt.url = embedded->url();
+  }
+  tether::demo::demo_server* server = embedded ? &*embedded : nullptr;
+
+  if (opt.raw) {
+    const repl::printer out(repl::color_allowed(opt.color, STDOUT_FILENO),
+                            repl::color_allowed(opt.color, STDERR_FILENO));
+    if (server)
+      out.info(fmt::format("embedded demo server listening on {}", opt.url));
+    repl::control ctl;
+    return repl::run_raw(ctx, signals, opt, out, ctl, server);
+  }
+  return repl::run_handler(ctx, signals, opt, opt.url, server);
 }

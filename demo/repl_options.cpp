@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include <charconv>
+#include <limits>
 #include <string_view>
 #include <vector>
 
@@ -15,28 +17,63 @@ namespace repl {
 namespace {
 
 constexpr std::string_view usage_line =
-    "usage: tether-repl [--raw] [--ca FILE] [--insecure] [--header 'K: V']... [--subprotocol P]...\n"
-    "                   [--no-color] [--help] [--version] URL\n";
+    "usage: tether-repl [--raw] [--reconnect|--no-reconnect] [--max-retries N] [--backoff linear|exponential]\n"
+    "                   [--ping-interval MS] [--pong-timeout MS] [--send-timeout MS] [--expect-timeout MS]\n"
+    "                   [--strict] [--ca FILE] [--insecure] [--header 'K: V']... [--subprotocol P]...\n"
+    "                   [--no-color] [--help] [--version] [URL]\n";
 
 constexpr std::string_view help_text =
-    "Connects to a WebSocket server (ws:// or wss://), sends each line of standard input\n"
-    "as a text message (lines that are not UTF-8 are skipped) and prints every message\n"
-    "received: text as is, binary as '<binary N bytes>' and a hex preview. At the end of\n"
-    "input (or on Ctrl-C) it closes with 1000; replies the server has not sent by then\n"
-    "may never come. 'closed CODE REASON' means the server closed.\n"
+    "Connects to a WebSocket server (ws:// or wss://). Without a URL it starts the\n"
+    "embedded demo server on 127.0.0.1 (a free port, printed) and connects to it.\n"
     "\n"
-    "  --raw               raw mode: lines out, messages in (the default and, for now, only mode)\n"
-    "  --ca FILE           trust the PEM certificates in FILE instead of the system store\n"
-    "  --insecure          accept any TLS certificate and host name (testing only)\n"
-    "  --header 'K: V'     add a request header to the opening handshake (repeatable)\n"
-    "  --subprotocol P     offer subprotocol P (repeatable, in order of preference)\n"
-    "  --no-color          no ANSI colours (also: NO_COLOR set, or stdout not a terminal)\n"
-    "  --help              show this help\n"
-    "  --version           show the version\n"
+    "Handler mode (the default) speaks the envelope {\"path\": ..., \"data\": ...}\n"
+    "(docs/protocol.md) through tether::handler, which reconnects by itself, and\n"
+    "reads commands from standard input, one per line:\n"
+    "  send PATH [JSON]          send an envelope (data null without JSON)\n"
+    "  route PATTERN             print messages matching PATTERN with their captures\n"
+    "  unroute PATTERN           remove that route\n"
+    "  routes                    list the routes\n"
+    "  status                    the handler's status as one line of JSON\n"
+    "  wait MS                   do nothing for MS milliseconds (messages still print)\n"
+    "  expect PATTERN [MS]       wait for a message matching PATTERN (default: --expect-timeout)\n"
+    "  close [CODE] [REASON]     close the connection (default 1000)\n"
+    "  connect [URL]             (re)connect, to URL or to the last one\n"
+    "  help                      list the commands\n"
+    "  quit                      send what is queued, close cleanly and exit\n"
+    "Every message received prints as '< PATH DATA' ('< unrouted PATH DATA' when no\n"
+    "route matches), state changes as '* ...', commands answer 'ok ...' or\n"
+    "'error: ...'. On a terminal: line editing, history (~/.tether_repl_history)\n"
+    "and tab completion. docs/repl.md has the details.\n"
     "\n"
-    "Exit status: 0 after a clean close (ours at end of input, or the server's 1000/1001),\n"
-    "3 when the server closes with another code, 1 when connecting or the connection\n"
-    "fails, 2 for a bad command line.\n";
+    "Raw mode (--raw) sends each line of standard input as a text message (lines\n"
+    "that are not UTF-8 are skipped) and prints every message received: text as is,\n"
+    "binary as '<binary N bytes>' and a hex preview. At the end of input (or on\n"
+    "Ctrl-C) it closes with 1000; replies the server has not sent by then may never\n"
+    "come. 'closed CODE REASON' means the server closed.\n"
+    "\n"
+    "  --raw                 raw mode: lines out, messages in\n"
+    "  --reconnect           reconnect after a drop (the default)\n"
+    "  --no-reconnect        do not reconnect\n"
+    "  --max-retries N       attempts after the first failure, -1 = no limit (default 10)\n"
+    "  --backoff KIND        linear or exponential (default exponential, from 500 ms, capped at 30 s)\n"
+    "  --ping-interval MS    heartbeat ping period, 0 = none (default 30000)\n"
+    "  --pong-timeout MS     no pong nor any frame by then: the connection is dead (default 10000)\n"
+    "  --send-timeout MS     longest wait of a message in the offline queue (default 30000)\n"
+    "  --expect-timeout MS   expect's default timeout (default 10000)\n"
+    "  --strict              a failed command makes the exit status 4\n"
+    "  --ca FILE             trust the PEM certificates in FILE instead of the system store\n"
+    "  --insecure            accept any TLS certificate and host name (testing only)\n"
+    "  --header 'K: V'       add a request header to the opening handshake (repeatable)\n"
+    "  --subprotocol P       offer subprotocol P (repeatable, in order of preference)\n"
+    "  --no-color            no ANSI colours (also: NO_COLOR set, or output not a terminal)\n"
+    "  --help                show this help\n"
+    "  --version             show the version\n"
+    "The handler options apply to handler mode only.\n"
+    "\n"
+    "Exit status: 0 after a clean end (in raw mode also the server's close with\n"
+    "1000/1001), 1 when connecting fails (and in raw mode when the connection\n"
+    "fails), 2 for a bad command line, 3 in raw mode when the server closes with\n"
+    "another code, 4 with --strict when a command failed.\n";
 
 /// "K: V" → (K, V), surrounding spaces trimmed; false if there is no name.
 bool split_header(std::string_view text, std::string& name, std::string& value) {
@@ -61,21 +98,29 @@ parse_outcome usage_error(std::string_view message) {
   return parse_outcome::usage_error;
 }
 
+/// A whole decimal integer in [lo, hi].
+bool parse_int(std::string_view s, long long lo, long long hi, long long& out) {
+  long long v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi)
+    return false;
+  out = v;
+  return true;
+}
+
 } // namespace
 
 parse_outcome parse_command_line(int argc, char** argv, options& out) {
-  if (argc <= 1) {
-    // The README's Quick start runs the REPL bare: a hint, and success.
-    fmt::print("{}Connects to a WebSocket server; 'tether-repl --help' for details.\n", usage_line);
-    return parse_outcome::exit_success;
-  }
   std::vector<std::string_view> args(argv + 1, argv + argc);
   bool options_done = false;
+  constexpr long long max_ms = 24LL * 3600 * 1000; // a day: larger values are mistakes
   for (std::size_t i = 0; i < args.size(); ++i) {
     auto a = args[i];
     if (options_done || a.empty() || a.front() != '-') {
       if (!out.url.empty())
         return usage_error(fmt::format("more than one URL ('{}' and '{}')", out.url, a));
+      if (a.empty())
+        return usage_error("empty URL");
       out.url = a;
       continue;
     }
@@ -93,31 +138,64 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       out.stream.tls.insecure_skip_verify = true;
     } else if (a == "--no-color") {
       out.color = false;
-    } else if (a == "--ca" || a == "--header" || a == "--subprotocol") {
+    } else if (a == "--reconnect") {
+      out.handler.reconnect = true;
+    } else if (a == "--no-reconnect") {
+      out.handler.reconnect = false;
+    } else if (a == "--strict") {
+      out.strict = true;
+    } else if (a == "--ca" || a == "--header" || a == "--subprotocol" || a == "--max-retries" || a == "--backoff" ||
+               a == "--ping-interval" || a == "--pong-timeout" || a == "--send-timeout" || a == "--expect-timeout") {
       if (i + 1 >= args.size())
         return usage_error(fmt::format("{} needs a value", a));
       auto value = args[++i];
+      long long n = 0;
       if (a == "--ca") {
         out.stream.tls.ca_file = value;
       } else if (a == "--subprotocol") {
         if (value.empty())
           return usage_error("--subprotocol needs a non-empty name");
         out.stream.subprotocols.emplace_back(value);
-      } else {
+      } else if (a == "--header") {
         std::string name, field;
         if (!split_header(value, name, field))
           return usage_error(fmt::format("--header wants 'Name: value', got '{}'", value));
         out.stream.headers.add(std::move(name), std::move(field));
+      } else if (a == "--max-retries") {
+        if (!parse_int(value, -1, std::numeric_limits<int>::max(), n))
+          return usage_error(fmt::format("--max-retries wants a number, -1 for no limit, got '{}'", value));
+        out.handler.max_retries = static_cast<int>(n);
+      } else if (a == "--backoff") {
+        if (value == "linear")
+          out.handler.backoff = tether::backoff::linear;
+        else if (value == "exponential")
+          out.handler.backoff = tether::backoff::exponential;
+        else
+          return usage_error(fmt::format("--backoff wants linear or exponential, got '{}'", value));
+      } else {
+        const bool zero_ok = a == "--ping-interval";
+        if (!parse_int(value, zero_ok ? 0 : 1, max_ms, n))
+          return usage_error(
+              fmt::format("{} wants milliseconds ({}..{}), got '{}'", a, zero_ok ? 0 : 1, max_ms, value));
+        const std::chrono::milliseconds ms(n);
+        if (a == "--ping-interval")
+          out.handler.ping_interval = ms;
+        else if (a == "--pong-timeout")
+          out.handler.pong_timeout = ms;
+        else if (a == "--send-timeout")
+          out.handler.send_timeout = ms;
+        else
+          out.expect_timeout = ms;
       }
     } else {
       return usage_error(fmt::format("unknown option '{}'", a));
     }
   }
-  if (out.url.empty())
-    return usage_error("no URL given");
-  tether::url parsed;
-  if (auto ec = tether::parse_url(out.url, parsed))
-    return usage_error(fmt::format("bad URL '{}': {}", out.url, ec.message()));
+  if (!out.url.empty()) {
+    tether::url parsed;
+    if (auto ec = tether::parse_url(out.url, parsed))
+      return usage_error(fmt::format("bad URL '{}': {}", out.url, ec.message()));
+  }
   return parse_outcome::run;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Runs tether-repl for real against test/peers/echo_server.py.
+"""Runs tether-repl in raw mode (--raw) for real against test/peers/echo_server.py.
 
     /usr/bin/python3 repl_test.py TETHER_REPL ECHO_SERVER_PY SCENARIO
 
@@ -15,7 +15,8 @@ Scenarios (each a meson test in suite 'interop'):
   binary        binary messages print as "<binary N bytes>" and a hex preview
                 (from a websockets server inside this script)
   refused       a refused connection exits 1 with the error on stderr
-  usage         no arguments → hint, exit 0; bad arguments → exit 2; --help, --version
+  usage         no arguments → the embedded demo server, a clean close at the end of
+                input, exit 0 (also with --raw); bad arguments → exit 2; --help, --version
   tls           wss:// with --ca, without it (verification fails, reason shown),
                 with the wrong CA, and with --insecure
 Every wait is bounded; peers get a stdin pipe that is closed at the end.
@@ -124,7 +125,7 @@ def scenario_echo(repl, peer_script):
     peer.lines.expect("closed 1000 ")
 
     with open(os.devnull) as f:  # A character device epoll refuses, at EOF at once.
-        r = run(repl, url, stdin=f)
+        r = run(repl, "--raw", url, stdin=f)
     check(r.returncode == 0 and r.stdout == "", "/dev/null input failed")
     peer.lines.expect("closed 1000 ")
     peer.stop()
@@ -147,7 +148,7 @@ def scenario_options(repl, peer_script):
 
 
 def interactive(repl, url, *args):
-    proc = subprocess.Popen([repl, *args, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([repl, "--raw", *args, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="surrogateescape")
     return proc, Lines(proc.stdout)
 
@@ -225,7 +226,7 @@ def scenario_binary(repl, _peer_script):
 def scenario_refused(repl, _peer_script):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))  # Bound but not listening: connecting is refused.
-    r = run(repl, "ws://127.0.0.1:%d" % s.getsockname()[1], input="never sent\n")
+    r = run(repl, "--raw", "ws://127.0.0.1:%d" % s.getsockname()[1], input="never sent\n")
     s.close()
     check(r.returncode == 1, "exit status %d, expected 1" % r.returncode)
     check("cannot connect" in r.stderr and "refused" in r.stderr.lower(), "no useful error: %r" % r.stderr)
@@ -233,13 +234,18 @@ def scenario_refused(repl, _peer_script):
 
 
 def scenario_usage(repl, _peer_script):
+    # No URL: the embedded demo server (handler mode prints its state lines).
     r = run(repl, stdin=subprocess.DEVNULL)
-    check(r.returncode == 0 and r.stdout.startswith("usage: tether-repl"), "no arguments: hint and exit 0")
+    check(r.returncode == 0 and r.stdout.startswith("* embedded demo server listening on ws://127.0.0.1:"),
+          "no arguments: embedded server and exit 0")
+    r = run(repl, "--raw", stdin=subprocess.DEVNULL)
+    check(r.returncode == 0 and r.stdout == "" and "embedded demo server listening on" in r.stderr,
+          "--raw without a URL: embedded server and exit 0")
     r = run(repl, "--help")
     check(r.returncode == 0 and "--subprotocol" in r.stdout, "--help")
     r = run(repl, "--version")
     check(r.returncode == 0 and r.stdout.startswith("tether-repl "), "--version")
-    for bad in (["--raw"], ["--bogus", "ws://x"], ["--header", "no colon", "ws://x"], ["--ca"],
+    for bad in (["--bogus", "ws://x"], ["--header", "no colon", "ws://x"], ["--ca"],
                 ["ws://a", "ws://b"], ["http://example.com"], ["--subprotocol", "", "ws://x"]):
         r = run(repl, *bad)
         check(r.returncode == 2 and "usage:" in r.stderr and r.stdout == "", "%r must exit 2 with usage" % bad)
@@ -258,7 +264,7 @@ def scenario_tls(repl, peer_script):
     peer.lines.expect("closed 1000 ")
 
     for args in ([by_name], ["--ca", os.path.join(certs, "other-ca.pem"), by_name]):
-        r = run(repl, *args, input="never\n")
+        r = run(repl, "--raw", *args, input="never\n")
         check(r.returncode == 1 and r.stdout == "", "%r must fail" % args)
         check("verif" in r.stderr.lower(), "the verification failure is not explained: %r" % r.stderr)
 

@@ -11,7 +11,10 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
+// demo/meson.build compiles this file for the demo server without doctest.
+#ifndef TETHER_TEST_SERVER_NO_DOCTEST
 #include <doctest/doctest.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -94,7 +97,7 @@ struct connection {
   }
 
   void push(std::string bytes, std::chrono::milliseconds delay = {}) {
-    if (bytes.empty() || dead || stalled)
+    if (bytes.empty() || dead || stalled || silenced)
       return;
     queue.push_back({std::move(bytes), delay});
     wake.cancel();
@@ -109,7 +112,9 @@ struct connection {
     proto->consume_output(out.size());
   }
 
-  bool can_send() const { return proto && !dead && !stalled && !proto->close_sent() && !proto->failed(); }
+  bool can_send() const {
+    return proto && !dead && !stalled && !silenced && !proto->close_sent() && !proto->failed();
+  }
 
   // Start the graceful close once the queue is flushed.
   void close_after_flush() {
@@ -151,6 +156,8 @@ struct connection {
   bool reader_done = false;
   bool close_seen = false;  // a close frame arrived and is in closes()
   bool close_unanswered = false; // its echo was dropped (set_answer_close(false))
+  bool silenced = false;    // silence(id): read on, write nothing, answer nothing
+  std::uint64_t id = 0;     // connection_id, in accept order
 
   opcode msg_type = opcode::text;
   std::string msg;
@@ -223,6 +230,9 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
   bool echo = true;
   bool answer_close = true;
   bool answer_pings = true;
+  bool record = true;
+  std::function<void(connection_id, opcode, std::string_view)> on_message;
+  std::uint64_t next_id = 0;
 
   // Observations.
   std::size_t accepted = 0;
@@ -278,6 +288,26 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
       f(*c);
   }
 
+  std::shared_ptr<connection> find(connection_id id) const {
+    for (auto& c : conns)
+      if (c->id == id && !c->dead)
+        return c;
+    return nullptr;
+  }
+
+  // Runs f on one connection's protocol core and queues what it produced; false
+  // when the connection cannot send (see can_send).
+  template <class F> bool with_websocket(connection& c, F&& f) {
+    if (!c.can_send())
+      return false;
+    if (auto ec = f(*c.proto))
+      throw std::system_error(ec);
+    c.take_output();
+    if (c.proto->close_sent() && c.proto->close_received())
+      c.close_after_flush(); // our close answered a close we had not answered
+    return true;
+  }
+
   template <class F> void for_each_websocket(F&& f) {
     for_each_connection([&](connection& c) {
       if (!c.can_send())
@@ -302,6 +332,7 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
       }
       ++s->accepted;
       auto c = std::make_shared<connection>(std::move(sock), s->tls_ctx.get());
+      c->id = ++s->next_id;
       s->conns.push_back(c);
       s->notify();
       asio::co_spawn(s->ex, serve(s, c), [s](std::exception_ptr e) {
@@ -336,7 +367,7 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
     std::error_code ignored;
     c->socket().close(ignored);
     c->dead = true;
-    if (c->proto && !c->close_seen)
+    if (c->proto && !c->close_seen && s->record)
       s->closes.emplace_back(close_code::abnormal, std::string());
     ++s->ended;
     std::erase(s->conns, c);
@@ -387,6 +418,8 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
           if (c->dead || c->stalled)
             break;
         }
+        if (c->silenced)
+          continue; // silence() after this item was taken
         auto [ec, n] = co_await c->write(item.bytes);
         if (ec && !c->stalled)
           c->end();
@@ -510,10 +543,25 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
   static void process_events(impl& s, connection& c) {
     auto& p = *c.proto;
     for (;;) {
+      if (c.dead)
+        break; // dropped by an on_message callback
       const bool close_sent_before = p.close_sent();
       auto ev = p.next_event();
       if (!ev)
         break;
+      if (c.silenced) {
+        // Nothing goes out: no echo, pong or close answer (kept open until the
+        // client drops TCP). A close is still observed.
+        if (ev->what == event::kind::close) {
+          c.close_seen = true;
+          c.close_unanswered = true;
+          if (s.record)
+            s.closes.emplace_back(ev->code, std::string(ev->data));
+          s.notify();
+        }
+        c.take_output(true);
+        continue;
+      }
       bool discard = false;
       switch (ev->what) {
       case event::kind::message_begin:
@@ -524,10 +572,16 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
         c.msg.append(ev->data);
         break;
       case event::kind::message_end:
-        s.messages.emplace_back(c.msg_type, c.msg);
+        if (s.record)
+          s.messages.emplace_back(c.msg_type, c.msg);
         s.notify();
         if (s.echo && !p.close_sent())
           p.send_message(c.msg_type, c.msg);
+        if (s.on_message) {
+          c.take_output(); // the echo (if any) goes out before what the callback sends
+          const auto fn = s.on_message; // the callback may replace itself
+          fn(c.id, c.msg_type, c.msg);
+        }
         break;
       case event::kind::ping:
         if (s.answer_pings && !p.close_sent()) {
@@ -539,7 +593,8 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
         break;
       case event::kind::close:
         c.close_seen = true;
-        s.closes.emplace_back(ev->code, std::string(ev->data));
+        if (s.record)
+          s.closes.emplace_back(ev->code, std::string(ev->data));
         s.notify();
         // The core queued the echo with this event; dropping it leaves the core
         // believing it answered, so close_unanswered keeps the connection open.
@@ -585,6 +640,7 @@ test_server::test_server(asio::any_io_executor ex, server_options options)
 }
 
 test_server::~test_server() {
+  impl_->on_message = nullptr; // it may refer to the owner of *this
   impl_->stop();
   impl_->destroyed = true;
   if (impl_->failure && !impl_->failure_reported) {
@@ -595,9 +651,11 @@ test_server::~test_server() {
       what = e.what();
     } catch (...) {
     }
+#ifndef TETHER_TEST_SERVER_NO_DOCTEST
     if (doctest::is_running_in_test)
       FAIL_CHECK("test_server failed: " << what);
     else
+#endif
       std::fprintf(stderr, "test_server failed: %s\n", what.c_str());
   }
 }
@@ -675,6 +733,61 @@ void test_server::stall() {
 }
 
 void test_server::stop() { impl_->stop(); }
+
+void test_server::set_on_message(std::function<void(connection_id, opcode, std::string_view)> fn) {
+  impl_->on_message = std::move(fn);
+}
+
+void test_server::set_record(bool on) { impl_->record = on; }
+
+std::vector<test_server::connection_id> test_server::connection_ids() const {
+  std::vector<connection_id> ids;
+  for (auto& c : impl_->conns)
+    if (c->proto && !c->dead)
+      ids.push_back(c->id);
+  return ids;
+}
+
+bool test_server::send_text_to(connection_id id, std::string payload) {
+  auto c = impl_->find(id);
+  return c && impl_->with_websocket(*c, [&](protocol& p) { return p.send_message(opcode::text, payload); });
+}
+
+bool test_server::send_binary_to(connection_id id, std::string payload) {
+  auto c = impl_->find(id);
+  return c && impl_->with_websocket(*c, [&](protocol& p) { return p.send_message(opcode::binary, payload); });
+}
+
+bool test_server::send_close_to(connection_id id, std::uint16_t code, std::string reason) {
+  auto c = impl_->find(id);
+  return c && impl_->with_websocket(*c, [&](protocol& p) { return p.send_close(code, reason); });
+}
+
+std::size_t test_server::send_text_except(connection_id id, std::string payload) {
+  std::size_t n = 0;
+  const auto snapshot = impl_->conns; // with_websocket may end connections
+  for (auto& c : snapshot)
+    if (c->id != id && impl_->with_websocket(*c, [&](protocol& p) { return p.send_message(opcode::text, payload); }))
+      ++n;
+  return n;
+}
+
+bool test_server::drop(connection_id id) {
+  auto c = impl_->find(id);
+  if (!c)
+    return false;
+  c->abort();
+  return true;
+}
+
+bool test_server::silence(connection_id id) {
+  auto c = impl_->find(id);
+  if (!c)
+    return false;
+  c->silenced = true;
+  c->queue.clear();
+  return true;
+}
 
 void test_server::restart() {
   if (!impl_->acceptor)

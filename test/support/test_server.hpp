@@ -6,11 +6,13 @@
 /// Every member function and coroutine must be called on the executor the server
 /// was built with (tests are single-threaded: one io_context runs the server and
 /// the client). Settings apply to connections accepted afterwards unless noted.
-/// Actions (send_*, drop, stall) apply to every connection open at the call.
+/// Actions (send_*, drop, stall) apply to every connection open at the call;
+/// the per-connection forms (send_text_to, drop(id), silence, ...) to one.
 ///
 /// Errors inside the server (an accept that fails, a bug) are stored, never
 /// swallowed: the wait_* coroutines rethrow the first one and the destructor
-/// reports it as a doctest failure.
+/// reports it as a doctest failure (on stderr when built with
+/// TETHER_TEST_SERVER_NO_DOCTEST, as demo/ builds it for tether-demo-server).
 
 #include <tether/frame.hpp>
 #include <tether/handshake.hpp>
@@ -115,6 +117,38 @@ public:
   void stop();
   /// Listens again on the same port after stop(). Throws std::system_error if it cannot bind.
   void restart();
+
+  // ---- per-connection control (used by the demo server, tether-demo-server) ----
+  /// Identifies one accepted TCP connection: 1, 2, 3, ... in accept order, never reused.
+  using connection_id = std::uint64_t;
+  /// Called for every complete data message, after it is recorded and echoed
+  /// (turn echo off with set_echo(false) to answer from here instead). The view is
+  /// valid during the call only. The callback may call any member function,
+  /// including drop(id) or stop() for the connection it is called for; messages
+  /// that arrived in the same read after such a drop are not delivered. An empty
+  /// function removes it.
+  void set_on_message(std::function<void(connection_id, opcode, std::string_view)> fn);
+  /// Keep every message and close in messages() and closes() (default true). A
+  /// long-running server turns this off so that memory does not grow.
+  void set_record(bool on);
+  /// The connections open now that are in the WebSocket phase, in accept order.
+  std::vector<connection_id> connection_ids() const;
+  /// Like send_text/send_binary/send_close, for one connection. False (nothing
+  /// sent) when `id` is not open, not yet past the handshake, silenced, or has sent
+  /// its close. Throw std::system_error on local misuse, as the broadcast forms do.
+  bool send_text_to(connection_id id, std::string payload);
+  bool send_binary_to(connection_id id, std::string payload);
+  bool send_close_to(connection_id id, std::uint16_t code, std::string reason = {});
+  /// send_text to every WebSocket connection except `id`; returns how many got it.
+  std::size_t send_text_except(connection_id id, std::string payload);
+  /// Aborts TCP (RST, no close frame) on one connection; false if `id` is not open.
+  bool drop(connection_id id);
+  /// Makes one connection silent: it stops answering pings and close frames and
+  /// sends nothing more (what is queued is discarded), while TCP stays open and is
+  /// still read, so the connection ends when the client drops it. Incoming
+  /// messages are ignored (neither recorded, echoed nor passed to on_message).
+  /// False if `id` is not open.
+  bool silence(connection_id id);
 
   // ---- observations ----
   /// Completes once `n` TCP connections were accepted in total (since construction).

@@ -1,0 +1,199 @@
+// The demo server (demo_server.hpp) in process, driven by tether::stream and
+// tether::handler clients on the same io_context: every behaviour of
+// docs/protocol.md "The demo server". Each wait is for an event (a message, a
+// state), bounded by the run() timeout.
+#include <doctest/doctest.h>
+
+#include "demo_server.hpp"
+#include "test_server.hpp" // run()
+
+#include <tether/codec.hpp>
+#include <tether/error.hpp>
+#include <tether/handler.hpp>
+#include <tether/stream.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+
+#include "asio_compat.hpp"
+
+#include <deque>
+#include <memory>
+#include <string>
+
+using namespace std::chrono_literals;
+using tether::json;
+
+namespace {
+
+/// Connects a stream to the demo server.
+asio::awaitable<std::unique_ptr<tether::stream>> open(std::string url) {
+  auto ex = co_await asio::this_coro::executor;
+  auto ws = std::make_unique<tether::stream>(ex);
+  co_await ws->connect(url);
+  co_return ws;
+}
+
+/// One text message; fails the test for anything else.
+asio::awaitable<std::string> read_text(tether::stream& ws) {
+  std::string buf;
+  auto r = co_await ws.read(buf);
+  REQUIRE(r.kind == tether::message_kind::text);
+  co_return buf;
+}
+
+asio::awaitable<json> read_json(tether::stream& ws) {
+  auto text = co_await read_text(ws);
+  co_return json::parse(text);
+}
+
+asio::awaitable<void> echo_and_errors(std::string url) {
+  auto a = co_await open(url);
+  co_await a->send(R"({"path":"echo.greeting","data":{"text":"hi"},"id":7,"x":true})");
+  json reply = co_await read_json(*a);
+  CHECK(reply == json::parse(R"({"path":"echo.greeting","data":{"text":"hi"},"id":7,"x":true})"));
+
+  // A batch: one reply per element.
+  co_await a->send(R"([{"path":"echo.a","data":1},{"path":"echo.b","data":2}])");
+  json first = co_await read_json(*a);
+  json second = co_await read_json(*a);
+  CHECK(first["path"] == "echo.a");
+  CHECK(second["path"] == "echo.b");
+
+  // Binary frames come back as they are.
+  co_await a->send(std::string("\x00\x01\xff", 3), tether::message_kind::binary);
+  std::string buf;
+  auto r = co_await a->read(buf);
+  CHECK(r.kind == tether::message_kind::binary);
+  CHECK(buf == std::string("\x00\x01\xff", 3));
+
+  // Unknown paths, bad requests and non-envelopes get server.error.
+  co_await a->send(R"({"path":"nowhere.x","data":null,"id":"q1"})");
+  json unknown = co_await read_json(*a);
+  CHECK(unknown["path"] == "server.error");
+  CHECK(unknown["reply_to"] == "q1");
+  CHECK(unknown["data"]["path"] == "nowhere.x");
+  CHECK(unknown["error"].get<std::string>().find("unknown path") != std::string::npos);
+
+  co_await a->send(R"({"path":"server.close","data":{"code":1005}})");
+  json bad_code = co_await read_json(*a);
+  CHECK(bad_code["path"] == "server.error");
+  CHECK(bad_code["error"].get<std::string>().find("close code") != std::string::npos);
+
+  co_await a->send(R"({"path":"server.restart","data":{"after_ms":"soon"}})");
+  json bad_after = co_await read_json(*a);
+  CHECK(bad_after["path"] == "server.error");
+
+  co_await a->send("not json");
+  json not_envelope = co_await read_json(*a);
+  CHECK(not_envelope["path"] == "server.error");
+  CHECK(not_envelope["error"].get<std::string>().find("not an envelope") == 0);
+
+  co_await a->send(R"({"path":"server.info"})");
+  json info = co_await read_json(*a);
+  CHECK(info["path"] == "server.info");
+  CHECK(info["data"]["clients"] == 1);
+
+  // server.garbage: a text message that is not an envelope.
+  co_await a->send(R"({"path":"server.garbage"})");
+  auto garbage = co_await read_text(*a);
+  std::vector<tether::envelope> envs;
+  std::string reason;
+  CHECK(static_cast<bool>(tether::json_codec().decode(garbage, false, envs, reason)));
+
+  // server.close with a code and reason.
+  co_await a->send(R"({"path":"server.close","data":{"code":4001,"reason":"bye"}})");
+  auto closed = co_await a->read(buf);
+  CHECK(closed.kind == tether::message_kind::close);
+  CHECK(closed.close_code == 4001);
+  CHECK(closed.close_reason == "bye");
+  co_await a->close();
+}
+
+asio::awaitable<void> chat_broadcast(std::string url) {
+  auto a = co_await open(url);
+  auto b = co_await open(url);
+  auto c = co_await open(url);
+  co_await a->send(R"({"path":"chat.room","data":{"text":"hello"}})");
+  // A marker echoed to a after the chat: had the chat come back to a, it would be first.
+  co_await a->send(R"({"path":"echo.marker","data":null})");
+  json to_b = co_await read_json(*b);
+  json to_c = co_await read_json(*c);
+  json to_a = co_await read_json(*a);
+  CHECK(to_b == json::parse(R"({"path":"chat.room","data":{"text":"hello"}})"));
+  CHECK(to_c == to_b);
+  CHECK(to_a["path"] == "echo.marker");
+  co_await a->close();
+  co_await b->close();
+  co_await c->close();
+}
+
+asio::awaitable<void> drop_and_silence(std::string url) {
+  auto a = co_await open(url);
+  auto watcher = co_await open(url);
+  // In a batch, what follows the drop is ignored: the chat never reaches watcher.
+  co_await a->send(R"([{"path":"server.drop","data":{}},{"path":"chat.after","data":1}])");
+  std::string buf;
+  std::error_code ec;
+  co_await a->read(buf, ec);
+  CHECK(static_cast<bool>(ec)); // aborted TCP: no close frame
+  co_await watcher->send(R"({"path":"echo.marker"})");
+  json first = co_await read_json(*watcher);
+  CHECK(first["path"] == "echo.marker");
+  co_await watcher->close();
+
+  auto b = co_await open(url);
+  co_await b->send(R"({"path":"server.silence","data":{}})");
+  // The silenced connection answers no ping, and the TCP connection stays open.
+  co_await b->ping({}, 200ms, ec);
+  CHECK(ec == tether::error::pong_timeout);
+  CHECK(b->is_open());
+  b->abort();
+}
+
+asio::awaitable<void> restart_and_reconnect(std::string url) {
+  auto ex = co_await asio::this_coro::executor;
+  tether::handler_options o;
+  o.backoff_base = 20ms;
+  o.max_delay = 100ms;
+  o.max_retries = -1;
+  o.ping_interval = 0ms;
+  auto got = std::make_shared<std::deque<std::string>>();
+  auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+  tether::handler h(ex, o);
+  auto on_echo = [got, wake](const json& data, tether::connection_context&) {
+    got->push_back(data.get<std::string>());
+    wake->cancel();
+  };
+  h.add_route(tether::route("echo.#", on_echo));
+  co_await h.connect(url);
+  json restart = {{"after_ms", 100}};
+  co_await h.send("server.restart", restart);
+  co_await h.wait_for(tether::connection_state::reconnecting);
+  co_await h.wait_for(tether::connection_state::open);
+  json hello = "after restart";
+  co_await h.send("echo.x", hello);
+  while (got->empty())
+    co_await wake->async_wait(tether::detail::use_nothrow);
+  CHECK(got->front() == "after restart");
+  CHECK(h.status().reconnects == 1);
+  co_await h.close();
+}
+
+template <class F>
+void with_server(F&& body) {
+  asio::io_context ctx;
+  tether::demo::demo_server server(ctx.get_executor());
+  const std::string url = server.url();
+  CHECK(url == "ws://127.0.0.1:" + std::to_string(server.port()));
+  tether::test::run(ctx, [&body, url] { return body(url); }, 20s);
+  server.stop();
+}
+
+} // namespace
+
+TEST_CASE("demo server: echo, batches, binary, errors, garbage, close") { with_server(echo_and_errors); }
+TEST_CASE("demo server: chat goes to every other client") { with_server(chat_broadcast); }
+TEST_CASE("demo server: drop and silence") { with_server(drop_and_silence); }
+TEST_CASE("demo server: restart on the same port; a handler reconnects") { with_server(restart_and_reconnect); }

@@ -1,0 +1,715 @@
+#!/usr/bin/python3
+"""Runs tether-repl in handler mode for real, through pipes and a pseudo-terminal,
+against its embedded demo server and against tether-demo-server.
+
+    /usr/bin/python3 repl_handler_test.py TETHER_REPL TETHER_DEMO_SERVER MAKE_CERTS_SH SCENARIO
+
+Scenarios (each a meson test in suite 'interop'):
+  pipe         embedded server, commands written one at a time while stdin stays
+               open: route, send, expect, status (parsed), unroute/unrouted,
+               server.drop → reconnect (state lines, reconnects in status),
+               close and connect, quit → clean close, exit 0
+  script       the whole script in the pipe at once (each command completes
+               before the next: expect sees the echo); a send queued while the
+               server restarts is flushed before the close at end of input; a
+               regular file as input; no arguments at all (the README's quick start)
+  strict       a failed expect: exit 4 with --strict, 0 without; an expect takes
+               a message that arrived before it and that no expect took yet
+  bad-input    malformed JSON (position reported, the REPL goes on), unknown
+               commands, server.garbage, control characters in what arrives,
+               bad arguments, invalid UTF-8: never a crash
+  chat         two REPLs chat through one tether-demo-server (chat.* goes to
+               the other only); the server exits 0 on SIGTERM
+  restart      server.restart and server.close through tether-demo-server,
+               --no-reconnect, --max-retries, --backoff, and a refused URL
+  pty          a pseudo-terminal: prompt, colours, status uncoloured, tab
+               completion of commands and route patterns, a message arriving
+               while a line is typed (the line is redrawn and still works),
+               history written and read back, NO_COLOR, Ctrl-D, Ctrl-C
+  demo-server  tether-demo-server's command line: first line, --port, --tls
+               (wss://, with tether-repl --ca), --help, bad arguments
+
+Nothing sleeps to synchronise: every step waits for a line of output (bounded).
+"""
+import json
+import os
+import pty
+import queue
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+T = 20.0  # seconds per step
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.stdout.flush()
+    os._exit(1)  # also ends reader threads and leaves no child waiting on us
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+class Lines:
+    """Lines of a pipe, read by a thread; every wait is bounded.
+
+    wait_for() takes the first line matching a pattern, from the lines read but
+    not taken yet and then from new ones, so lines whose order is not fixed (a
+    command's "ok" and a message it caused) can be waited for in any order."""
+
+    def __init__(self, pipe, name):
+        self.q = queue.Queue()
+        self.name = name
+        self.seen = []     # every line read so far, in order
+        self.pending = []  # read, not taken by wait_for/expect
+        self.ended = False
+        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
+
+    def _pump(self, pipe):
+        for line in pipe:
+            self.q.put(line.rstrip("\n"))
+        self.q.put(None)
+
+    def _read(self, what):
+        if self.ended:
+            fail("%s: the output ended while waiting for %s; seen: %r" % (self.name, what, self.seen[-15:]))
+        try:
+            line = self.q.get(timeout=T)
+        except queue.Empty:
+            fail("%s: waited %s s for %s; seen: %r" % (self.name, T, what, self.seen[-15:]))
+        if line is None:
+            self.ended = True
+            fail("%s: the output ended while waiting for %s; seen: %r" % (self.name, what, self.seen[-15:]))
+        self.seen.append(line)
+        print("%s| %s" % (self.name, line))
+        sys.stdout.flush()
+        return line
+
+    def next(self, what):
+        """The oldest line not taken yet."""
+        if self.pending:
+            return self.pending.pop(0)
+        return self._read(what)
+
+    def wait_for(self, pattern):
+        """Takes the first line matching the regular expression; returns the match."""
+        rx = re.compile(pattern)
+        for i, line in enumerate(self.pending):
+            m = rx.search(line)
+            if m:
+                del self.pending[i]
+                return m
+        while True:
+            line = self._read(repr(pattern))
+            m = rx.search(line)
+            if m:
+                return m
+            self.pending.append(line)
+
+    def expect(self, want):
+        """The oldest line not taken yet is exactly `want`."""
+        got = self.next(repr(want))
+        check(got == want, "%s: got %r, expected %r" % (self.name, got, want))
+
+    def rest(self):
+        """The lines not taken yet and every line until the output ends."""
+        out, self.pending = self.pending, []
+        while not self.ended:
+            try:
+                line = self.q.get(timeout=T)
+            except queue.Empty:
+                fail("%s: the output did not end; seen: %r" % (self.name, self.seen[-15:]))
+            if line is None:
+                self.ended = True
+                break
+            self.seen.append(line)
+            print("%s| %s" % (self.name, line))
+            out.append(line)
+        return out
+
+
+def clean_close(rest, who="repl"):
+    check(rest and rest[-1] == "* closed" and "* closing" in rest, "%s: no clean close at the end: %r" % (who, rest))
+
+
+class Repl:
+    """tether-repl with stdin, stdout and stderr on pipes."""
+
+    def __init__(self, repl, *args, name="repl", env=None):
+        e = dict(os.environ)
+        e.pop("NO_COLOR", None)
+        e.update(env or {})
+        self.proc = subprocess.Popen([repl, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, errors="surrogateescape", env=e)
+        self.out = Lines(self.proc.stdout, name)
+        self.err = Lines(self.proc.stderr, name + "!")
+        self.name = name
+
+    def send(self, line):
+        print("%s> %s" % (self.name, line))
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def do(self, line, result=r"^(ok|error:)"):
+        """Runs a command and returns the match of its result line."""
+        self.send(line)
+        return self.out.wait_for(result)
+
+    def ok(self, line, detail=None):
+        m = self.do(line)
+        got = m.string
+        want = "ok" if detail is None else "ok " + detail
+        check(got == want, "%s: %r answered %r, expected %r" % (self.name, line, got, want))
+
+    def error(self, line, pattern):
+        m = self.do(line)
+        check(m.string.startswith("error: ") and re.search(pattern, m.string),
+              "%s: %r answered %r, expected an error matching %r" % (self.name, line, m.string, pattern))
+
+    def status(self):
+        self.send("status")
+        line = self.out.wait_for(r"^\{").string
+        return json.loads(line)
+
+    def finish(self, code=0):
+        """Ends the input and waits for the exit; returns the remaining output."""
+        self.proc.stdin.close()
+        rest = self.out.rest()
+        try:
+            rc = self.proc.wait(timeout=T)
+        except subprocess.TimeoutExpired:
+            fail("%s did not exit" % self.name)
+        check(rc == code, "%s: exit status %r, expected %r" % (self.name, rc, code))
+        return rest
+
+
+class DemoServer:
+    def __init__(self, binary, *args):
+        self.proc = subprocess.Popen([binary, "--port", "0", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.out = Lines(self.proc.stdout, "server")
+        first = self.out.next("'listening ws://127.0.0.1:PORT'")
+        m = re.fullmatch(r"listening (wss?)://127\.0\.0\.1:(\d+)", first)
+        check(m is not None, "the demo server's first line is %r" % first)
+        self.port = int(m.group(2))
+        self.url = "%s://127.0.0.1:%d" % (m.group(1), self.port)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=T)
+        except subprocess.TimeoutExpired:
+            fail("the demo server ignored SIGTERM")
+        check(rc == 0, "the demo server exited %r after SIGTERM" % rc)
+
+
+def run(repl, *args, input=None, stdin=None, env=None):
+    e = dict(os.environ)
+    e.pop("NO_COLOR", None)
+    e.update(env or {})
+    r = subprocess.run([repl, *args], input=input, stdin=stdin, capture_output=True, text=True,
+                       errors="surrogateescape", timeout=T * 2, env=e)
+    print("$ tether-repl %s -> %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def connected(r, url=None):
+    """Waits for the banner of a REPL that connects."""
+    m = r.out.wait_for(r"^\* connected to (\S+)$")
+    if url:
+        check(m.group(1) == url, "connected to %r, expected %r" % (m.group(1), url))
+    return m.group(1)
+
+
+# ---- scenarios ----
+
+def scenario_pipe(repl, server_bin, certs_sh):
+    r = Repl(repl, "--ping-interval", "1000")
+    banner = r.out.next("the banner")
+    m = re.fullmatch(r"\* embedded demo server listening on (ws://127\.0\.0\.1:\d+)", banner)
+    check(m is not None, "banner %r" % banner)
+    url = m.group(1)
+    r.out.expect("* connecting to " + url)
+    r.out.expect("* connected to " + url)
+
+    st = r.status()
+    check(st["connected"] is True and st["state"] == "open", "status %r" % st)
+    for field in ("retries", "reconnects", "messages_sent", "messages_received", "bytes_sent",
+                  "bytes_received", "last_ping", "last_pong", "rtt_ms", "queued", "last_error"):
+        check(field in st, "status lacks %s" % field)
+
+    r.ok("route echo.*")
+    r.ok("routes", "echo.*")
+    r.error("route echo.*", "exists")
+    r.ok('send echo.greeting {"text": "hi"}')
+    r.out.wait_for(r'^< echo\.greeting \{"text":"hi"\} \[greeting\]$')
+    r.ok("expect echo.*", 'echo.greeting {"text":"hi"} [greeting]')
+
+    # A route with '#', and messages no route matches.
+    r.ok("route echo.deep.#")
+    r.ok("send echo.deep.a.b [1,2]")
+    r.out.wait_for(r"^< echo\.deep\.a\.b \[1,2\] \[a\.b\]$")
+    r.ok("unroute echo.*")
+    r.error("unroute echo.*", "no route")
+    r.ok("send echo.loose null")
+    r.out.wait_for(r"^< unrouted echo\.loose null$")
+    r.ok("routes", "echo.deep.#")
+
+    st = r.status()
+    check(st["messages_sent"] >= 3 and st["messages_received"] >= 3, "counters %r" % st)
+    check(st["unrouted"] >= 1, "unrouted not counted: %r" % st)
+
+    # The server drops us: the handler reconnects by itself and says so.
+    r.ok("send server.drop {}")
+    m = r.out.wait_for(r"^\* reconnecting in (\d+\.\d) s \(attempt 1/10\): (.+)$")
+    r.out.wait_for("^%s$" % re.escape("* reconnecting to %s (attempt 1/10)" % url))
+    r.out.wait_for("^%s$" % re.escape("* connected to " + url))
+    st = r.status()
+    check(st["reconnects"] == 1 and st["state"] == "open", "after the drop: %r" % st)
+    r.ok("send echo.again 2")
+    r.out.wait_for(r"^< unrouted echo\.again 2$")
+
+    # close, a command that needs a connection, and connect again.
+    r.ok("close 4000 see you")
+    r.out.wait_for(r"^\* closing$")
+    r.out.wait_for(r"^\* closed$")
+    r.error("send echo.x 1", r"not connected \(closed\)")
+    r.ok("connect")
+    r.out.wait_for("^\\* connected to %s$" % re.escape(url))
+    r.ok("wait 10")
+    r.send("help")
+    r.out.wait_for(r"^  expect PATTERN")
+    r.send("quit")
+    clean_close(r.finish(0))
+
+
+def scenario_script(repl, server_bin, certs_sh):
+    # The whole script at once: each command still completes before the next.
+    script = "\n".join([
+        "route echo.#",
+        'send echo.one {"n": 1}',
+        "expect echo.one",
+        "send echo.two 2",
+        "expect echo.#",
+        "status",
+        "# a comment, then a blank line",
+        "",
+        "quit",
+        "send never.sent 1",
+    ]) + "\n"
+    r = run(repl, "--strict", input=script)
+    check(r.returncode == 0, "exit status %d" % r.returncode)
+    out = r.stdout.splitlines()
+    check('ok echo.one {"n":1}' in out, "expect echo.one: %r" % out)
+    check("ok echo.two 2 [two]" in out, "expect echo.#: %r" % out)
+    status = [json.loads(l) for l in out if l.startswith("{")]
+    check(len(status) == 1 and status[0]["messages_sent"] == 2, "status %r" % status)
+    clean_close(out)
+    check(not any("never.sent" in l for l in out), "a command after quit ran")
+
+    # End of input while a send waits in the offline queue: it goes out after
+    # the reconnect, then the REPL closes cleanly.
+    r = Repl(repl, "--ping-interval", "0")
+    connected(r)
+    r.ok('send server.restart {"after_ms": 1500}')
+    r.out.wait_for(r"^\* reconnecting in ")
+    r.ok("send echo.queued 1", "queued")
+    rest = r.finish(0)
+    check("* sent echo.queued" in rest, "the queued send was not flushed: %r" % rest)
+    check(rest.index("* sent echo.queued") < rest.index("* closing"), "closed before the queue drained")
+    clean_close(rest)
+
+    # A regular file as input (no epoll: read line by line).
+    with tempfile.TemporaryFile("w+") as f:
+        f.write("route echo.*\r\nsend echo.f 1\r\nexpect echo.f\nstatus")  # CRLF, last line without newline
+        f.seek(0)
+        r = run(repl, "--strict", stdin=f)
+    check(r.returncode == 0, "file input: exit %d" % r.returncode)
+    check("ok echo.f 1" in r.stdout.splitlines(), "file input: %r" % r.stdout)
+
+    # No arguments and nothing on stdin: the README's quick start.
+    r = run(repl, stdin=subprocess.DEVNULL)
+    out = r.stdout.splitlines()
+    check(r.returncode == 0, "no arguments: exit %d" % r.returncode)
+    check(out[0].startswith("* embedded demo server listening on ws://127.0.0.1:"), "no banner: %r" % out)
+    clean_close(out)
+    check(r.stderr == "", "stderr: %r" % r.stderr)
+
+
+def scenario_strict(repl, server_bin, certs_sh):
+    for args, code in ((["--strict"], 4), ([], 0)):
+        r = Repl(repl, *args)
+        connected(r)
+        r.error("expect nothing.here 50", r"^error: expect nothing\.here: nothing matched within 50 ms$")
+        r.finish(code)
+
+    # expect takes messages that arrived before it (and that no expect took yet),
+    # oldest first; a message is taken once.
+    r = Repl(repl, "--strict")
+    connected(r)
+    r.ok("send echo.a 1")
+    r.ok("send echo.b 2")
+    r.out.wait_for(r"^< unrouted echo\.b 2$")
+    r.ok("expect echo.b 0", "echo.b 2")
+    r.ok("expect echo.* 0", "echo.a 1 [a]")
+    r.error("expect echo.* 0", "nothing matched within 0 ms")
+    r.error("expect a..b", "invalid pattern")
+    r.error("expect echo.* soon", "TIMEOUT_MS")
+    r.finish(4)
+
+    # A send that fails under --strict, and a failed connect.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # bound, not listening: refused
+    port = s.getsockname()[1]
+    r = Repl(repl, "--strict", "--no-reconnect")
+    connected(r)
+    r.error("connect ws://127.0.0.1:%d" % port, "cannot connect to ws://127.0.0.1:%d: .*refused" % port)
+    r.error("send echo.x 1", r"not connected \(failed\)")
+    r.finish(4)
+    s.close()
+
+
+def scenario_bad_input(repl, server_bin, certs_sh):
+    r = Repl(repl)
+    connected(r)
+    # Malformed JSON: the column in the line, and the REPL goes on.
+    r.error('send echo.x {"a": }', r"^error: malformed JSON at column 19: ")
+    r.error("send echo.x {\"a\": [1, 2}", r"malformed JSON at column \d+")
+    r.error("send echo.x " + "[" * 5000 + "]" * 5000, "nested deeper than 128")
+    r.error("send", "send needs PATH")
+    r.error("frobnicate now", r"unknown command 'frobnicate'")
+    r.error("wait soon", "wait needs MS")
+    r.error("close 1005", "not a close code")
+    r.error("connect http://example.com", "bad URL")
+    r.error("route a..b", "invalid pattern")
+    r.error("route", "route needs one PATTERN")
+    # Garbage from the server, an unknown server command, a bad close code.
+    r.ok("send server.garbage {}")
+    r.out.wait_for(r"^! invalid message: not JSON at byte \d+: .* \| raw: this is not an envelope \{$")
+    r.ok('send server.close {"code": 99}')
+    r.out.wait_for(r'^< unrouted server\.error \{"path":"server\.close"\} fields=\{"error":"\\"code\\" must be')
+    r.ok("send server.nonsense 1")
+    r.out.wait_for(r'^< unrouted server\.error \{"path":"server\.nonsense"\}')
+    # Terminal control characters arriving are shown escaped, never as they are.
+    r.ok('send echo.\x1b[2J "\\u001b]0;title\\u0007 \\u009b \\u007f"')
+    line = r.out.wait_for(r"^< unrouted echo\.").string
+    check("\x1b" not in line and "\x07" not in line and "\u009b" not in line and "\x7f" not in line,
+          "control characters printed raw: %r" % line)
+    check(line == r'< unrouted echo.\x1b[2J "\u001b]0;title\u0007 \u009b \u007f"', "escaped as %r" % line)
+    # Bytes that are not UTF-8 (in the JSON: refused; in the path: replaced).
+    r.error('send echo.x "\udcff"', "malformed JSON")
+    r.ok("send echo.\udcff 1")
+    r.out.wait_for(r"^< unrouted echo\.\ufffd 1$")
+    st = r.status()
+    check(st["invalid_messages"] == 1 and st["state"] == "open", "status %r" % st)
+    clean_close(r.finish(0))
+    check(r.err.rest() == [], "unexpected stderr")
+
+    # Bad command lines.
+    for bad in (["--max-retries", "x"], ["--backoff", "fibonacci"], ["--ping-interval", "-5"],
+                ["--pong-timeout", "0"], ["--expect-timeout"], ["--bogus"]):
+        res = run(repl, *bad)
+        check(res.returncode == 2 and "usage:" in res.stderr and res.stdout == "", "%r must exit 2" % bad)
+    res = run(repl, "--help")
+    for flag in ("--raw", "--reconnect", "--no-reconnect", "--max-retries N", "--backoff", "--ping-interval MS",
+                 "--pong-timeout MS", "--send-timeout MS", "--expect-timeout MS", "--strict", "--ca FILE",
+                 "--insecure", "--header", "--subprotocol", "--no-color", "--help", "--version"):
+        check(flag in res.stdout, "--help does not list %s" % flag)
+    for default in ("default 10)", "default exponential", "default 30000)", "default 10000)"):
+        check(default in res.stdout, "--help does not give the default %r" % default)
+    res = run(repl, "--version")
+    check(res.returncode == 0 and re.fullmatch(r"tether-repl \S+\n", res.stdout), "--version: %r" % res.stdout)
+
+
+def scenario_chat(repl, server_bin, certs_sh):
+    server = DemoServer(server_bin)
+    a = Repl(repl, server.url, name="alice")
+    b = Repl(repl, server.url, name="bob")
+    connected(a, server.url)
+    connected(b, server.url)
+    a.ok("route chat.*")
+    b.ok("route chat.*")
+    a.ok('send server.info {}')
+    a.out.wait_for(r'^< unrouted server\.info \{"clients":2,')
+    a.ok('send chat.message {"text": "hello bob"}')
+    b.out.wait_for(r'^< chat\.message \{"text":"hello bob"\} \[message\]$')
+    b.ok("expect chat.message", 'chat.message {"text":"hello bob"}')
+    b.ok('send chat.message {"text": "hi alice"}')
+    a.ok("expect chat.*", 'chat.message {"text":"hi alice"} [message]')
+    # Alice's own chat never came back to her: her marker echo arrives after it would have.
+    a.ok("send echo.marker 1")
+    a.out.wait_for(r"^< unrouted echo\.marker 1$")
+    check(not any("hello bob" in l for l in a.out.seen if l.startswith("<")), "chat came back to its sender")
+    # One drops: the other carries on; the dropped one reconnects and chats again.
+    b.ok("send server.drop {}")
+    b.out.wait_for(r"^\* reconnecting in ")
+    connected(b, server.url)
+    b.ok('send chat.message "back"')
+    a.ok("expect chat.message", 'chat.message "back"')
+    a.send("quit")
+    b.send("quit")
+    for r in (a, b):
+        clean_close(r.finish(0), r.name)
+    server.stop()
+
+
+def scenario_restart(repl, server_bin, certs_sh):
+    server = DemoServer(server_bin)
+    r = Repl(repl, server.url, "--backoff", "linear", "--max-retries", "-1", "--ping-interval", "0")
+    connected(r, server.url)
+    r.ok('send server.restart {"after_ms": 400}')
+    r.out.wait_for(r"^\* reconnecting in \d+\.\d s \(attempt 1\): ")
+    connected(r, server.url)
+    st = r.status()
+    check(st["reconnects"] == 1, "status %r" % st)
+    # A close code the policy retries (application code), then a normal close: stop.
+    r.ok('send server.close {"code": 4001, "reason": "bye"}')
+    r.out.wait_for(r"^\* reconnecting in \d+\.\d s \(attempt 1\): close 4001: application close code$")
+    connected(r, server.url)
+    r.ok('send server.close {"code": 1000}')
+    r.out.wait_for(r"^\* failed: close 1000: normal closure")
+    r.error("send echo.x 1", r"not connected \(failed\)")
+    r.finish(0)
+
+    # --no-reconnect: a drop is final.
+    r = Repl(repl, server.url, "--no-reconnect")
+    connected(r, server.url)
+    r.ok("send server.drop {}")
+    r.out.wait_for(r"^\* failed: reconnect is off")
+    r.finish(0)
+
+    # A server that is gone: --max-retries bounds the attempts; exit 1, reason on stderr.
+    server.stop()
+    res = run(repl, server.url, "--max-retries", "2", "--backoff", "linear", input="status\n")
+    check(res.returncode == 1, "exit %d for a refused URL" % res.returncode)
+    out = res.stdout.splitlines()
+    check("* connecting to " + server.url in out, "no connecting line: %r" % out)
+    check(any(re.fullmatch(r"\* reconnecting in \d+\.\d s \(attempt 2/2\): connection refused", l) for l in out),
+          "no 'reconnecting in ... (attempt 2/2): connection refused' line: %r" % out)
+    check(out[-1].startswith("* failed: max_retries reached"), "no failed line: %r" % out)
+    check(re.search(r"tether-repl: cannot connect to %s: .*refused" % re.escape(server.url), res.stderr),
+          "stderr %r" % res.stderr)
+
+
+class Pty:
+    """A child on a pseudo-terminal; output is collected and searched."""
+
+    def __init__(self, argv, env):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                import fcntl
+                import termios
+                fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+                os.execve(argv[0], argv, env)
+            finally:
+                os._exit(127)
+        self.buf = b""
+        self.pos = 0  # searches start here
+        self.status = None
+
+    def _read(self, timeout):
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        if not r:
+            return False
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            return None
+        self.buf += data
+        return True
+
+    def wait_for(self, pattern, what=None):
+        """Reads until the bytes regex matches after the previous match; returns the match."""
+        rx = re.compile(pattern)
+        deadline = time.time() + T
+        while True:
+            m = rx.search(self.buf, self.pos)
+            if m:
+                self.pos = m.end()
+                return m
+            if time.time() > deadline:
+                fail("pty: waited for %s; output since the last match: %r" % (what or pattern, self.buf[self.pos:]))
+            if self._read(0.1) is None:
+                fail("pty: the output ended while waiting for %s: %r" % (what or pattern, self.buf[self.pos:]))
+
+    def write(self, data):
+        os.write(self.fd, data)
+
+    def command(self, line):
+        """Types a line once the next prompt shows."""
+        self.wait_for(rb"tether> ", "the prompt")
+        self.write(line + b"\r")
+
+    def exit_status(self):
+        deadline = time.time() + T
+        while time.time() < deadline:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(st)
+                while self._read(0) is True:  # what is left
+                    pass
+                os.close(self.fd)
+                print("pty output (exit %d):" % self.status)
+                for line in self.buf.split(b"\n"):
+                    print("  %r" % line)
+                return self.status
+            self._read(0.05)
+        fail("pty: the REPL did not exit: %r" % self.buf[self.pos:])
+
+
+SGR = re.compile(rb"\x1b\[[0-9;]*m")
+
+
+def scenario_pty(repl, server_bin, certs_sh):
+    home = tempfile.mkdtemp(prefix="tether-repl-home-")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "TERM": "xterm"}
+    history = os.path.join(home, ".tether_repl_history")
+
+    t = Pty([repl], env)
+    m = t.wait_for(rb"embedded demo server listening on (ws://127\.0\.0\.1:\d+)")
+    url = m.group(1).decode()
+    t.wait_for(rb"\x1b\[33m\* connected to " + re.escape(url).encode(), "a coloured connected line")
+
+    # Each line is typed once the prompt shows: typed earlier, while a command
+    # runs, the terminal would echo it once more (cooked mode) before libedit.
+    t.command(b"route echo.*")
+    t.wait_for(rb"\x1b\[32mok\x1b\[0m\r\n")
+    t.command(b"send echo.hi 1")
+    t.wait_for(rb"\x1b\[36m< echo\.hi 1 \[hi\]\x1b\[0m", "a coloured message line")
+
+    # status: one uncoloured line between the command and the next prompt.
+    t.command(b"status")
+    m = t.wait_for(rb"status\r\n([^\r\n]*)\r\n")
+    line = m.group(1)
+    check(SGR.search(line) is None, "the status line is coloured: %r" % line)
+    check(json.loads(line.decode())["state"] == "open", "status %r" % line)
+
+    # Tab completion: a command, then a route pattern used before. libedit
+    # redraws with cursor moves, so the result is checked, not the echo:
+    # "unrou<TAB>ec<TAB>" must run "unroute echo.*", after which no route is left.
+    t.wait_for(rb"tether> ", "the prompt")
+    t.write(b"unrou\t")
+    t.wait_for(rb"te ", "completion of 'unrou'")
+    t.write(b"ec\t")
+    t.wait_for(rb"ho\.\*", "completion of the pattern")
+    t.write(b"\r")
+    m = t.wait_for(rb"(\x1b\[32mok\x1b\[0m|error: [^\r]*)\r\n")
+    check(m.group(1) == b"\x1b[32mok\x1b[0m", "the completed unroute answered %r" % m.group(1))
+    t.command(b"routes")
+    m = t.wait_for(rb"routes\r\n([^\r]*)\r\n")
+    check(m.group(1) == b"\x1b[32mok\x1b[0m", "routes after unroute: %r" % m.group(1))
+
+    # A message arriving while a line is typed: printed above, the line redrawn.
+    t.wait_for(rb"tether> ", "the prompt")
+    t.write(b"send ech")
+    t.wait_for(rb"send ech", "the typed text")
+    other = Repl(repl, url, name="other")
+    connected(other, url)
+    other.ok('send chat.note {"n": 1}')
+    t.wait_for(rb"\r\x1b\[K\x1b\[35m< unrouted chat\.note \{\"n\":1\}\x1b\[0m\r\n", "the message above the prompt")
+    t.wait_for(rb"tether> send ech", "the typed line drawn again")
+    t.write(b"o.typed 2\r")
+    t.wait_for(rb"< unrouted echo\.typed 2", "the command typed around the message")
+    other.send("quit")
+    other.finish(0)
+
+    t.command(b"quit")
+    t.wait_for(rb"\* closed")
+    check(t.exit_status() == 0, "exit status %r" % t.status)
+    check(os.path.exists(history), "no history file")
+    check(os.stat(history).st_mode & 0o077 == 0, "the history file is readable by others")
+    text = open(history, errors="replace").read()
+    check("echo.typed" in text and "unroute" in text, "history %r" % text)
+
+    # Second run: NO_COLOR, the history read back (up arrow), Ctrl-D on an empty line.
+    t = Pty([repl], dict(env, NO_COLOR="1"))
+    t.wait_for(rb"tether> ")
+    t.write(b"\x1b[A")
+    t.wait_for(rb"quit", "the last history entry")
+    t.write(b"\x15")  # Ctrl-U: clear the line
+    t.write(b"send echo.nc 1\r")
+    t.wait_for(rb"< unrouted echo\.nc 1")
+    t.wait_for(rb"tether> ", "the prompt")
+    t.write(b"\x04")  # Ctrl-D
+    t.wait_for(rb"\* closed")
+    check(t.exit_status() == 0, "Ctrl-D: exit status %r" % t.status)
+    check(SGR.search(t.buf) is None, "colour with NO_COLOR: %r" % t.buf)
+
+    # Third run: --no-color, and Ctrl-C at the prompt closes cleanly.
+    t = Pty([repl, "--no-color"], env)
+    t.wait_for(rb"tether> ")
+    t.write(b"\x03")
+    t.wait_for(rb"\* closed")
+    check(t.exit_status() == 0, "Ctrl-C: exit status %r" % t.status)
+    check(SGR.search(t.buf) is None, "colour with --no-color: %r" % t.buf)
+
+    # A pipe never reads or writes the history.
+    os.remove(history)
+    res = run(repl, input="status\n", env={"HOME": home})
+    check(res.returncode == 0 and not os.path.exists(history), "a pipe wrote the history file")
+    check(SGR.search(res.stdout.encode()) is None, "colour on a pipe")
+    shutil.rmtree(home)
+
+
+def scenario_demo_server(repl, server_bin, certs_sh):
+    # --port N: a fixed port works (taken from a free one), and is printed.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([server_bin, "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    out = Lines(proc.stdout, "server")
+    out.expect("listening ws://127.0.0.1:%d" % port)
+    proc.send_signal(signal.SIGINT)
+    check(proc.wait(timeout=T) == 0, "SIGINT: exit %r" % proc.returncode)
+
+    r = subprocess.run([server_bin, "--help"], capture_output=True, text=True, timeout=T)
+    check(r.returncode == 0 and "--tls CERT KEY" in r.stdout and "--port N" in r.stdout, "--help")
+    for bad in (["--port"], ["--port", "x"], ["--port", "70000"], ["--tls", "a"], ["--bogus"]):
+        r = subprocess.run([server_bin, *bad], capture_output=True, text=True, timeout=T)
+        check(r.returncode == 2 and "usage:" in r.stderr and r.stdout == "", "%r must exit 2" % bad)
+    r = subprocess.run([server_bin, "--port", "0", "--tls", "/nonexistent.pem", "/nonexistent.key"],
+                       capture_output=True, text=True, timeout=T)
+    check(r.returncode == 1 and r.stdout == "" and "tether-demo-server:" in r.stderr, "bad certificate: exit 1")
+
+    # --tls: wss://, trusted through --ca.
+    certs = tempfile.mkdtemp(prefix="tether-demo-certs-")
+    subprocess.run(["sh", certs_sh, certs], check=True, timeout=60, stdout=subprocess.DEVNULL)
+    server = DemoServer(server_bin, "--tls", os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
+    check(server.url.startswith("wss://"), "TLS server URL %r" % server.url)
+    r = Repl(repl, server.url, "--ca", os.path.join(certs, "ca.pem"))
+    connected(r, server.url)
+    r.ok("send echo.secure 1")
+    r.out.wait_for(r"^< unrouted echo\.secure 1$")
+    r.send("quit")
+    r.finish(0)
+    res = run(repl, server.url, "--no-reconnect", input="status\n")
+    check(res.returncode == 1 and "verif" in res.stderr.lower(), "an untrusted certificate must fail: %r" % res.stderr)
+    server.stop()
+    shutil.rmtree(certs)
+
+
+def main():
+    repl, server_bin, certs_sh, scenario = sys.argv[1:5]
+    globals()["scenario_" + scenario.replace("-", "_")](repl, server_bin, certs_sh)
+    print("ok")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,723 @@
+// tether-repl's handler mode. One coroutine reads a command, runs it to the end
+// and prints its result, then reads the next; route handlers, the fallback and
+// the handler's callbacks print what arrives meanwhile. Everything runs on one
+// thread (the io_context has one, the handler's strand is on it), so the
+// session's state needs no lock. Coroutines are static and take
+// shared_ptr<session> (docs/design.md, compiler notes).
+#include "repl_session.hpp"
+
+#include <tether/error.hpp>
+#include <tether/handler.hpp>
+#include <tether/protocol.hpp>
+#include <tether/router.hpp>
+#include <tether/url.hpp>
+
+#include "asio_compat.hpp"
+#include "utf8.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+
+#include <fmt/core.h>
+
+#include <cctype>
+#include <charconv>
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+
+namespace repl {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using tether::json;
+using tether::detail::use_nothrow;
+
+constexpr auto never = steady::time_point::max();
+/// Messages kept for expect (the oldest go first).
+constexpr std::size_t max_unmatched = 1000;
+/// Deepest JSON nesting `send` accepts (as the codec's decode limit).
+constexpr std::size_t max_json_depth = tether::field_codec::max_depth;
+/// Longest wait/expect timeout: a day.
+constexpr long long max_wait_ms = 24LL * 3600 * 1000;
+
+const char* const help_lines[] = {
+    "commands (one per line; '#' starts a comment):",
+    "  send PATH [JSON]          send an envelope; 'ok' once written, 'ok queued' while offline",
+    "  route PATTERN             print messages matching PATTERN with their captures [a, b]",
+    "  unroute PATTERN           remove that route",
+    "  routes                    list the routes: 'ok PATTERN...'",
+    "  status                    the handler's status as one line of JSON",
+    "  wait MS                   pause MS milliseconds while messages print",
+    "  expect PATTERN [MS]       wait for a message matching PATTERN that no expect took yet",
+    "  close [CODE] [REASON]     close the connection (default 1000)",
+    "  connect [URL]             connect again, to URL or to the last URL",
+    "  help                      this list",
+    "  quit                      send what is queued, close and exit (also: end of input)",
+    "patterns: dot-separated segments; '*' is one segment, '#' any number at the end",
+    "output: '< PATH DATA' routed, '< unrouted PATH DATA', '* ...' state, '! ...' trouble",
+};
+
+/// A message kept for expect.
+struct received {
+  std::string path;
+  std::string shown; ///< "PATH DATA[ fields={...}]", as printed.
+};
+
+/// State shared by the command loop and the handler's callbacks.
+struct session : std::enable_shared_from_this<session> {
+  session(asio::any_io_executor e, options o, console& c, input_source i, session_control& k)
+      : ex(std::move(e)), opt(std::move(o)), out(c), in(std::move(i)), ctl(k), changed(ex, never) {}
+
+  asio::any_io_executor ex;
+  options opt;
+  console& out;
+  input_source in;
+  session_control& ctl;
+  std::optional<tether::handler> ws; // after construction: its callbacks hold a weak_ptr to us
+  std::string url;
+  std::map<std::string, tether::route_handle> routes;
+  std::deque<received> unmatched;
+  asio::steady_timer changed; // a condition variable: notify() wakes the command waiting on it
+  tether::connection_state state = tether::connection_state::idle;
+  std::size_t pending_sends = 0;
+  std::string connection_error; ///< The stream's last "connection error" warning: the details.
+  bool interrupted = false;
+  bool failed = false; // a command failed (--strict)
+
+  void notify() { changed.cancel(); }
+
+  void ok(std::string_view detail = {}) {
+    out.line(tone::ok, detail.empty() ? std::string("ok") : fmt::format("ok {}", detail));
+  }
+  /// Prints the failure and returns false, for `return s->fail(...)`.
+  bool fail(std::string_view why) {
+    failed = true;
+    out.line(tone::error, fmt::format("error: {}", why));
+    return false;
+  }
+};
+
+// ---- formatting ----
+
+/// strerror-style "Connection refused" → "connection refused".
+std::string lower_first(std::string s) {
+  if (s.size() > 1 && std::isupper(static_cast<unsigned char>(s[0])) &&
+      std::islower(static_cast<unsigned char>(s[1])))
+    s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+/// A path as printed: as is, or as a JSON string when empty or containing a blank.
+std::string path_text(std::string_view path) {
+  if (path.empty() || path.find_first_of(" \t") != std::string_view::npos)
+    return one_line_json(json(std::string(path)));
+  return printable(path);
+}
+
+std::string captures_text(const tether::captures& caps) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < caps.size(); ++i) {
+    if (i)
+      s += ", ";
+    s += caps[i].empty() ? std::string("\"\"") : printable(caps[i]);
+  }
+  return s + "]";
+}
+
+bool has_wildcards(std::string_view pattern) {
+  for (std::size_t start = 0;;) {
+    const auto dot = pattern.find('.', start);
+    const auto seg = pattern.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (seg == "*" || seg == "#")
+      return true;
+    if (dot == std::string_view::npos)
+      return false;
+    start = dot + 1;
+  }
+}
+
+/// " fields={...}" for id, reply_to, error and extra fields; empty when none.
+std::string fields_text(const tether::envelope& e) {
+  json f = json::object();
+  if (e.id)
+    f["id"] = *e.id;
+  if (e.reply_to)
+    f["reply_to"] = *e.reply_to;
+  if (e.error)
+    f["error"] = *e.error;
+  if (e.extra.is_object())
+    for (const auto& [k, v] : e.extra.items())
+      f[k] = v;
+  return f.empty() ? std::string() : " fields=" + one_line_json(f);
+}
+
+std::string binary_text(std::string_view bytes) {
+  std::string s = fmt::format("binary {} bytes", bytes.size());
+  constexpr std::size_t preview = 16;
+  for (std::size_t i = 0; i < bytes.size() && i < preview; ++i)
+    s += fmt::format("{}{:02x}", i == 0 ? ": " : " ", static_cast<unsigned char>(bytes[i]));
+  if (bytes.size() > preview)
+    s += " ...";
+  return s;
+}
+
+std::string attempt_text(const options& o, unsigned attempt) {
+  if (o.handler.max_retries < 0)
+    return std::to_string(attempt);
+  return fmt::format("{}/{}", attempt, o.handler.max_retries);
+}
+
+/// Deepest nesting of arrays and objects in JSON text (strings skipped).
+std::size_t json_depth(std::string_view text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+bool parse_ms(std::string_view s, long long& out) {
+  long long v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 0 || v > max_wait_ms)
+    return false;
+  out = v;
+  return true;
+}
+
+std::string what_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+  }
+  return "unknown error";
+}
+
+// ---- what arrives ----
+
+void print_message(session& s, const tether::message& m, bool routed, bool show_captures) {
+  const auto& e = m.env;
+  if (e.binary) {
+    s.out.line(tone::unrouted, "< " + binary_text(e.bytes));
+    return; // binary frames have no path: nothing for expect
+  }
+  const std::string path_data = path_text(e.path) + " " + one_line_json(e.data);
+  const std::string fields = fields_text(e);
+  std::string line = routed ? "< " : "< unrouted ";
+  line += path_data;
+  if (routed && show_captures)
+    line += " " + captures_text(m.wildcards);
+  line += fields;
+  s.out.line(routed ? tone::incoming : tone::unrouted, line);
+  if (s.unmatched.size() >= max_unmatched)
+    s.unmatched.pop_front();
+  s.unmatched.push_back({e.path, path_data + fields});
+  s.notify();
+}
+
+void on_state(session& s, const tether::state_change& c) {
+  using tether::connection_state;
+  s.state = c.state;
+  const auto why = lower_first(c.reason.empty() ? c.error.message() : c.reason);
+  switch (c.state) {
+  case connection_state::idle:
+    break;
+  case connection_state::connecting:
+    s.out.line(tone::state, fmt::format("* connecting to {}", s.url));
+    break;
+  case connection_state::reconnecting:
+    if (c.error)
+      s.out.line(tone::state, fmt::format("* reconnecting in {:.1f} s (attempt {}): {}", c.delay.count() / 1000.0,
+                                          attempt_text(s.opt, c.attempt), why));
+    else
+      s.out.line(tone::state, fmt::format("* reconnecting to {} (attempt {})", s.url, attempt_text(s.opt, c.attempt)));
+    break;
+  case connection_state::open:
+    s.out.line(tone::state, fmt::format("* connected to {}", s.url));
+    break;
+  case connection_state::closing:
+    s.out.line(tone::state, "* closing");
+    break;
+  case connection_state::closed:
+    s.out.line(tone::state, "* closed");
+    break;
+  case connection_state::failed:
+    s.out.line(tone::problem, fmt::format("* failed: {}", why));
+    break;
+  }
+  s.notify();
+}
+
+void on_error(session& s, std::error_code ec, std::string_view what) {
+  if (ec == tether::error::invalid_envelope)
+    s.out.line(tone::problem, "! invalid message: " + printable(what));
+  else
+    s.out.line(tone::problem, "! " + printable(what));
+}
+
+// ---- waiting ----
+
+/// Returns after the next notify() or at `deadline`, whichever comes first.
+asio::awaitable<void> wait_change(std::shared_ptr<session> s, steady::time_point deadline) {
+  asio::steady_timer alarm(s->ex);
+  if (deadline != never) {
+    alarm.expires_at(deadline);
+    std::weak_ptr<session> weak = s;
+    auto ring = [weak](std::error_code ec) {
+      if (auto p = weak.lock(); p && !ec)
+        p->notify();
+    };
+    alarm.async_wait(ring);
+  }
+  co_await s->changed.async_wait(use_nothrow);
+}
+
+/// The outcome of an operation started with co_spawn.
+struct op_result {
+  bool done = false;
+  std::string error; ///< Empty on success.
+  bool reported = false; ///< The command returned before it finished ("ok queued").
+};
+
+asio::awaitable<void> connect_one(std::shared_ptr<session> s, std::string url) {
+  co_await s->ws->connect(std::move(url));
+}
+
+asio::awaitable<void> send_one(std::shared_ptr<session> s, std::string path, json data) {
+  co_await s->ws->send(std::move(path), std::move(data));
+}
+
+/// Connects to s->url (following the retry policy); true once open. Gives up
+/// waiting when interrupted (the connect then fails with the final close).
+asio::awaitable<bool> connect_now(std::shared_ptr<session> s, std::string& error) {
+  auto result = std::make_shared<op_result>();
+  auto done = [s, result](std::exception_ptr e) {
+    result->done = true;
+    if (e)
+      result->error = what_of(e);
+    s->notify();
+  };
+  s->connection_error.clear();
+  asio::co_spawn(s->ex, connect_one(s, s->url), done);
+  while (!result->done && !s->interrupted)
+    co_await wait_change(s, never);
+  if (!result->done) {
+    error = "interrupted";
+    co_return false;
+  }
+  error = result->error;
+  if (!error.empty() && !s->connection_error.empty())
+    error = s->connection_error; // with the details: the address, OpenSSL's verification reason
+  co_return result->error.empty();
+}
+
+bool active(tether::connection_state st) {
+  using tether::connection_state;
+  return st == connection_state::connecting || st == connection_state::open ||
+         st == connection_state::reconnecting || st == connection_state::closing;
+}
+
+// ---- commands ----
+
+asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c) {
+  if (c.arg.empty()) {
+    s->fail("send needs PATH [JSON]");
+    co_return;
+  }
+  json data = nullptr;
+  if (!c.rest.empty()) {
+    if (json_depth(c.rest) > max_json_depth) {
+      s->fail(fmt::format("malformed JSON: nested deeper than {} levels", max_json_depth));
+      co_return;
+    }
+    try {
+      data = json::parse(c.rest);
+    } catch (const json::parse_error& e) {
+      // nlohmann says "[json.exception.parse_error.101] parse error at line 1, column N: why";
+      // keep the why, and give the column in the command line.
+      std::string why = e.what();
+      if (auto colon = why.find(": "); colon != std::string::npos)
+        why.erase(0, colon + 2);
+      const auto column = c.rest_column + (e.byte ? e.byte - 1 : 0);
+      s->fail(fmt::format("malformed JSON at column {}: {}", column, printable(why)));
+      co_return;
+    }
+  }
+  if (!active(s->state) || s->state == tether::connection_state::closing) {
+    s->fail(fmt::format("not connected ({}); use connect", tether::to_string(s->state)));
+    co_return;
+  }
+  auto result = std::make_shared<op_result>();
+  ++s->pending_sends;
+  std::string path = c.arg;
+  auto done = [s, result, path](std::exception_ptr e) {
+    result->done = true;
+    --s->pending_sends;
+    if (e)
+      result->error = what_of(e);
+    if (result->reported) {
+      // The command said "ok queued" earlier: report how it ended.
+      if (e) {
+        s->failed = true;
+        s->out.line(tone::problem, fmt::format("! send {} failed: {}", path_text(path), lower_first(result->error)));
+      } else {
+        s->out.line(tone::state, fmt::format("* sent {}", path_text(path)));
+      }
+    }
+    s->notify();
+  };
+  asio::co_spawn(s->ex, send_one(s, std::move(c.arg), std::move(data)), done);
+  for (;;) {
+    if (result->done) {
+      if (result->error.empty())
+        s->ok();
+      else
+        s->fail(fmt::format("send failed: {}", lower_first(result->error)));
+      co_return;
+    }
+    if (s->interrupted) {
+      result->reported = true;
+      s->ok("queued");
+      co_return;
+    }
+    if (s->state != tether::connection_state::open) {
+      // Not open. Once our message waits in the offline queue it is flushed
+      // after the reconnect or fails after --send-timeout, and either is printed
+      // then: the command is done. Ours is the newest send, so queued > 0 means
+      // it is there; 0 means it is being written (it completes with the write)
+      // or not yet queued (look again shortly: nothing notifies that step).
+      if (s->ws->status().queued > 0) {
+        result->reported = true;
+        s->ok("queued");
+        co_return;
+      }
+      co_await wait_change(s, steady::now() + std::chrono::milliseconds(20));
+      continue;
+    }
+    co_await wait_change(s, never);
+  }
+}
+
+asio::awaitable<void> cmd_expect(std::shared_ptr<session> s, command_line c) {
+  if (c.arg.empty()) {
+    s->fail("expect needs PATTERN [TIMEOUT_MS]");
+    co_return;
+  }
+  long long ms = s->opt.expect_timeout.count();
+  if (!c.rest.empty() && !parse_ms(c.rest, ms)) {
+    s->fail(fmt::format("expect: TIMEOUT_MS must be milliseconds (0..{}), got '{}'", max_wait_ms, printable(c.rest)));
+    co_return;
+  }
+  tether::path_router matcher;
+  if (auto ec = matcher.add(c.arg, 0)) {
+    s->fail(fmt::format("invalid pattern '{}': {}", printable(c.arg), ec.message()));
+    co_return;
+  }
+  const bool wild = has_wildcards(c.arg);
+  const auto deadline = steady::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    for (auto it = s->unmatched.begin(); it != s->unmatched.end(); ++it) {
+      tether::captures caps;
+      if (!matcher.match(it->path, caps))
+        continue;
+      std::string line = it->shown;
+      if (wild)
+        line += " " + captures_text(caps);
+      s->unmatched.erase(it);
+      s->ok(line);
+      co_return;
+    }
+    if (s->interrupted) {
+      s->fail(fmt::format("expect {}: interrupted", printable(c.arg)));
+      co_return;
+    }
+    if (steady::now() >= deadline) {
+      s->fail(fmt::format("expect {}: nothing matched within {} ms", printable(c.arg), ms));
+      co_return;
+    }
+    co_await wait_change(s, deadline);
+  }
+}
+
+asio::awaitable<void> cmd_wait(std::shared_ptr<session> s, command_line c) {
+  long long ms = 0;
+  if (!parse_ms(c.arg, ms) || !c.rest.empty()) {
+    s->fail(fmt::format("wait needs MS (0..{})", max_wait_ms));
+    co_return;
+  }
+  const auto deadline = steady::now() + std::chrono::milliseconds(ms);
+  while (steady::now() < deadline && !s->interrupted)
+    co_await wait_change(s, deadline);
+  if (s->interrupted)
+    s->fail("wait: interrupted");
+  else
+    s->ok();
+}
+
+asio::awaitable<void> cmd_close(std::shared_ptr<session> s, command_line c) {
+  long long code = 1000;
+  if (!c.arg.empty()) {
+    auto [end, ec] = std::from_chars(c.arg.data(), c.arg.data() + c.arg.size(), code);
+    if (ec != std::errc() || end != c.arg.data() + c.arg.size() || code < 0 || code > 65535 ||
+        !tether::is_valid_close_code(static_cast<std::uint16_t>(code))) {
+      s->fail(fmt::format("close: '{}' is not a close code that may be sent (1000-1003, 1007-1014, 3000-4999)",
+                          printable(c.arg)));
+      co_return;
+    }
+  }
+  if (c.rest.size() > 123 || !tether::detail::is_valid_utf8(c.rest)) {
+    s->fail("close: REASON must be UTF-8 of at most 123 bytes");
+    co_return;
+  }
+  if (!active(s->state)) {
+    s->fail(fmt::format("not connected ({})", tether::to_string(s->state)));
+    co_return;
+  }
+  co_await s->ws->close(static_cast<std::uint16_t>(code), c.rest);
+  s->ok();
+}
+
+asio::awaitable<void> cmd_connect(std::shared_ptr<session> s, command_line c) {
+  if (!c.rest.empty()) {
+    s->fail("connect takes at most one URL");
+    co_return;
+  }
+  if (!c.arg.empty()) {
+    tether::url parsed;
+    if (auto ec = tether::parse_url(c.arg, parsed)) {
+      s->fail(fmt::format("bad URL '{}': {}", printable(c.arg), ec.message()));
+      co_return;
+    }
+  }
+  if (active(s->state))
+    co_await s->ws->close(1000, {});
+  if (!c.arg.empty())
+    s->url = c.arg;
+  std::string error;
+  const bool ok = co_await connect_now(s, error);
+  if (ok)
+    s->ok();
+  else
+    s->fail(fmt::format("cannot connect to {}: {}", s->url, lower_first(error)));
+}
+
+void cmd_route(session& s, const command_line& c) {
+  if (c.arg.empty() || !c.rest.empty()) {
+    s.fail("route needs one PATTERN");
+    return;
+  }
+  if (s.routes.count(c.arg)) {
+    s.fail(fmt::format("route '{}' exists", printable(c.arg)));
+    return;
+  }
+  std::weak_ptr<session> weak = s.weak_from_this();
+  const bool wild = has_wildcards(c.arg);
+  auto print = [weak, wild](const tether::message& m, tether::connection_context&) {
+    if (auto p = weak.lock())
+      print_message(*p, m, true, wild);
+  };
+  try {
+    s.routes.emplace(c.arg, s.ws->add_route(tether::route(c.arg, print)));
+  } catch (const std::system_error& e) {
+    s.fail(fmt::format("invalid pattern '{}': {}", printable(c.arg), e.code().message()));
+    return;
+  }
+  if (s.ctl.pattern_used)
+    s.ctl.pattern_used(c.arg);
+  s.ok();
+}
+
+void cmd_unroute(session& s, const command_line& c) {
+  auto it = s.routes.find(c.arg);
+  if (c.arg.empty() || !c.rest.empty() || it == s.routes.end()) {
+    s.fail(fmt::format("no route '{}'", printable(c.arg)));
+    return;
+  }
+  it->second.remove();
+  s.routes.erase(it);
+  s.ok();
+}
+
+void cmd_routes(session& s) {
+  std::string list;
+  for (const auto& [pattern, handle] : s.routes)
+    list += (list.empty() ? "" : " ") + printable(pattern);
+  s.ok(list);
+}
+
+/// Runs one command line; false for quit.
+asio::awaitable<bool> run_command(std::shared_ptr<session> s, std::string line) {
+  auto c = split_command(line);
+  if (c.name.empty())
+    co_return true;
+  if (c.name == "quit" || c.name == "exit")
+    co_return false;
+  if (c.name == "send") {
+    co_await cmd_send(s, std::move(c));
+  } else if (c.name == "expect") {
+    co_await cmd_expect(s, std::move(c));
+  } else if (c.name == "wait") {
+    co_await cmd_wait(s, std::move(c));
+  } else if (c.name == "close") {
+    co_await cmd_close(s, std::move(c));
+  } else if (c.name == "connect") {
+    co_await cmd_connect(s, std::move(c));
+  } else if (c.name == "route") {
+    cmd_route(*s, c);
+  } else if (c.name == "unroute") {
+    cmd_unroute(*s, c);
+  } else if (c.name == "routes") {
+    cmd_routes(*s);
+  } else if (c.name == "status") {
+    s->out.line(tone::plain, s->ws->status().to_json().dump());
+  } else if (c.name == "help") {
+    for (const char* h : help_lines)
+      s->out.line(tone::plain, h);
+  } else {
+    s->fail(fmt::format("unknown command '{}' (help lists them)", printable(c.name)));
+  }
+  co_return true;
+}
+
+asio::awaitable<int> run_session(std::shared_ptr<session> s) {
+  std::string error;
+  const bool connected = co_await connect_now(s, error);
+  if (!connected) {
+    if (active(s->state))
+      co_await s->ws->close(1000, {}); // interrupted while connecting
+    fmt::print(stderr, "tether-repl: cannot connect to {}: {}\n", s->url, lower_first(error));
+    co_return exit_failed;
+  }
+  for (;;) {
+    std::optional<std::string> line;
+    try {
+      auto got = co_await s->in.next(); // named: see design.md, compiler notes
+      line = std::move(got);
+    } catch (const std::exception& e) {
+      s->failed = true;
+      s->out.line(tone::problem, fmt::format("! cannot read the input: {}", e.what()));
+    }
+    if (!line)
+      break;
+    const bool go_on = co_await run_command(s, std::move(*line));
+    if (!go_on)
+      break;
+  }
+  // End of input or quit: let queued sends go out (each is bounded by
+  // send_timeout), then close cleanly.
+  while (s->pending_sends > 0 && !s->interrupted)
+    co_await wait_change(s, never);
+  if (active(s->state))
+    co_await s->ws->close(1000, {});
+  co_return s->opt.strict && s->failed ? exit_strict : exit_ok;
+}
+
+} // namespace
+
+command_line split_command(std::string_view whole) {
+  std::string_view line = whole;
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  auto skip = [&](std::string_view v) {
+    while (!v.empty() && blank(v.front()))
+      v.remove_prefix(1);
+    return v;
+  };
+  auto word = [&](std::string_view& v) {
+    std::size_t n = 0;
+    while (n < v.size() && !blank(v[n]))
+      ++n;
+    auto w = v.substr(0, n);
+    v = skip(v.substr(n));
+    return std::string(w);
+  };
+  while (!line.empty() && (blank(line.back()) || line.back() == '\r' || line.back() == '\n'))
+    line.remove_suffix(1);
+  line = skip(line);
+  command_line c;
+  if (line.empty() || line.front() == '#')
+    return c;
+  c.name = word(line);
+  c.arg = word(line);
+  c.rest = std::string(line);
+  if (!line.empty())
+    c.rest_column = static_cast<std::size_t>(line.data() - whole.data()) + 1;
+  return c;
+}
+
+asio::awaitable<int> handler_session(options opt, std::string url, console& out, input_source in,
+                                     session_control& ctl) {
+  auto ex = co_await asio::this_coro::executor;
+  auto s = std::make_shared<session>(ex, std::move(opt), out, std::move(in), ctl);
+  s->url = std::move(url);
+  std::weak_ptr<session> weak = s;
+  auto hopts = s->opt.handler;
+  hopts.stream = s->opt.stream;
+  hopts.on_state = [weak](const tether::state_change& c) {
+    if (auto p = weak.lock())
+      on_state(*p, c);
+  };
+  hopts.on_error = [weak](std::error_code ec, std::string_view what) {
+    if (auto p = weak.lock())
+      on_error(*p, ec, what);
+  };
+  // The handler's state changes carry error codes; the stream's warnings carry
+  // the details, kept for "cannot connect" (never Authorization or Cookie values).
+  hopts.stream.log = [weak](tether::log_level level, std::string_view text) {
+    constexpr std::string_view prefix = "connection error: ";
+    auto p = weak.lock();
+    if (p && level == tether::log_level::warning && text.substr(0, prefix.size()) == prefix)
+      p->connection_error = std::string(text.substr(prefix.size()));
+  };
+  s->ws.emplace(ex, std::move(hopts));
+  auto unrouted = [weak](const tether::message& m, tether::connection_context&) {
+    if (auto p = weak.lock())
+      print_message(*p, m, false, false);
+  };
+  s->ws->set_fallback(tether::route::message_fn(unrouted));
+  ctl.interrupt = [weak] {
+    if (auto p = weak.lock()) {
+      p->interrupted = true;
+      p->in.stop();
+      p->notify();
+    }
+  };
+  int status = exit_failed;
+  std::exception_ptr error;
+  try {
+    const int rc = co_await run_session(s);
+    status = rc;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  ctl.interrupt = nullptr;
+  if (error) {
+    // Never leave the handler running: main's io_context would not return.
+    if (active(s->state))
+      co_await s->ws->close(1011, {});
+    std::rethrow_exception(error);
+  }
+  co_return status;
+}
+
+} // namespace repl
