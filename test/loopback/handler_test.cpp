@@ -5,6 +5,8 @@
 #include <tether/fmt.hpp>
 #include <tether/handler.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -471,6 +473,75 @@ TEST_CASE("handler: one route table shared by two handlers; interceptors run bef
     CHECK(a.status().unrouted == 0);
     co_await a.close();
     co_await b.close();
+  });
+}
+
+TEST_CASE("handler: a send cancelled while queued is removed and never sent") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    handler ws{io.get_executor(), fast()};
+    co_await ws.connect(server.url());
+    server.stop();
+    co_await ws.wait_for(connection_state::reconnecting);
+    asio::cancellation_signal cancel;
+    std::error_code ec;
+    bool done = false;
+    asio::co_spawn(io, ws.send("never", 1), asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e) {
+                     done = true;
+                     try {
+                       if (e)
+                         std::rethrow_exception(e);
+                     } catch (const std::system_error& x) {
+                       ec = x.code();
+                     }
+                   }));
+    {
+      const bool queued = co_await eventually([&] { return ws.status().queued == 1; });
+      CHECK(queued);
+    }
+    cancel.emit(asio::cancellation_type::terminal);
+    {
+      const bool finished = co_await eventually([&] { return done; });
+      CHECK(finished);
+    }
+    CHECK(ec == asio::error::operation_aborted);
+    CHECK(ws.status().queued == 0);
+    server.restart();
+    co_await ws.wait_for(connection_state::open);
+    co_await ws.send("after", 2);
+    co_await server.wait_messages(1);
+    const auto got = server.messages();
+    REQUIRE(got.size() == 1);
+    CHECK(json::parse(got[0].second)["path"] == "after");
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("handler: close() during the close handshake") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_answer_close(false); // the handshake never completes: close_timeout ends it
+    handler_options o = fast();
+    o.stream.close_timeout = 300ms;
+    handler ws{io.get_executor(), o};
+    co_await ws.connect(server.url());
+    bool first_done = false;
+    asio::co_spawn(io, ws.close(1000, "first"), [&](std::exception_ptr e) {
+      CHECK_FALSE(e);
+      first_done = true;
+    });
+    co_await ws.wait_for(connection_state::closing);
+    const auto start = clock_type::now();
+    co_await ws.close(1000, "second"); // joins the close in progress
+    CHECK(since(start) <= 300ms * 3 + 1s);
+    {
+      const bool both = co_await eventually([&] { return first_done; });
+      CHECK(both);
+    }
+    CHECK(ws.status().state == "closed");
   });
 }
 
