@@ -19,6 +19,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -120,6 +121,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     steady::time_point deadline{};
     asio::steady_timer signal; // expires at the deadline; cancelled on completion
     bool handed = false;       // given to the stream: can no longer be withdrawn
+    bool priority = false;     // sent by an on_open step: may go before flowing_
     bool done = false;
     std::error_code ec;
   };
@@ -170,6 +172,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   std::deque<std::shared_ptr<item>> queue_;
   std::shared_ptr<item> in_flight_; // handed to the stream, not yet completed
+  std::shared_ptr<asio::cancellation_signal> opening_signal_; // the running on_open steps
+  asio::cancellation_slot opening_slot_;                      // their coroutine's, to recognise their sends
   std::vector<std::shared_ptr<running>> handlers_;
 
   asio::steady_timer wake_;
@@ -329,18 +333,26 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     s.set_state(connection_state::open, 0);
     failures = 0;
 
-    // User steps first, then library steps; all finish before queued messages flow.
-    for (std::size_t i = 0; i < s.open_steps_.size() && !s.closing_; ++i) {
-      try {
-        co_await s.open_steps_[i](s.ctx_);
-      } catch (const std::exception& e) {
-        s.report(error::handler_closed, std::string("on_open step threw: ") + e.what());
-      }
+    // The on_open steps run beside the loops (their own sends must be written
+    // while they wait); queued messages flow once they have all finished.
+    if (s.open_steps_.empty()) {
+      s.flowing_ = true;
+    } else {
+      auto steps = std::make_shared<asio::cancellation_signal>();
+      s.opening_signal_ = steps;
+      asio::co_spawn(s.strand_, run_open_steps(self),
+                     asio::bind_cancellation_slot(steps->slot(), [self, steps, id = s.ctx_.connection_id](std::exception_ptr) {
+                       self->opening_slot_ = {};
+                       if (self->ctx_.connection_id == id && self->ctx_.connected)
+                         self->flowing_ = true; // not for a later connection
+                       self->notify();
+                     }));
     }
-    s.flowing_ = true;
     s.notify();
 
     co_await (reader(self, ws) || writer(self, ws) || heartbeat(self, ws));
+    if (auto steps = std::exchange(s.opening_signal_, nullptr))
+      steps->emit(asio::cancellation_type::terminal); // on_open steps of a dead connection
     if (auto it = std::exchange(s.in_flight_, nullptr); it && !it->done)
       s.complete(it, s.conn_outcome_.error ? s.conn_outcome_.error : make_error_code(error::connection_lost));
 
@@ -360,6 +372,20 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         st.last_error = "server closed with " + std::to_string(o.close_code);
     });
     co_return o;
+  }
+
+  // User steps first, then library steps (when there are some), in order.
+  static asio::awaitable<void> run_open_steps(std::shared_ptr<impl> self) {
+    auto& s = *self;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    s.opening_slot_ = cs.slot(); // sends from these steps jump the offline queue
+    for (std::size_t i = 0; i < s.open_steps_.size() && !s.closing_; ++i) {
+      try {
+        co_await s.open_steps_[i](s.ctx_);
+      } catch (const std::exception& e) {
+        s.report(error::handler_closed, std::string("on_open step threw: ") + e.what());
+      }
+    }
   }
 
   // ---- reader and dispatch ----
@@ -501,7 +527,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     // await again: Asio would throw, orphaning the item in hand.
     auto cs = co_await asio::this_coro::cancellation_state;
     for (;;) {
-      while (s.flowing_ && !s.queue_.empty() && !s.closing_ && !cancelled(cs)) {
+      while (!s.queue_.empty() && (s.flowing_ || s.queue_.front()->priority) && !s.closing_ && !cancelled(cs)) {
         auto it = s.queue_.front();
         s.queue_.pop_front();
         s.set_queued();
@@ -632,7 +658,16 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       if (steady::now() >= it->deadline)
         throw std::system_error(error::send_timeout);
     }
-    s.queue_.push_back(it);
+    // A send from an on_open step goes ahead of the offline queue (after earlier
+    // such sends); everything else queues at the back.
+    auto me = co_await asio::this_coro::cancellation_state;
+    it->priority = s.opening_slot_.is_connected() && me.slot() == s.opening_slot_;
+    if (it->priority) {
+      auto pos = std::find_if(s.queue_.begin(), s.queue_.end(), [](const auto& q) { return !q->priority; });
+      s.queue_.insert(pos, it);
+    } else {
+      s.queue_.push_back(it);
+    }
     s.set_queued();
     s.notify();
     for (;;) {

@@ -545,6 +545,90 @@ TEST_CASE("handler: close() during the close handshake") {
   });
 }
 
+TEST_CASE("handler hooks: on_connecting may change the URL; on_open steps run before queued sends") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto dead = "ws://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/";
+    a.close();
+    handler ws{io.get_executor(), fast()};
+    std::vector<unsigned> attempts;
+    const std::string good = server.url();
+    ws.on_connecting([&](unsigned attempt, std::string& url, http_headers& headers) -> awaitable<void> {
+      attempts.push_back(attempt);
+      if (attempt >= 2) {
+        url = good; // e.g. a refreshed token or another host
+        headers.add("X-Attempt", std::to_string(attempt));
+      }
+      co_return;
+    });
+    int opened = 0;
+    ws.add_on_open([&](connection_context& ctx) -> awaitable<void> {
+      ++opened;
+      json hello = {{"conn", ctx.connection_id}};
+      co_await ws.send("hello", hello); // goes out before anything queued
+    });
+    co_await ws.connect(dead);
+    CHECK(attempts == std::vector<unsigned>{1, 2});
+    REQUIRE(server.last_request().headers.find("X-Attempt"));
+    CHECK(*server.last_request().headers.find("X-Attempt") == "2");
+    co_await ws.send("after", 1);
+    co_await server.wait_messages(2);
+    const auto got = server.messages();
+    CHECK(json::parse(got[0].second)["path"] == "hello");
+    CHECK(json::parse(got[1].second)["path"] == "after");
+    CHECK(opened == 1);
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("handler offline queue: fail and drop_oldest policies; send_timeout") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    for (auto policy : {offline_policy::fail, offline_policy::drop_oldest}) {
+      CAPTURE(static_cast<int>(policy));
+      handler_options o = fast();
+      o.offline_queue_size = 2;
+      o.offline = policy;
+      o.send_timeout = 400ms;
+      handler ws{io.get_executor(), o};
+      co_await ws.connect(server.url());
+      server.stop();
+      co_await ws.wait_for(connection_state::reconnecting);
+      std::vector<std::error_code> results(3);
+      int finished = 0;
+      for (int i = 0; i < 3; ++i)
+        asio::co_spawn(io, ws.send("q", i), [&, i](std::exception_ptr e) {
+          ++finished;
+          try {
+            if (e)
+              std::rethrow_exception(e);
+          } catch (const std::system_error& x) {
+            results[static_cast<std::size_t>(i)] = x.code();
+          }
+        });
+      {
+        const bool all = co_await eventually([&] { return finished == 3; }, 5s);
+        CHECK(all);
+      }
+      if (policy == offline_policy::fail) {
+        CHECK(results[2] == error::queue_full);     // the newcomer is refused
+        CHECK(results[0] == error::send_timeout);   // the others wait, then time out
+        CHECK(results[1] == error::send_timeout);
+      } else {
+        CHECK(results[0] == error::queue_full);     // the oldest makes room
+        CHECK(results[1] == error::send_timeout);
+        CHECK(results[2] == error::send_timeout);
+      }
+      co_await ws.close();
+      server.restart();
+    }
+  });
+}
+
 } // TEST_SUITE
 
 TEST_CASE("handler concurrency: sends from several threads while the connection drops and reconnects") {
