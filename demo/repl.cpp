@@ -239,16 +239,6 @@ struct on_signal {
   }
 };
 
-std::string what_of(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (...) {
-  }
-  return "unknown error";
-}
-
 bool color_allowed(bool requested, int fd) {
   const char* no_color = std::getenv("NO_COLOR"); // https://no-color.org: set and not empty.
   return requested && isatty(fd) && !(no_color && *no_color);

@@ -4,6 +4,7 @@
 // the line editor shows one (so incoming messages never break the typed line).
 #include <tether/codec.hpp>
 
+#include <exception>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -46,5 +47,16 @@ std::string printable(std::string_view text);
 /// `j` as compact JSON on one line, safe for a terminal (DEL and C1 characters
 /// escaped as \u00NN, invalid UTF-8 replaced by U+FFFD).
 std::string one_line_json(const tether::json& j);
+
+/// The text of an exception from a coroutine's completion handler.
+inline std::string what_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+  }
+  return "unknown error";
+}
 
 } // namespace repl

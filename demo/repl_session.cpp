@@ -204,16 +204,6 @@ bool parse_ms(std::string_view s, long long& out) {
   return true;
 }
 
-std::string what_of(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (...) {
-  }
-  return "unknown error";
-}
-
 // ---- what arrives ----
 
 void print_message(session& s, const tether::message& m, bool routed, bool show_captures) {
