@@ -105,6 +105,8 @@ std::optional<event> protocol::next_event() {
   release_consumed();
   if (done_)
     return std::nullopt;
+  if (pending_error_)
+    return fail(std::exchange(pending_error_, {}));
   if (end_pending_) {
     end_pending_ = false;
     in_message_ = false;
@@ -180,12 +182,30 @@ std::optional<event> protocol::data_event(std::size_t available) {
       return fail(ec == error::message_too_big ? ec : make_error_code(error::extension_failed));
     chunk = decoded_;
   }
-  message_size_ += chunk.size();
-  if (opts_.max_message_size != 0 && message_size_ > opts_.max_message_size)
-    return fail(error::message_too_big);
+  // Limits and UTF-8 fail at the exact byte: whatever came before it is
+  // delivered first, so every chunking of the input gives the same events.
+  std::size_t keep = chunk.size();
+  std::error_code err;
+  if (opts_.max_message_size != 0 && message_size_ + chunk.size() > opts_.max_message_size) {
+    keep = opts_.max_message_size - static_cast<std::size_t>(message_size_);
+    err = error::message_too_big;
+  }
   if (message_type_ == opcode::text && opts_.validate_utf8) {
-    if (!detail::utf8_feed(utf8_, chunk) || (message_end && utf8_ != detail::utf8_accept))
-      return fail(error::invalid_utf8);
+    const auto valid = detail::utf8_valid_prefix(utf8_, chunk.substr(0, keep));
+    if (valid < keep) {
+      keep = valid;
+      err = error::invalid_utf8;
+    } else if (!err && message_end && utf8_ != detail::utf8_accept) {
+      err = error::invalid_utf8; // ends mid-character
+    }
+  }
+  message_size_ += keep;
+  if (err) {
+    if (keep == 0)
+      return fail(err);
+    pending_error_ = err;
+    end_pending_ = false;
+    return make_event(event::kind::data, message_type_, chunk.substr(0, keep));
   }
   if (chunk.empty()) {
     if (!message_end)

@@ -57,4 +57,18 @@ bool utf8_feed(std::uint32_t& state, std::string_view bytes) noexcept {
   return true;
 }
 
+std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept {
+  std::uint32_t s = state;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const auto next = table[256 + s + table[static_cast<unsigned char>(bytes[i])]];
+    if (next == utf8_reject) {
+      state = utf8_reject;
+      return i;
+    }
+    s = next;
+  }
+  state = s;
+  return bytes.size();
+}
+
 } // namespace tether::detail

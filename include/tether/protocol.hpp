@@ -168,6 +168,7 @@ private:
   std::string decoded_;       // extension output for the current chunk
   std::uint32_t utf8_ = 0;   // incremental UTF-8 validator state
   bool end_pending_ = false;  // message_end to emit after the last data chunk
+  std::error_code pending_error_; // a failure to report after its valid prefix
 
   // Message state (outbound).
   bool out_message_ = false;

@@ -449,3 +449,21 @@ TEST_CASE("buffers start small, grow on demand and shrink back") {
   drain(client, got);
   CHECK(client.input_capacity() == initial);
 }
+
+TEST_CASE("a failure mid-chunk delivers the valid prefix first, whatever the chunking") {
+  // Found by fuzz-protocol-client: chunking must not change the events.
+  const auto bad_utf8 = frame(0x81, "ok\xC0rest");
+  for_every_split(client_opts(), bad_utf8, [](const auto& got) {
+    REQUIRE(got.size() == 3);
+    CHECK(got[1] == data(opcode::text, "ok"));
+    CHECK(got[2].error == error::invalid_utf8);
+  });
+  auto o = client_opts();
+  o.max_message_size = 5;
+  const auto too_big = frame(0x82, "123456789");
+  for_every_split(o, too_big, [](const auto& got) {
+    REQUIRE(got.size() == 3);
+    CHECK(got[1] == data(opcode::binary, "12345"));
+    CHECK(got[2].error == error::message_too_big);
+  });
+}
