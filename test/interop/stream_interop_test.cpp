@@ -8,6 +8,8 @@
 #include <asio/use_awaitable.hpp>
 
 #include <nlohmann/json.hpp>
+#include <cstdlib>
+#include <stdlib.h>
 #include <ostream>
 #include <random>
 
@@ -241,6 +243,24 @@ TEST_CASE("wss with a client certificate (mutual TLS)") {
     CHECK(ec); // the server ends the handshake: TLS alert or closed socket
     CHECK_FALSE(refused.is_open());
   });
+}
+
+TEST_CASE("wss trusting a hashed CA directory (tls.ca_dir)") {
+  const auto& dir = cert_dir();
+  char tmpl[] = "/tmp/tether-cadir-XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  const std::string cadir = tmpl;
+  const std::string cmd = "cp '" + dir + "/ca.pem' '" + cadir + "/' && openssl rehash '" + cadir + "' >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  peer_process peer(peer_kind::python, {"--tls", dir + "/server.pem", dir + "/server.key"});
+  run_async([&](asio::io_context& io) -> awaitable<void> {
+    stream_options o;
+    o.tls.ca_dir = cadir;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(peer.url(true, "localhost"));
+    co_await ws.close();
+  });
+  std::system(("rm -rf '" + cadir + "'").c_str());
 }
 
 } // TEST_SUITE

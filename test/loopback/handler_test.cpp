@@ -629,6 +629,38 @@ TEST_CASE("handler offline queue: fail and drop_oldest policies; send_timeout") 
   });
 }
 
+TEST_CASE("handler timing: a slow handler pauses reading and the heartbeat deadline with it") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_answer_pings(false); // no pong will ever come
+    handler_options o = fast();
+    o.ping_interval = 100ms;
+    o.pong_timeout = 200ms;
+    o.max_concurrent_handlers = 1;
+    std::vector<std::string> states;
+    o.on_state = [&](const state_change& c) { states.emplace_back(to_string(c.state)); };
+    handler ws{io.get_executor(), o};
+    bool slow_done = false;
+    ws.add_route({"slow", [&](const json&, connection_context&) -> awaitable<void> {
+                    auto ex = co_await asio::this_coro::executor;
+                    asio::steady_timer t(ex, 1500ms); // far longer than ping_interval + pong_timeout
+                    co_await t.async_wait(asio::use_awaitable);
+                    slow_done = true;
+                  }});
+    co_await ws.connect(server.url());
+    server.send_text(envelope_text("slow", 1));
+    server.send_text(envelope_text("slow", 2)); // cannot start: reading pauses
+    {
+      const bool started = co_await eventually([&] { return ws.status().messages_received >= 1; });
+      CHECK(started);
+    }
+    co_await ws.wait_for(connection_state::reconnecting); // only once reading resumed
+    CHECK(slow_done); // not declared dead while the handler held reading
+    co_await ws.close();
+  });
+}
+
 } // TEST_SUITE
 
 TEST_CASE("handler concurrency: sends from several threads while the connection drops and reconnects") {

@@ -507,6 +507,23 @@ TEST_CASE("timing: a TCP connect that is never accepted") {
   });
 }
 
+TEST_CASE("timing: a server that accepts TCP but never speaks TLS") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    asio::ip::tcp::socket peer(io);
+    a.async_accept(peer, [](std::error_code) {});
+    stream_options o;
+    o.tls_timeout = 300ms;
+    stream ws(io.get_executor(), o);
+    const auto start = clock_type::now();
+    std::error_code ec;
+    co_await ws.connect("wss://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/", ec);
+    CHECK(ec == error::tls_timeout);
+    check_elapsed(since(start), o.tls_timeout);
+  });
+}
+
 } // TEST_SUITE
 
 TEST_CASE("concurrency: 8 coroutines on 2 threads send 10,000 messages each, none interleaved") {
