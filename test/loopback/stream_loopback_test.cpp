@@ -524,6 +524,30 @@ TEST_CASE("timing: a server that accepts TCP but never speaks TLS") {
   });
 }
 
+TEST_CASE("a burst of pings is answered with a bounded number of pongs") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream_options o;
+    o.max_pong_backlog = 4;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+    // 50 pings in one write: the reader sees them all before the writer runs.
+    std::string burst;
+    for (int i = 0; i < 50; ++i)
+      burst += encode_frame(opcode::ping, std::to_string(i));
+    server.send_raw(burst + encode_frame(opcode::text, "after"));
+    std::string buf;
+    co_await ws.read(buf);
+    CHECK(buf == "after");
+    co_await ws.send("flush"); // written after the pongs
+    co_await server.wait_messages(1);
+    CHECK(server.pongs() >= 1);
+    CHECK(server.pongs() <= o.max_pong_backlog + 1); // the latest ping is always answered
+    co_await ws.close();
+  });
+}
+
 } // TEST_SUITE
 
 TEST_CASE("concurrency: 8 coroutines on 2 threads send 10,000 messages each, none interleaved") {

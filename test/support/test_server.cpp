@@ -236,6 +236,7 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
 
   // Observations.
   std::size_t accepted = 0;
+  std::size_t pongs = 0; // pongs received from clients
   std::size_t requests = 0;
   std::size_t ended = 0;
   server_request last_request;
@@ -590,6 +591,8 @@ struct test_server::impl : std::enable_shared_from_this<impl> {
         }
         break;
       case event::kind::pong:
+        ++s.pongs;
+        s.notify();
         break;
       case event::kind::close:
         c.close_seen = true;
@@ -812,6 +815,7 @@ asio::awaitable<void> test_server::wait_messages(std::size_t n) {
 
 std::size_t test_server::accepted() const { return impl_->accepted; }
 std::size_t test_server::requests() const { return impl_->requests; }
+std::size_t test_server::pongs() const { return impl_->pongs; }
 std::size_t test_server::connections() const { return impl_->conns.size(); }
 const server_request& test_server::last_request() const { return impl_->last_request; }
 std::vector<std::pair<opcode, std::string>> test_server::messages() const { return impl_->messages; }

@@ -162,6 +162,8 @@ public:
   asio::awaitable<void> wait_messages(std::size_t n);
 
   std::size_t accepted() const;
+  /// Pongs received from clients in total.
+  std::size_t pongs() const;
   std::size_t requests() const;
   /// Connections open now.
   std::size_t connections() const;
