@@ -26,6 +26,7 @@
 
 #include "asio_compat.hpp"
 #include "live.hpp"
+#include "route_table.hpp"
 
 namespace tether {
 
@@ -45,69 +46,6 @@ std::int64_t epoch_ms() {
 constexpr std::size_t max_reported_raw = 256;
 
 } // namespace
-
-const char* to_string(connection_state s) noexcept {
-  switch (s) {
-  case connection_state::idle: return "idle";
-  case connection_state::connecting: return "connecting";
-  case connection_state::open: return "open";
-  case connection_state::reconnecting: return "reconnecting";
-  case connection_state::closing: return "closing";
-  case connection_state::closed: return "closed";
-  case connection_state::failed: return "failed";
-  }
-  return "unknown";
-}
-
-// ---- routes ----
-
-struct route_handle::table {
-  std::mutex m;
-  path_router router;
-  std::unordered_map<std::uint64_t, std::shared_ptr<const route::function>> fns;
-  std::unordered_map<std::string, std::uint64_t> ids; // pattern → id, so a stale handle cannot remove a replacement
-  std::uint64_t next_id = 1;
-  std::shared_ptr<const route::function> fallback;
-};
-
-route_table::route_table() : table_(std::make_shared<route_handle::table>()) {}
-
-route_handle route_table::add(route r) {
-  auto& t = *table_;
-  std::lock_guard lock(t.m);
-  const auto id = t.next_id++;
-  if (auto ec = t.router.add(r.pattern, id, r.replace))
-    throw std::system_error(ec, r.pattern);
-  if (auto old = t.ids.find(r.pattern); old != t.ids.end())
-    t.fns.erase(old->second);
-  t.ids[r.pattern] = id;
-  t.fns[id] = std::make_shared<const route::function>(std::move(r.fn));
-  return route_handle(table_, r.pattern, id);
-}
-
-void route_table::set_fallback(route::function fn) {
-  std::lock_guard lock(table_->m);
-  table_->fallback = std::make_shared<const route::function>(std::move(fn));
-}
-
-std::vector<std::string> route_table::patterns() const {
-  std::lock_guard lock(table_->m);
-  return table_->router.patterns();
-}
-
-bool route_handle::remove() {
-  auto t = table_.lock();
-  if (!t)
-    return false;
-  std::lock_guard lock(t->m);
-  auto it = t->ids.find(pattern_);
-  if (it == t->ids.end() || it->second != id_)
-    return false;
-  t->router.remove(pattern_);
-  t->fns.erase(id_);
-  t->ids.erase(it);
-  return true;
-}
 
 // ---- the handler's state ----
 
@@ -764,29 +702,6 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     notify();
   }
 };
-
-// ---- status ----
-
-json status::to_json() const {
-  auto opt = [](const auto& v) -> json { return v ? json(*v) : json(nullptr); };
-  json j = json::object();
-  j["connected"] = connected;
-  j["state"] = state;
-  j["retries"] = retries;
-  j["reconnects"] = reconnects;
-  j["messages_sent"] = messages_sent;
-  j["messages_received"] = messages_received;
-  j["bytes_sent"] = bytes_sent;
-  j["bytes_received"] = bytes_received;
-  j["last_ping"] = opt(last_ping);
-  j["last_pong"] = opt(last_pong);
-  j["rtt_ms"] = opt(rtt_ms);
-  j["queued"] = queued;
-  j["last_error"] = opt(last_error);
-  j["invalid_messages"] = invalid_messages;
-  j["unrouted"] = unrouted;
-  return j;
-}
 
 // ---- public API ----
 

@@ -1,0 +1,47 @@
+// tether::route_table and route_handle (thread safe; see route_table.hpp).
+#include "route_table.hpp"
+
+#include <system_error>
+
+namespace tether {
+
+route_table::route_table() : table_(std::make_shared<route_handle::table>()) {}
+
+route_handle route_table::add(route r) {
+  auto& t = *table_;
+  std::lock_guard lock(t.m);
+  const auto id = t.next_id++;
+  if (auto ec = t.router.add(r.pattern, id, r.replace))
+    throw std::system_error(ec, r.pattern);
+  if (auto old = t.ids.find(r.pattern); old != t.ids.end())
+    t.fns.erase(old->second);
+  t.ids[r.pattern] = id;
+  t.fns[id] = std::make_shared<const route::function>(std::move(r.fn));
+  return route_handle(table_, r.pattern, id);
+}
+
+void route_table::set_fallback(route::function fn) {
+  std::lock_guard lock(table_->m);
+  table_->fallback = std::make_shared<const route::function>(std::move(fn));
+}
+
+std::vector<std::string> route_table::patterns() const {
+  std::lock_guard lock(table_->m);
+  return table_->router.patterns();
+}
+
+bool route_handle::remove() {
+  auto t = table_.lock();
+  if (!t)
+    return false;
+  std::lock_guard lock(t->m);
+  auto it = t->ids.find(pattern_);
+  if (it == t->ids.end() || it->second != id_)
+    return false;
+  t->router.remove(pattern_);
+  t->fns.erase(id_);
+  t->ids.erase(it);
+  return true;
+}
+
+} // namespace tether

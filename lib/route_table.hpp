@@ -1,0 +1,24 @@
+#pragma once
+// The state behind tether::route_table and route_handle: the path trie plus the
+// functions its values name, under one mutex so routes may change while the
+// handler dispatches. Private to lib/.
+#include <tether/handler.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace tether {
+
+struct route_handle::table {
+  std::mutex m;
+  path_router router;
+  std::unordered_map<std::uint64_t, std::shared_ptr<const route::function>> fns;
+  std::unordered_map<std::string, std::uint64_t> ids; // pattern → id, so a stale handle cannot remove a replacement
+  std::uint64_t next_id = 1;
+  std::shared_ptr<const route::function> fallback;
+};
+
+} // namespace tether

@@ -1,0 +1,41 @@
+// tether::status as JSON and connection_state names: the formats scripts read
+// (docs/handler.md has the table).
+#include <tether/handler.hpp>
+
+namespace tether {
+
+const char* to_string(connection_state s) noexcept {
+  switch (s) {
+  case connection_state::idle: return "idle";
+  case connection_state::connecting: return "connecting";
+  case connection_state::open: return "open";
+  case connection_state::reconnecting: return "reconnecting";
+  case connection_state::closing: return "closing";
+  case connection_state::closed: return "closed";
+  case connection_state::failed: return "failed";
+  }
+  return "unknown";
+}
+
+json status::to_json() const {
+  auto opt = [](const auto& v) -> json { return v ? json(*v) : json(nullptr); };
+  json j = json::object();
+  j["connected"] = connected;
+  j["state"] = state;
+  j["retries"] = retries;
+  j["reconnects"] = reconnects;
+  j["messages_sent"] = messages_sent;
+  j["messages_received"] = messages_received;
+  j["bytes_sent"] = bytes_sent;
+  j["bytes_received"] = bytes_received;
+  j["last_ping"] = opt(last_ping);
+  j["last_pong"] = opt(last_pong);
+  j["rtt_ms"] = opt(rtt_ms);
+  j["queued"] = queued;
+  j["last_error"] = opt(last_error);
+  j["invalid_messages"] = invalid_messages;
+  j["unrouted"] = unrouted;
+  return j;
+}
+
+} // namespace tether
