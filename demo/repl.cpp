@@ -46,14 +46,18 @@ namespace repl {
 namespace {
 
 /// Writes what arrives to stdout and diagnostics to stderr, each line flushed;
-/// ANSI colour only where allowed.
+/// ANSI colour only where allowed. On a terminal, the server's text is made
+/// printable as in handler mode (it could retitle the window or clear the
+/// screen); into a pipe or file it goes as is.
 class printer {
 public:
-  printer(bool color_out, bool color_err) : color_out_(color_out), color_err_(color_err) {}
+  printer(bool color_out, bool color_err, bool escape_out)
+      : color_out_(color_out), color_err_(color_err), escape_out_(escape_out) {}
 
   void message(tether::message_kind kind, std::string_view data) const {
     if (kind == tether::message_kind::text) {
-      std::fwrite(data.data(), 1, data.size(), stdout); // As is: raw mode.
+      const std::string shown = escape_out_ ? printable(data) : std::string(data);
+      std::fwrite(shown.data(), 1, shown.size(), stdout);
       std::fputc('\n', stdout);
     } else {
       std::string line = fmt::format("<binary {} bytes>", data.size());
@@ -70,7 +74,8 @@ public:
   /// The server's close, in the echo peers' format ("closed CODE REASON").
   void closed(std::uint16_t code, std::string_view reason) const {
     bool normal = code == 1000 || code == 1001;
-    fmt::print(stdout, "{}closed {} {}{}\n", on(color_out_, normal ? yellow : red), code, reason, off(color_out_));
+    fmt::print(stdout, "{}closed {} {}{}\n", on(color_out_, normal ? yellow : red), code,
+               escape_out_ ? printable(reason) : std::string(reason), off(color_out_));
     std::fflush(stdout);
   }
 
@@ -89,6 +94,7 @@ private:
 
   bool color_out_;
   bool color_err_;
+  bool escape_out_;
 };
 
 /// What main() and a signal can reach while the session runs.
@@ -374,7 +380,7 @@ int main(int argc, char** argv) {
 
   if (opt.raw) {
     const repl::printer out(repl::color_allowed(opt.color, STDOUT_FILENO),
-                            repl::color_allowed(opt.color, STDERR_FILENO));
+                            repl::color_allowed(opt.color, STDERR_FILENO), isatty(STDOUT_FILENO) != 0);
     if (server)
       out.info(fmt::format("embedded demo server listening on {}", opt.url));
     repl::control ctl;

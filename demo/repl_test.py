@@ -19,10 +19,16 @@ Scenarios (each a meson test in suite 'interop'):
                 input, exit 0 (also with --raw); bad arguments → exit 2; --help, --version
   tls           wss:// with --ca, without it (verification fails, reason shown),
                 with the wrong CA, and with --insecure
+  escape        control characters from the server (ESC, OSC, BEL, C1, DEL, tab)
+                in messages and close reasons: escaped like handler mode when
+                stdout is a terminal (a pseudo-terminal), byte for byte in a
+                pipe; the URL's userinfo is never printed
 Every wait is bounded; peers get a stdin pipe that is closed at the end.
 """
 import os
+import pty
 import queue
+import select
 import shutil
 import socket
 import subprocess
@@ -272,6 +278,80 @@ def scenario_tls(repl, peer_script):
     peer.lines.expect("closed 1000 ")
     peer.stop()
     shutil.rmtree(certs)
+
+
+# What a hostile server sends: a window title (OSC ... BEL), CSI as a C1 control,
+# DEL, and a tab; and on a terminal, how each line must look.
+HOSTILE = "\x1b]0;pwned\x07 \u009b2J \x7f\tend"
+HOSTILE_SHOWN = r"\x1b]0;pwned\x07 \xc2\x9b2J \x7f\x09end"
+
+
+def on_terminal(repl, *args, lines):
+    """Runs tether-repl with stdout on a pseudo-terminal and stdin on a pipe;
+    writes `lines`, keeps stdin open until the output ends, returns (status,
+    stdout bytes, stderr)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([repl, *args], stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    proc.stdin.write("".join(l + "\n" for l in lines).encode())
+    proc.stdin.flush()
+    out = b""
+    while True:
+        r, _, _ = select.select([master], [], [], T)
+        check(r, "the terminal output did not end: %r" % out)
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            data = b""
+        if not data:
+            break
+        out += data
+    os.close(master)
+    status = proc.wait(timeout=T)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stdin.close()
+    print("$ tether-repl %s (stdout on a terminal) -> %d\n%r\n%s" % (" ".join(args), status, out, err))
+    return status, out.replace(b"\r\n", b"\n"), err
+
+
+def scenario_escape(repl, peer_script):
+    peer = Peer(peer_script)
+    url = "ws://user:secret@127.0.0.1:%d/echo" % peer.port
+    shown = "ws://127.0.0.1:%d/echo" % peer.port
+
+    # A terminal: the echo of the hostile line and the close reason, escaped as
+    # handler mode escapes them; the server's close ends the session (exit 3).
+    status, out, err = on_terminal(repl, "--raw", "--no-color", url,
+                                   lines=[HOSTILE, "!close 4001 " + HOSTILE])
+    check(status == 3, "exit status %d after close 4001" % status)
+    check(b"\x1b" not in out and b"\x07" not in out and b"\x7f" not in out and b"\xc2\x9b" not in out,
+          "control characters reached the terminal: %r" % out)
+    check(out.decode().splitlines() == [HOSTILE_SHOWN, "closed 4001 " + HOSTILE_SHOWN], "terminal output %r" % out)
+    check("connected to %s\n" % shown in err and "secret" not in err, "stderr %r" % err)
+    peer.lines.next("the peer's closed line")
+
+    # A pipe: the same bytes, unchanged.
+    proc, lines = interactive(repl, url)
+    send(proc, HOSTILE)
+    lines.expect(HOSTILE)
+    send(proc, "!close 4001 " + HOSTILE)
+    lines.expect("closed 4001 " + HOSTILE)
+    check(proc.wait(timeout=T) == 3, "pipe: exit status %r" % proc.returncode)
+    proc.stdin.close()
+    err = proc.stderr.read()
+    check("connected to %s\n" % shown in err and "secret" not in err, "stderr %r" % err)
+    peer.lines.next("the peer's closed line")
+    peer.stop()
+
+    # A refused URL with userinfo: the error names the URL, never the password.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # bound, not listening: refused
+    port = s.getsockname()[1]
+    r = run(repl, "--raw", "ws://user:secret@127.0.0.1:%d/" % port, input="")
+    s.close()
+    check(r.returncode == 1, "refused: exit %d" % r.returncode)
+    check("cannot connect" in r.stderr and "ws://127.0.0.1:%d/" % port in r.stderr and "secret" not in r.stderr
+          and "user" not in r.stderr, "refused: stderr %r" % r.stderr)
 
 
 def main():
