@@ -12,13 +12,13 @@
 #include "demo_server.hpp"
 #include "repl_console.hpp"
 #include "repl_editor.hpp"
+#include "repl_format.hpp"
 #include "repl_input.hpp"
 #include "repl_options.hpp"
 #include "repl_session.hpp"
 
 #include <tether/error.hpp>
 #include <tether/stream.hpp>
-#include <tether/url.hpp>
 
 #include "asio_compat.hpp"
 #include "utf8.hpp" // tether's own validator (lib/, via tether_internal_dep)
@@ -181,10 +181,7 @@ asio::awaitable<void> send_loop(tether::stream& ws, line_reader& input, const pr
 
 /// Connects, runs the conversation, closes; returns the exit status.
 asio::awaitable<int> session(const options& opt, const printer& out, control& ctl) {
-  tether::url target;
-  (void)tether::parse_url(opt.url, target); // Validated by parse_command_line.
-  const std::string shown = target.to_string();
-
+  const std::string shown = without_userinfo(opt.url);
   auto this_ex = co_await asio::this_coro::executor;
 
   tether::stream ws(this_ex, opt.stream);
@@ -197,11 +194,7 @@ asio::awaitable<int> session(const options& opt, const printer& out, control& ct
   }
   if (!connect_error.empty()) {
     ctl.ws = nullptr;
-    // The stream's messages usually name the URL already.
-    if (connect_error.find(shown) != std::string::npos)
-      out.error(fmt::format("cannot connect: {}", connect_error));
-    else
-      out.error(fmt::format("cannot connect to {}: {}", shown, connect_error));
+    out.error(cannot_connect_text(opt.url, connect_error));
     co_return 1;
   }
   if (ws.subprotocol().empty())

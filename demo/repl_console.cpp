@@ -69,6 +69,19 @@ std::string printable(std::string_view text) {
   return out;
 }
 
+std::string without_userinfo(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos)
+    return std::string(url);
+  const auto start = scheme + 3;
+  const auto end = url.find_first_of("/?#", start);
+  // The last '@' of the authority ends the userinfo, as tether::parse_url reads it.
+  const auto at = url.substr(start, end == std::string_view::npos ? end : end - start).rfind('@');
+  if (at == std::string_view::npos)
+    return std::string(url);
+  return std::string(url.substr(0, start)).append(url.substr(start + at + 1));
+}
+
 std::string one_line_json(const tether::json& j) {
   // dump() escapes C0 controls inside strings; DEL and C1 controls are left as
   // they are, and a terminal may act on them, so escape those too (valid JSON).

@@ -44,6 +44,10 @@ private:
 /// the C1 range U+0080..U+009F) become \xNN, invalid UTF-8 bytes too.
 std::string printable(std::string_view text);
 
+/// `url` without its userinfo ("ws://user:pw@host/" → "ws://host/"), the rest
+/// exactly as given: every URL the REPL prints goes through this.
+std::string without_userinfo(std::string_view url);
+
 /// `j` as compact JSON on one line, safe for a terminal (DEL and C1 characters
 /// escaped as \u00NN, invalid UTF-8 replaced by U+FFFD).
 std::string one_line_json(const tether::json& j);

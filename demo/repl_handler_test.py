@@ -28,6 +28,8 @@ Scenarios (each a meson test in suite 'interop'):
                history written and read back, NO_COLOR, Ctrl-D, Ctrl-C
   demo-server  tether-demo-server's command line: first line, --port, --tls
                (wss://, with tether-repl --ca), --help, bad arguments
+  userinfo     a URL with user:password@: no line on stdout or stderr shows
+               them (state lines, connect errors, bad URLs, status)
 
 Nothing sleeps to synchronise: every step waits for a line of output (bounded).
 """
@@ -374,7 +376,9 @@ def scenario_strict(repl, server_bin, certs_sh):
     port = s.getsockname()[1]
     r = Repl(repl, "--strict", "--no-reconnect")
     connected(r)
-    r.error("connect ws://127.0.0.1:%d" % port, "cannot connect to ws://127.0.0.1:%d: .*refused" % port)
+    m = r.do("connect ws://127.0.0.1:%d" % port)
+    check(re.fullmatch(r"error: cannot connect: .*refused", m.string, re.I) and m.string.count(":%d" % port) == 1,
+          "connect to a refused URL answered %r" % m.string)
     r.error("send echo.x 1", r"not connected \(failed\)")
     r.finish(4)
     s.close()
@@ -701,6 +705,37 @@ def scenario_demo_server(repl, server_bin, certs_sh):
     check(res.returncode == 1 and "verif" in res.stderr.lower(), "an untrusted certificate must fail: %r" % res.stderr)
     server.stop()
     shutil.rmtree(certs)
+
+
+def dead_port():
+    """A port that refuses connections (bound, not listening) and its socket."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+def scenario_userinfo(repl, server_bin, certs_sh):
+    server = DemoServer(server_bin)
+    secret_url = server.url.replace("ws://", "ws://alice:s3cret@")
+    gone, port = dead_port()
+    r = Repl(repl, secret_url, "--max-retries", "1", "--backoff", "linear", "--ping-interval", "0")
+    r.out.expect("* connecting to " + server.url)
+    r.out.expect("* connected to " + server.url)
+    r.ok("send server.drop {}")
+    r.out.wait_for("^%s$" % re.escape("* reconnecting to %s (attempt 1/1)" % server.url))
+    connected(r, server.url)
+    r.error("connect http://alice:s3cret@example.com/", r"^error: bad URL 'http://example\.com/'")
+    r.error("connect ws://alice:s3cret@127.0.0.1:%d/" % port, "^error: cannot connect: .*127\\.0\\.0\\.1:%d" % port)
+    r.status()
+    r.send("quit")
+    r.finish(0)
+    gone.close()
+    server.stop()
+    for line in r.out.seen + r.err.seen:
+        check("s3cret" not in line and "alice" not in line, "the URL's userinfo was printed: %r" % line)
+    for args in (["http://alice:s3cret@x/"], ["ws://alice:s3cret@a/", "ws://alice:s3cret@b/"]):
+        res = run(repl, *args)
+        check(res.returncode == 2 and "s3cret" not in res.stderr, "bad command line %r: %r" % (args, res.stderr))
 
 
 def main():

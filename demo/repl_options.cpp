@@ -1,5 +1,7 @@
 #include "repl_options.hpp"
 
+#include "repl_console.hpp"
+
 #include <tether/url.hpp>
 
 #include <fmt/core.h>
@@ -118,7 +120,8 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
     auto a = args[i];
     if (options_done || a.empty() || a.front() != '-') {
       if (!out.url.empty())
-        return usage_error(fmt::format("more than one URL ('{}' and '{}')", out.url, a));
+        return usage_error(
+            fmt::format("more than one URL ('{}' and '{}')", without_userinfo(out.url), without_userinfo(a)));
       if (a.empty())
         return usage_error("empty URL");
       out.url = a;
@@ -194,7 +197,7 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
   if (!out.url.empty()) {
     tether::url parsed;
     if (auto ec = tether::parse_url(out.url, parsed))
-      return usage_error(fmt::format("bad URL '{}': {}", out.url, ec.message()));
+      return usage_error(fmt::format("bad URL '{}': {}", without_userinfo(out.url), ec.message()));
   }
   return parse_outcome::run;
 }

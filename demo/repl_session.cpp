@@ -6,6 +6,9 @@
 // shared_ptr<session> (docs/design.md, compiler notes).
 #include "repl_session.hpp"
 
+#include "repl_command.hpp"
+#include "repl_format.hpp"
+
 #include <tether/error.hpp>
 #include <tether/handler.hpp>
 #include <tether/protocol.hpp>
@@ -21,7 +24,6 @@
 
 #include <fmt/core.h>
 
-#include <cctype>
 #include <charconv>
 #include <deque>
 #include <exception>
@@ -42,8 +44,6 @@ constexpr auto never = steady::time_point::max();
 constexpr std::size_t max_unmatched = 1000;
 /// Deepest JSON nesting `send` accepts (as the codec's decode limit).
 constexpr std::size_t max_json_depth = tether::field_codec::max_depth;
-/// Longest wait/expect timeout: a day.
-constexpr long long max_wait_ms = 24LL * 3600 * 1000;
 
 const char* const help_lines[] = {
     "commands (one per line; '#' starts a comment):",
@@ -91,6 +91,9 @@ struct session : std::enable_shared_from_this<session> {
 
   void notify() { changed.cancel(); }
 
+  /// Prints a line about something that happened (not a command's result).
+  void event(tone t, std::string text) { out.line(t, text); }
+
   void ok(std::string_view detail = {}) {
     out.line(tone::ok, detail.empty() ? std::string("ok") : fmt::format("ok {}", detail));
   }
@@ -102,114 +105,12 @@ struct session : std::enable_shared_from_this<session> {
   }
 };
 
-// ---- formatting ----
-
-/// strerror-style "Connection refused" → "connection refused".
-std::string lower_first(std::string s) {
-  if (s.size() > 1 && std::isupper(static_cast<unsigned char>(s[0])) &&
-      std::islower(static_cast<unsigned char>(s[1])))
-    s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
-  return s;
-}
-
-/// A path as printed: as is, or as a JSON string when empty or containing a blank.
-std::string path_text(std::string_view path) {
-  if (path.empty() || path.find_first_of(" \t") != std::string_view::npos)
-    return one_line_json(json(std::string(path)));
-  return printable(path);
-}
-
-std::string captures_text(const tether::captures& caps) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < caps.size(); ++i) {
-    if (i)
-      s += ", ";
-    s += caps[i].empty() ? std::string("\"\"") : printable(caps[i]);
-  }
-  return s + "]";
-}
-
-bool has_wildcards(std::string_view pattern) {
-  for (std::size_t start = 0;;) {
-    const auto dot = pattern.find('.', start);
-    const auto seg = pattern.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (seg == "*" || seg == "#")
-      return true;
-    if (dot == std::string_view::npos)
-      return false;
-    start = dot + 1;
-  }
-}
-
-/// " fields={...}" for id, reply_to, error and extra fields; empty when none.
-std::string fields_text(const tether::envelope& e) {
-  json f = json::object();
-  if (e.id)
-    f["id"] = *e.id;
-  if (e.reply_to)
-    f["reply_to"] = *e.reply_to;
-  if (e.error)
-    f["error"] = *e.error;
-  if (e.extra.is_object())
-    for (const auto& [k, v] : e.extra.items())
-      f[k] = v;
-  return f.empty() ? std::string() : " fields=" + one_line_json(f);
-}
-
-std::string binary_text(std::string_view bytes) {
-  std::string s = fmt::format("binary {} bytes", bytes.size());
-  constexpr std::size_t preview = 16;
-  for (std::size_t i = 0; i < bytes.size() && i < preview; ++i)
-    s += fmt::format("{}{:02x}", i == 0 ? ": " : " ", static_cast<unsigned char>(bytes[i]));
-  if (bytes.size() > preview)
-    s += " ...";
-  return s;
-}
-
-std::string attempt_text(const options& o, unsigned attempt) {
-  if (o.handler.max_retries < 0)
-    return std::to_string(attempt);
-  return fmt::format("{}/{}", attempt, o.handler.max_retries);
-}
-
-/// Deepest nesting of arrays and objects in JSON text (strings skipped).
-std::size_t json_depth(std::string_view text) {
-  std::size_t depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped)
-        escaped = false;
-      else if (c == '\\')
-        escaped = true;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
-bool parse_ms(std::string_view s, long long& out) {
-  long long v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v < 0 || v > max_wait_ms)
-    return false;
-  out = v;
-  return true;
-}
-
 // ---- what arrives ----
 
 void print_message(session& s, const tether::message& m, bool routed, bool show_captures) {
   const auto& e = m.env;
   if (e.binary) {
-    s.out.line(tone::unrouted, "< " + binary_text(e.bytes));
+    s.event(tone::unrouted, "< " + binary_text(e.bytes));
     return; // binary frames have no path: nothing for expect
   }
   const std::string path_data = path_text(e.path) + " " + one_line_json(e.data);
@@ -219,7 +120,7 @@ void print_message(session& s, const tether::message& m, bool routed, bool show_
   if (routed && show_captures)
     line += " " + captures_text(m.wildcards);
   line += fields;
-  s.out.line(routed ? tone::incoming : tone::unrouted, line);
+  s.event(routed ? tone::incoming : tone::unrouted, std::move(line));
   if (s.unmatched.size() >= max_unmatched)
     s.unmatched.pop_front();
   s.unmatched.push_back({e.path, path_data + fields});
@@ -229,41 +130,17 @@ void print_message(session& s, const tether::message& m, bool routed, bool show_
 void on_state(session& s, const tether::state_change& c) {
   using tether::connection_state;
   s.state = c.state;
-  const auto why = lower_first(c.reason.empty() ? c.error.message() : c.reason);
-  switch (c.state) {
-  case connection_state::idle:
-    break;
-  case connection_state::connecting:
-    s.out.line(tone::state, fmt::format("* connecting to {}", s.url));
-    break;
-  case connection_state::reconnecting:
-    if (c.error)
-      s.out.line(tone::state, fmt::format("* reconnecting in {:.1f} s (attempt {}): {}", c.delay.count() / 1000.0,
-                                          attempt_text(s.opt, c.attempt), why));
-    else
-      s.out.line(tone::state, fmt::format("* reconnecting to {} (attempt {})", s.url, attempt_text(s.opt, c.attempt)));
-    break;
-  case connection_state::open:
-    s.out.line(tone::state, fmt::format("* connected to {}", s.url));
-    break;
-  case connection_state::closing:
-    s.out.line(tone::state, "* closing");
-    break;
-  case connection_state::closed:
-    s.out.line(tone::state, "* closed");
-    break;
-  case connection_state::failed:
-    s.out.line(tone::problem, fmt::format("* failed: {}", why));
-    break;
-  }
+  auto line = state_text(c, s.url, s.opt.handler.max_retries);
+  if (!line.empty())
+    s.event(c.state == connection_state::failed ? tone::problem : tone::state, std::move(line));
   s.notify();
 }
 
 void on_error(session& s, std::error_code ec, std::string_view what) {
   if (ec == tether::error::invalid_envelope)
-    s.out.line(tone::problem, "! invalid message: " + printable(what));
+    s.event(tone::problem, "! invalid message: " + printable(what));
   else
-    s.out.line(tone::problem, "! " + printable(what));
+    s.event(tone::problem, "! " + printable(what));
 }
 
 // ---- waiting ----
@@ -317,8 +194,10 @@ asio::awaitable<bool> connect_now(std::shared_ptr<session> s, std::string& error
     co_return false;
   }
   error = result->error;
-  if (!error.empty() && !s->connection_error.empty())
-    error = s->connection_error; // with the details: the address, OpenSSL's verification reason
+  // tether's message names the URL and the details; where it does not, the
+  // stream's last warning has them (the address, OpenSSL's verification reason).
+  if (!error.empty() && !names_url(error, s->url) && !s->connection_error.empty())
+    error = s->connection_error;
   co_return result->error.empty();
 }
 
@@ -370,9 +249,9 @@ asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c) {
       // The command said "ok queued" earlier: report how it ended.
       if (e) {
         s->failed = true;
-        s->out.line(tone::problem, fmt::format("! send {} failed: {}", path_text(path), lower_first(result->error)));
+        s->event(tone::problem, fmt::format("! send {} failed: {}", path_text(path), printable(result->error)));
       } else {
-        s->out.line(tone::state, fmt::format("* sent {}", path_text(path)));
+        s->event(tone::state, fmt::format("* sent {}", path_text(path)));
       }
     }
     s->notify();
@@ -383,7 +262,7 @@ asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c) {
       if (result->error.empty())
         s->ok();
       else
-        s->fail(fmt::format("send failed: {}", lower_first(result->error)));
+        s->fail(fmt::format("send failed: {}", printable(result->error)));
       co_return;
     }
     if (s->interrupted) {
@@ -496,7 +375,7 @@ asio::awaitable<void> cmd_connect(std::shared_ptr<session> s, command_line c) {
   if (!c.arg.empty()) {
     tether::url parsed;
     if (auto ec = tether::parse_url(c.arg, parsed)) {
-      s->fail(fmt::format("bad URL '{}': {}", printable(c.arg), ec.message()));
+      s->fail(fmt::format("bad URL '{}': {}", printable(without_userinfo(c.arg)), ec.message()));
       co_return;
     }
   }
@@ -509,7 +388,7 @@ asio::awaitable<void> cmd_connect(std::shared_ptr<session> s, command_line c) {
   if (ok)
     s->ok();
   else
-    s->fail(fmt::format("cannot connect to {}: {}", s->url, lower_first(error)));
+    s->fail(cannot_connect_text(s->url, error));
 }
 
 void cmd_route(session& s, const command_line& c) {
@@ -596,7 +475,7 @@ asio::awaitable<int> run_session(std::shared_ptr<session> s) {
   if (!connected) {
     if (active(s->state))
       co_await s->ws->close(1000, {}); // interrupted while connecting
-    fmt::print(stderr, "tether-repl: cannot connect to {}: {}\n", s->url, lower_first(error));
+    fmt::print(stderr, "tether-repl: {}\n", cannot_connect_text(s->url, error));
     co_return exit_failed;
   }
   for (;;) {
@@ -624,36 +503,6 @@ asio::awaitable<int> run_session(std::shared_ptr<session> s) {
 }
 
 } // namespace
-
-command_line split_command(std::string_view whole) {
-  std::string_view line = whole;
-  auto blank = [](char c) { return c == ' ' || c == '\t'; };
-  auto skip = [&](std::string_view v) {
-    while (!v.empty() && blank(v.front()))
-      v.remove_prefix(1);
-    return v;
-  };
-  auto word = [&](std::string_view& v) {
-    std::size_t n = 0;
-    while (n < v.size() && !blank(v[n]))
-      ++n;
-    auto w = v.substr(0, n);
-    v = skip(v.substr(n));
-    return std::string(w);
-  };
-  while (!line.empty() && (blank(line.back()) || line.back() == '\r' || line.back() == '\n'))
-    line.remove_suffix(1);
-  line = skip(line);
-  command_line c;
-  if (line.empty() || line.front() == '#')
-    return c;
-  c.name = word(line);
-  c.arg = word(line);
-  c.rest = std::string(line);
-  if (!line.empty())
-    c.rest_column = static_cast<std::size_t>(line.data() - whole.data()) + 1;
-  return c;
-}
 
 asio::awaitable<int> handler_session(options opt, std::string url, console& out, input_source in,
                                      session_control& ctl) {

@@ -27,15 +27,6 @@ struct session_control {
   std::function<void(const std::string&)> pattern_used;
 };
 
-/// One line split into the command and its arguments (pure; unit-tested).
-struct command_line {
-  std::string name;  ///< First word; empty for a blank line or a '#' comment.
-  std::string arg;   ///< Second word, if any.
-  std::string rest;  ///< Everything after the second word, leading and trailing blanks removed.
-  std::size_t rest_column = 0; ///< 1-based column of `rest` in the line (0 when empty).
-};
-command_line split_command(std::string_view line);
-
 /// Connects to `url`, then runs commands from `in` until the end of input or
 /// quit; returns the exit status.
 asio::awaitable<int> handler_session(options opt, std::string url, console& out, input_source in,

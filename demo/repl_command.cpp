@@ -1,0 +1,69 @@
+#include "repl_command.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace repl {
+
+command_line split_command(std::string_view whole) {
+  std::string_view line = whole;
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  auto skip = [&](std::string_view v) {
+    while (!v.empty() && blank(v.front()))
+      v.remove_prefix(1);
+    return v;
+  };
+  auto word = [&](std::string_view& v) {
+    std::size_t n = 0;
+    while (n < v.size() && !blank(v[n]))
+      ++n;
+    auto w = v.substr(0, n);
+    v = skip(v.substr(n));
+    return std::string(w);
+  };
+  while (!line.empty() && (blank(line.back()) || line.back() == '\r' || line.back() == '\n'))
+    line.remove_suffix(1);
+  line = skip(line);
+  command_line c;
+  if (line.empty() || line.front() == '#')
+    return c;
+  c.name = word(line);
+  c.arg = word(line);
+  c.rest = std::string(line);
+  if (!line.empty())
+    c.rest_column = static_cast<std::size_t>(line.data() - whole.data()) + 1;
+  return c;
+}
+
+std::size_t json_depth(std::string_view text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+bool parse_ms(std::string_view s, long long& out) {
+  long long v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 0 || v > max_wait_ms)
+    return false;
+  out = v;
+  return true;
+}
+
+} // namespace repl

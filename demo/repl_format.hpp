@@ -1,0 +1,40 @@
+#pragma once
+// The text of tether-repl's lines: messages, captures, state changes and connect
+// failures (docs/repl.md, "Output", is the contract). Pure
+// functions; everything shown that came from outside is made printable here.
+#include <tether/codec.hpp>
+#include <tether/handler.hpp>
+#include <tether/router.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace repl {
+
+/// A path as printed: as is, or as a JSON string when empty or containing a blank.
+std::string path_text(std::string_view path);
+
+/// Wildcard captures as "[a, b]"; an empty capture shows as "".
+std::string captures_text(const tether::captures& caps);
+
+/// True if the pattern has a '*' or '#' segment (its matches show captures).
+bool has_wildcards(std::string_view pattern);
+
+/// " fields={...}" for id, reply_to, error and extra fields; empty when none.
+std::string fields_text(const tether::envelope& e);
+
+/// "binary N bytes: 00 01 ..." (the first 16 bytes in hex).
+std::string binary_text(std::string_view bytes);
+
+/// The state line for `c` ("* connected to URL", ...), URL without userinfo;
+/// empty when the state prints nothing.
+std::string state_text(const tether::state_change& c, std::string_view url, int max_retries);
+
+/// True if `details` name `url` (without userinfo, as given or as tether writes it).
+bool names_url(std::string_view details, std::string_view url);
+
+/// "cannot connect: DETAILS" when DETAILS name the URL (tether's messages do),
+/// else "cannot connect to URL: DETAILS"; never the URL's userinfo.
+std::string cannot_connect_text(std::string_view url, std::string_view details);
+
+} // namespace repl
