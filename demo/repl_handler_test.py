@@ -30,6 +30,8 @@ Scenarios (each a meson test in suite 'interop'):
                (wss://, with tether-repl --ca), --help, bad arguments
   userinfo     a URL with user:password@: no line on stdout or stderr shows
                them (state lines, connect errors, bad URLs, status)
+  order        many sends whose echoes a route prints, over ws:// and wss://:
+               each send's ok comes before its echo
 
 Nothing sleeps to synchronise: every step waits for a line of output (bounded).
 """
@@ -736,6 +738,26 @@ def scenario_userinfo(repl, server_bin, certs_sh):
     for args in (["http://alice:s3cret@x/"], ["ws://alice:s3cret@a/", "ws://alice:s3cret@b/"]):
         res = run(repl, *args)
         check(res.returncode == 2 and "s3cret" not in res.stderr, "bad command line %r: %r" % (args, res.stderr))
+
+
+def scenario_order(repl, server_bin, certs_sh):
+    certs = tempfile.mkdtemp(prefix="tether-repl-order-")
+    subprocess.run(["sh", certs_sh, certs], check=True, timeout=60, stdout=subprocess.DEVNULL)
+    server = DemoServer(server_bin, "--tls", os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
+    n = 300
+    script = "".join(["route echo.#\n"] + ["send echo.n%d %d\n" % (i, i) for i in range(n)])
+    for args in ([server.url, "--ca", os.path.join(certs, "ca.pem")], []):
+        res = run(repl, "--strict", *args, input=script)
+        check(res.returncode == 0, "exit %d" % res.returncode)
+        out = res.stdout.splitlines()
+        results = [i for i, line in enumerate(out) if line == "ok"]
+        check(len(results) == n + 1, "%d results for %d commands" % (len(results), n + 1))
+        for i in range(n):
+            echo = "< echo.n%d %d [n%d]" % (i, i, i)
+            check(echo in out, "no echo %r" % echo)
+            check(results[i + 1] < out.index(echo), "%r printed before its send's ok" % echo)
+    server.stop()
+    shutil.rmtree(certs)
 
 
 def main():

@@ -28,6 +28,8 @@
 #include <deque>
 #include <exception>
 #include <map>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <optional>
 
@@ -88,11 +90,26 @@ struct session : std::enable_shared_from_this<session> {
   std::string connection_error; ///< The stream's last "connection error" warning: the details.
   bool interrupted = false;
   bool failed = false; // a command failed (--strict)
+  /// Event lines (messages, state changes, notes) wait here while a send runs,
+  /// and print after its result: a send's "ok" comes before anything it caused.
+  std::vector<std::pair<tone, std::string>> held;
+  bool holding = false;
 
   void notify() { changed.cancel(); }
 
-  /// Prints a line about something that happened (not a command's result).
-  void event(tone t, std::string text) { out.line(t, text); }
+  /// Prints a line about something that happened, unless a send holds them.
+  void event(tone t, std::string text) {
+    if (holding)
+      held.emplace_back(t, std::move(text));
+    else
+      out.line(t, text);
+  }
+  void release() {
+    holding = false;
+    for (const auto& [t, text] : held)
+      out.line(t, text);
+    held.clear();
+  }
 
   void ok(std::string_view detail = {}) {
     out.line(tone::ok, detail.empty() ? std::string("ok") : fmt::format("ok {}", detail));
@@ -103,6 +120,20 @@ struct session : std::enable_shared_from_this<session> {
     out.line(tone::error, fmt::format("error: {}", why));
     return false;
   }
+};
+
+// ---- holding event lines ----
+
+/// Holds event lines while a command runs; prints them once it is destroyed
+/// (after the command's result line).
+struct hold_events {
+  explicit hold_events(session& s) : s_(s) { s_.holding = true; }
+  ~hold_events() { s_.release(); }
+  hold_events(const hold_events&) = delete;
+  hold_events& operator=(const hold_events&) = delete;
+
+private:
+  session& s_;
 };
 
 // ---- what arrives ----
@@ -237,6 +268,7 @@ asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c) {
     s->fail(fmt::format("not connected ({}); use connect", tether::to_string(s->state)));
     co_return;
   }
+  hold_events hold(*s); // until the result line is printed
   auto result = std::make_shared<op_result>();
   ++s->pending_sends;
   std::string path = c.arg;
