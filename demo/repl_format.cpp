@@ -2,9 +2,12 @@
 
 #include "repl_console.hpp"
 
+#include <tether/retry.hpp>
 #include <tether/url.hpp>
 
 #include <fmt/core.h>
+
+#include <random>
 
 namespace repl {
 
@@ -100,6 +103,25 @@ std::string state_text(const tether::state_change& c, std::string_view url, int 
     return "* failed: " + why;
   }
   return {};
+}
+
+std::string retry_plan_text(const tether::handler_options& h, unsigned attempt) {
+  tether::backoff_policy p;
+  p.kind = h.backoff;
+  p.base = h.backoff_base;
+  p.max_delay = h.max_delay;
+  p.jitter = 0; // The un-jittered delays bound the jittered ones.
+  if (h.max_retries < 0)
+    return fmt::format("* retrying without limit, each wait at most {}; --max-retries N sets a limit",
+                       seconds_text(h.max_delay));
+  const auto last = static_cast<unsigned>(h.max_retries);
+  std::chrono::milliseconds total{0};
+  std::mt19937_64 rng;
+  for (unsigned n = attempt; n <= last; ++n)
+    total += tether::backoff_delay(p, n, rng);
+  const unsigned left = last >= attempt ? last - attempt + 1 : 0;
+  return fmt::format("* up to {} more attempt{}, waiting at most {} in all; --max-retries 0 fails at once", left,
+                     left == 1 ? "" : "s", seconds_text(total));
 }
 
 bool names_url(std::string_view details, std::string_view url) {

@@ -1,6 +1,6 @@
 #pragma once
-// The text of tether-repl's lines: messages, captures, state changes and connect
-// failures (docs/repl.md, "Output", is the contract). Pure
+// The text of tether-repl's lines: messages, captures, state changes, the retry
+// plan and connect failures (docs/repl.md, "Output", is the contract). Pure
 // functions; everything shown that came from outside is made printable here.
 #include <tether/codec.hpp>
 #include <tether/handler.hpp>
@@ -29,6 +29,10 @@ std::string binary_text(std::string_view bytes);
 /// The state line for `c` ("* connected to URL", ...), URL without userinfo;
 /// empty when the state prints nothing.
 std::string state_text(const tether::state_change& c, std::string_view url, int max_retries);
+
+/// What the retry policy will still do after failure number `attempt`:
+/// "* up to N more attempts, waiting at most S s in all; --max-retries 0 fails at once".
+std::string retry_plan_text(const tether::handler_options& h, unsigned attempt);
 
 /// True if `details` name `url` (without userinfo, as given or as tether writes it).
 bool names_url(std::string_view details, std::string_view url);

@@ -30,6 +30,10 @@ Scenarios (each a meson test in suite 'interop'):
                (wss://, with tether-repl --ca), --help, bad arguments
   userinfo     a URL with user:password@: no line on stdout or stderr shows
                them (state lines, connect errors, bad URLs, status)
+  fail-fast    a dead URL: --max-retries 0 exits 1 at once with one error line;
+               the first failure says how many attempts remain and the longest
+               total wait; a server answering 503: the error names the URL once,
+               with the status and the library's message as it wrote it
   order        many sends whose echoes a route prints, over ws:// and wss://:
                each send's ok comes before its echo
 
@@ -716,6 +720,29 @@ def dead_port():
     return s, s.getsockname()[1]
 
 
+def rejecting_server(status_line):
+    """A server that answers every opening handshake with `status_line` (no
+    WebSocket); returns its port. Its thread ends with the process."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve():
+        while True:
+            conn, _ = srv.accept()
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                conn.sendall(status_line.encode() + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1]
+
+
 def scenario_userinfo(repl, server_bin, certs_sh):
     server = DemoServer(server_bin)
     secret_url = server.url.replace("ws://", "ws://alice:s3cret@")
@@ -738,6 +765,68 @@ def scenario_userinfo(repl, server_bin, certs_sh):
     for args in (["http://alice:s3cret@x/"], ["ws://alice:s3cret@a/", "ws://alice:s3cret@b/"]):
         res = run(repl, *args)
         check(res.returncode == 2 and "s3cret" not in res.stderr, "bad command line %r: %r" % (args, res.stderr))
+
+
+def backoff_bound(kind, retries, base=0.5, cap=30.0):
+    """The longest total wait of `retries` attempts: the un-jittered delays
+    (docs/repl.md: base x attempt or base x 2^(attempt-1), capped)."""
+    grow = (lambda n: base * n) if kind == "linear" else (lambda n: base * 2 ** (n - 1))
+    return sum(min(cap, grow(n)) for n in range(1, retries + 1))
+
+
+def scenario_fail_fast(repl, server_bin, certs_sh):
+    gone, port = dead_port()
+    url = "ws://127.0.0.1:%d" % port
+
+    # --max-retries 0: one attempt, one error line, exit 1.
+    res = run(repl, url, "--max-retries", "0", stdin=subprocess.DEVNULL)
+    check(res.returncode == 1, "--max-retries 0: exit %d" % res.returncode)
+    err = res.stderr.splitlines()
+    check(len(err) == 1 and re.fullmatch(r"tether-repl: cannot connect: .*refused", err[0], re.I),
+          "--max-retries 0: stderr %r" % res.stderr)
+    check(err[0].count("127.0.0.1:%d" % port) == 1, "the URL is not named exactly once: %r" % err[0])
+    out = res.stdout.splitlines()
+    check(len(out) == 2 and out[0] == "* connecting to " + url and out[1].startswith("* failed: "),
+          "--max-retries 0: stdout %r" % out)
+
+    # The first failure says what remains; the session ends after the last attempt.
+    res = run(repl, url, "--max-retries", "2", "--backoff", "linear", stdin=subprocess.DEVNULL)
+    out = res.stdout.splitlines()
+    plan = "* up to 2 more attempts, waiting at most %.1f s in all; --max-retries 0 fails at once" % \
+        backoff_bound("linear", 2)
+    check(res.returncode == 1 and len(out) > 2 and out[1].startswith("* reconnecting in ") and out[2] == plan,
+          "--max-retries 2: %r" % out)
+    check(out.count(plan) == 1 and out[-1].startswith("* failed: "), "the plan line once: %r" % out)
+
+    # The defaults (10 retries, exponential): the bound is shown at once; Ctrl-C
+    # ends the wait. Likewise without a limit.
+    for args, plan in (([], "* up to 10 more attempts, waiting at most %.1f s in all; --max-retries 0 fails at once"
+                        % backoff_bound("exponential", 10)),
+                       (["--max-retries", "-1"],
+                        "* retrying without limit, each wait at most 30.0 s; --max-retries N sets a limit")):
+        r = Repl(repl, url, *args)
+        r.out.wait_for("^%s$" % re.escape(plan))
+        r.proc.send_signal(signal.SIGINT)
+        r.finish(1)
+    gone.close()
+
+    # A server that refuses the upgrade with 503: the status, the URL once, and
+    # the library's message as it wrote it (not re-cased).
+    port = rejecting_server("HTTP/1.1 503 Service Unavailable")
+    url = "ws://127.0.0.1:%d/" % port
+    for args in ([], ["--raw"]):
+        res = run(repl, *args, url, "--max-retries", "0", stdin=subprocess.DEVNULL)
+        err = res.stderr.splitlines()
+        check(res.returncode == 1 and len(err) == 1, "503 %r: exit %d, stderr %r" % (args, res.returncode, err))
+        check(err[0].startswith("tether-repl: cannot connect") and "HTTP 503" in err[0] and
+              err[0].count(url) == 1, "503 %r: %r" % (args, err[0]))
+        check(args or "WebSocket handshake" in err[0], "the library's message re-cased: %r" % err[0])
+    r = Repl(repl, "--max-retries", "0")
+    connected(r)
+    m = r.do("connect " + url)
+    check(m.string.startswith("error: cannot connect: ") and "HTTP 503" in m.string and m.string.count(url) == 1,
+          "connect to a 503 server answered %r" % m.string)
+    r.finish(0)
 
 
 def scenario_order(repl, server_bin, certs_sh):

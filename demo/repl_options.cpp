@@ -56,7 +56,7 @@ constexpr std::string_view help_text =
     "  --raw                 raw mode: lines out, messages in\n"
     "  --reconnect           reconnect after a drop (the default)\n"
     "  --no-reconnect        do not reconnect\n"
-    "  --max-retries N       attempts after the first failure, -1 = no limit (default 10)\n"
+    "  --max-retries N       attempts after the first failure, -1 = no limit, 0 = fail at once (default 10)\n"
     "  --backoff KIND        linear or exponential (default exponential, from 500 ms, capped at 30 s)\n"
     "  --ping-interval MS    heartbeat ping period, 0 = none (default 30000)\n"
     "  --pong-timeout MS     no pong nor any frame by then: the connection is dead (default 10000)\n"

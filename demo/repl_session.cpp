@@ -90,6 +90,7 @@ struct session : std::enable_shared_from_this<session> {
   std::string connection_error; ///< The stream's last "connection error" warning: the details.
   bool interrupted = false;
   bool failed = false; // a command failed (--strict)
+  bool plan_pending = false; // connecting: say what the retry policy will do at the first failure
   /// Event lines (messages, state changes, notes) wait here while a send runs,
   /// and print after its result: a send's "ok" comes before anything it caused.
   std::vector<std::pair<tone, std::string>> held;
@@ -164,6 +165,11 @@ void on_state(session& s, const tether::state_change& c) {
   auto line = state_text(c, s.url, s.opt.handler.max_retries);
   if (!line.empty())
     s.event(c.state == connection_state::failed ? tone::problem : tone::state, std::move(line));
+  if (s.plan_pending && c.state == connection_state::reconnecting && c.error) {
+    // A script waiting to connect learns at once how long it may wait.
+    s.plan_pending = false;
+    s.event(tone::state, retry_plan_text(s.opt.handler, c.attempt));
+  }
   s.notify();
 }
 
@@ -217,9 +223,11 @@ asio::awaitable<bool> connect_now(std::shared_ptr<session> s, std::string& error
     s->notify();
   };
   s->connection_error.clear();
+  s->plan_pending = true;
   asio::co_spawn(s->ex, connect_one(s, s->url), done);
   while (!result->done && !s->interrupted)
     co_await wait_change(s, never);
+  s->plan_pending = false;
   if (!result->done) {
     error = "interrupted";
     co_return false;
