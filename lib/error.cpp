@@ -64,8 +64,86 @@ const char* message_of(error e) noexcept {
   case error::handler_closed: return "handler is closed";
   case error::reconnect_stopped: return "reconnect stopped by the retry policy";
   case error::dead_connection: return "connection is dead: no pong within pong_timeout";
+  case error::callback_failed: return "a user callback threw";
+  case error::server_closed: return "the server closed the connection";
+  case error::handshake_no_response: return "connection closed before the handshake response";
   }
   return "unknown tether error";
+}
+
+// One row per code, so adding a code never changes another's condition. A
+// missing case is a compiler warning (-Wswitch), an error in CI (-Werror).
+condition condition_of(error e) noexcept {
+  switch (e) {
+  case error::reserved_bits:
+  case error::unknown_opcode:
+  case error::fragmented_control:
+  case error::control_too_big:
+  case error::unexpected_continuation:
+  case error::expected_continuation:
+  case error::non_minimal_length:
+  case error::length_msb_set:
+  case error::masked_frame_from_server:
+  case error::unmasked_frame_from_client:
+  case error::bad_close_payload:
+  case error::bad_close_code:
+  case error::invalid_utf8:
+  case error::invalid_close_reason:
+  case error::extension_failed:
+    return condition::protocol_violation;
+  case error::message_too_big:
+  case error::frame_too_big:
+  case error::handshake_too_large:
+  case error::queue_full:
+    return condition::limit_exceeded;
+  case error::handshake_malformed:
+  case error::handshake_rejected:
+  case error::handshake_bad_upgrade:
+  case error::handshake_bad_connection:
+  case error::handshake_bad_accept:
+  case error::handshake_bad_subprotocol:
+  case error::handshake_bad_extension:
+  case error::handshake_bad_version:
+  case error::handshake_bad_key:
+  case error::handshake_bad_method:
+  case error::handshake_no_response:
+    return condition::handshake_failed;
+  case error::url_bad_scheme:
+  case error::url_malformed:
+  case error::url_bad_port:
+  case error::url_userinfo:
+    return condition::invalid_url;
+  case error::invalid_close_code:
+  case error::control_payload_too_big:
+  case error::message_in_progress:
+  case error::no_message_in_progress:
+  case error::closed:
+    return condition::invalid_argument;
+  case error::resolve_timeout:
+  case error::connect_timeout:
+  case error::tls_timeout:
+  case error::handshake_timeout:
+  case error::close_timeout:
+  case error::pong_timeout:
+  case error::write_timeout:
+  case error::send_timeout:
+  case error::dead_connection:
+    return condition::timeout;
+  case error::tls_failed:
+  case error::partial_write_cancelled:
+  case error::connection_lost:
+  case error::server_closed:
+    return condition::transport;
+  case error::route_conflict:
+  case error::invalid_pattern:
+  case error::invalid_envelope:
+  case error::retries_exhausted:
+  case error::handler_closed:
+  case error::reconnect_stopped:
+  case error::callback_failed:
+    return condition::handler;
+  }
+  return condition::handler;
 }
 
 class error_category_impl final : public std::error_category {
@@ -73,25 +151,7 @@ public:
   const char* name() const noexcept override { return "tether"; }
   std::string message(int ev) const override { return message_of(static_cast<error>(ev)); }
   std::error_condition default_error_condition(int ev) const noexcept override {
-    const int v = ev;
-    if (v == static_cast<int>(error::message_too_big) || v == static_cast<int>(error::frame_too_big) ||
-        v == static_cast<int>(error::handshake_too_large) || v == static_cast<int>(error::queue_full))
-      return condition::limit_exceeded;
-    if (v < 100)
-      return condition::protocol_violation;
-    if (v < 200)
-      return condition::handshake_failed;
-    if (v < 300)
-      return condition::invalid_url;
-    if (v < 400)
-      return condition::invalid_argument;
-    if (v == static_cast<int>(error::dead_connection))
-      return condition::timeout;
-    if (v >= 500)
-      return condition::handler;
-    if (v <= static_cast<int>(error::send_timeout))
-      return condition::timeout;
-    return condition::transport;
+    return condition_of(static_cast<error>(ev));
   }
 };
 

@@ -20,9 +20,12 @@
 #include <asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
+
+#include <unistd.h>
 
 #include "asio_compat.hpp"
 #include "live.hpp"
@@ -40,6 +43,21 @@ bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != as
 std::int64_t epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// A TLS file that cannot be read is a configuration error: it fails connect()
+// at once, with the file's name, instead of being retried like a certificate
+// that may rotate.
+void check_tls_files(const tls_options& tls) {
+  const std::pair<const char*, const std::string*> files[] = {
+      {"tls.ca_file", &tls.ca_file}, {"tls.ca_dir", &tls.ca_dir},
+      {"tls.cert_file", &tls.cert_file}, {"tls.key_file", &tls.key_file}};
+  for (const auto& [name, path] : files) {
+    if (path->empty() || ::access(path->c_str(), R_OK) == 0)
+      continue;
+    throw std::system_error(std::error_code(errno, std::generic_category()),
+                            std::string(name) + " '" + *path + "'");
+  }
 }
 
 // Invalid messages are reported with at most this much of the raw frame.
@@ -101,6 +119,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   connection_context ctx_;
   std::uint64_t next_connection_id_ = 0;
   outcome conn_outcome_;
+  std::string conn_text_;    // why the connection ended, as people read it (if not the stream's own text)
+  unsigned failures_ = 0;    // failed attempts and short connections in a row
+  std::uint64_t opens_ = 0;  // connections opened, so connect() sees an open that ended at once
+  std::string failure_what_; // what connect() throws with: attempt, URL, details
   bool supervising_ = false;
   bool closing_ = false;
   bool flowing_ = false; // on_open steps done: the writer may drain the queue
@@ -124,8 +146,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       opts_.on_error(ec, what);
   }
 
+  // `reason` is why the last attempt or connection ended (status().last_error
+  // gets the same text); `rule` is the retry decision's reason.
   void set_state(connection_state s, unsigned attempt = 0, std::chrono::milliseconds delay = {},
-                 std::error_code ec = {}, std::string reason = {}) {
+                 std::error_code ec = {}, std::string reason = {}, std::string rule = {}) {
     {
       std::lock_guard lock(status_mutex_);
       state_ = s;
@@ -142,9 +166,18 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       c.delay = delay;
       c.error = ec;
       c.reason = std::move(reason);
+      c.rule = std::move(rule);
       opts_.on_state(c);
     }
     notify();
+  }
+
+  // Ends the running connection's loops with `ec` (the first reason wins).
+  void end_connection(std::error_code ec, std::string text) {
+    if (conn_outcome_.error)
+      return;
+    conn_outcome_.error = ec;
+    conn_text_ = std::move(text);
   }
 
   template <class F>
@@ -182,64 +215,78 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   static asio::awaitable<void> supervise(std::shared_ptr<impl> self) {
     auto& s = *self;
-    unsigned failures = 0;
+    s.failures_ = 0;
     bool ever_open = false;
     while (!s.closing_) {
-      s.set_state(ever_open || failures ? connection_state::reconnecting : connection_state::connecting, failures);
+      s.set_state(ever_open || s.failures_ ? connection_state::reconnecting : connection_state::connecting,
+                  s.failures_);
+      outcome o;
+      std::string text;    // why it ended, as people read it
+      std::string context; // the same without the error's own message, for connect()'s exception
       std::string url = s.url_;
       auto so = s.opts_.stream;
       if (s.connecting_hook_) {
         try {
-          co_await s.connecting_hook_(failures + 1, url, so.headers);
+          co_await s.connecting_hook_(s.failures_ + 1, url, so.headers);
         } catch (const std::exception& e) {
-          s.report(error::handler_closed, std::string("on_connecting threw: ") + e.what());
+          context = std::string("on_connecting threw: ") + e.what();
+          o.error = error::callback_failed;
+          s.report(o.error, context);
         }
       }
-      auto ws = std::make_shared<stream>(s.strand_, so);
-      s.ws_ = ws;
-      std::error_code ec;
-      co_await ws->connect(url, ec);
-      if (s.closing_)
-        break;
-      outcome o;
-      if (ec) {
-        o.error = ec;
-        if (ec == error::handshake_rejected) {
-          o.http_status = ws->response().status;
-          if (auto ra = ws->response().headers.find("Retry-After"))
-            o.retry_after = parse_retry_after(*ra);
-        }
-        s.last_error_ = ec;
-        s.update_status([&](tether::status& st) { st.last_error = ws->last_error_message(); });
-      } else {
-        o = co_await run_connection(self, ws, ever_open, failures);
-        ever_open = true;
+      if (!o.error) {
+        auto ws = std::make_shared<stream>(s.strand_, so);
+        s.ws_ = ws;
+        std::error_code ec;
+        co_await ws->connect(url, ec);
         if (s.closing_)
           break;
+        if (ec) {
+          o.error = ec;
+          if (ec == error::handshake_rejected) {
+            o.http_status = ws->response().status;
+            if (auto ra = ws->response().headers.find("Retry-After"))
+              o.retry_after = parse_retry_after(*ra);
+          }
+          context = ws->last_error_context();
+        } else {
+          o = co_await run_connection(self, ws, ever_open);
+          ever_open = true;
+          if (s.closing_)
+            break; // our own close: last_error stays as it was
+          text = s.conn_text_;
+        }
       }
+      if (text.empty())
+        text = context.empty() ? o.error.message() : context + ": " + o.error.message();
+      const std::error_code why = o.error                 ? o.error
+                                  : o.close_code          ? make_error_code(error::server_closed)
+                                                          : make_error_code(error::connection_lost);
+      if (o.close_code && !o.error)
+        context = text; // "server closed with ..." is the whole story
       auto d = s.decide(o);
-      ++failures;
-      const bool limit = s.opts_.max_retries >= 0 && failures > static_cast<unsigned>(s.opts_.max_retries);
-      const std::error_code why = o.error ? o.error : make_error_code(error::connection_lost);
+      ++s.failures_;
+      s.last_error_ = why;
+      s.failure_what_ = "attempt " + std::to_string(s.failures_) + (context.empty() ? "" : ": " + context);
+      const bool limit = s.opts_.max_retries >= 0 && s.failures_ > static_cast<unsigned>(s.opts_.max_retries);
       if (d.what == retry_decision::stop || !s.opts_.reconnect || limit) {
-        s.last_error_ = why;
-        const auto reason = d.what == retry_decision::stop ? d.reason
-                            : !s.opts_.reconnect           ? "reconnect is off"
-                                                           : "max_retries reached";
-        s.set_state(connection_state::failed, failures, {}, why, reason + ": " + why.message());
+        const auto rule = d.what == retry_decision::stop ? d.reason
+                          : !s.opts_.reconnect           ? std::string("reconnect is off")
+                                                         : std::string("max_retries reached");
+        s.set_state(connection_state::failed, s.failures_, {}, why, text, rule);
         s.fail_queue(why);
         break;
       }
       const auto delay =
-          d.what == retry_decision::retry_after ? d.delay : backoff_delay(s.policy(), failures, s.rng_);
-      s.set_state(connection_state::reconnecting, failures, delay, why, d.reason);
+          d.what == retry_decision::retry_after ? d.delay : backoff_delay(s.policy(), s.failures_, s.rng_);
+      s.set_state(connection_state::reconnecting, s.failures_, delay, why, text, d.reason);
       s.backoff_timer_.expires_after(delay);
       co_await s.backoff_timer_.async_wait(use_nothrow);
     }
     s.ws_.reset();
     s.supervising_ = false;
     if (s.closing_)
-      s.set_state(connection_state::closed);
+      s.set_state(connection_state::closed, s.failures_);
     s.notify();
   }
 
@@ -252,43 +299,44 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     return p;
   }
 
-  // One open connection: on_open steps, then reader, writer and heartbeat until
-  // the first of them ends. Returns how the connection ended.
+  // One open connection: on_open steps, then reader, writer, heartbeat and the
+  // stability timer until the first of them ends. Returns how it ended, with
+  // conn_text_ saying why as people read it.
   static asio::awaitable<outcome> run_connection(std::shared_ptr<impl> self, std::shared_ptr<stream> ws,
-                                                 bool reconnected, unsigned& failures) {
+                                                 bool reconnected) {
     using namespace detail::awaitable_operators;
     auto& s = *self;
-    const auto opened_at = steady::now();
     s.conn_outcome_ = outcome{};
     s.conn_outcome_.opened = true;
+    s.conn_text_.clear();
     s.ctx_.connection_id = ++s.next_connection_id_;
+    ++s.opens_;
     s.ctx_.connected = true;
     s.ctx_.metadata = s.metadata_;
     s.last_frame_ = steady::now();
     s.flowing_ = false;
     if (reconnected)
       s.update_status([](tether::status& st) { ++st.reconnects; });
-    s.set_state(connection_state::open, 0);
-    failures = 0;
+    s.set_state(connection_state::open, s.failures_); // the count holds until the connection is stable
 
     // The on_open steps run beside the loops (their own sends must be written
-    // while they wait); queued messages flow once they have all finished.
+    // while they wait); queued messages flow once they have all succeeded.
     if (s.open_steps_.empty()) {
       s.flowing_ = true;
     } else {
       auto steps = std::make_shared<asio::cancellation_signal>();
       s.opening_signal_ = steps;
-      asio::co_spawn(s.strand_, run_open_steps(self),
+      asio::co_spawn(s.strand_, run_open_steps(self, ws),
                      asio::bind_cancellation_slot(steps->slot(), [self, steps, id = s.ctx_.connection_id](std::exception_ptr) {
                        self->opening_slot_ = {};
-                       if (self->ctx_.connection_id == id && self->ctx_.connected)
-                         self->flowing_ = true; // not for a later connection
+                       if (self->ctx_.connection_id == id && self->ctx_.connected && !self->conn_outcome_.error)
+                         self->flowing_ = true; // not for a later connection, nor after a failed step
                        self->notify();
                      }));
     }
     s.notify();
 
-    co_await (reader(self, ws) || writer(self, ws) || heartbeat(self, ws));
+    co_await (reader(self, ws) || writer(self, ws) || heartbeat(self, ws) || settle(self));
     if (auto steps = std::exchange(s.opening_signal_, nullptr))
       steps->emit(asio::cancellation_type::terminal); // on_open steps of a dead connection
     if (auto it = std::exchange(s.in_flight_, nullptr); it && !it->done)
@@ -296,32 +344,56 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
     s.ctx_.connected = false;
     s.flowing_ = false;
-    if (!s.closing_ && ws->is_open())
-      ws->abort(); // a dead or failed connection cannot do a close handshake
-    if (steady::now() - opened_at >= s.opts_.stable_after)
-      failures = 0;
     outcome o = s.conn_outcome_;
-    if (o.error)
-      s.last_error_ = o.error;
-    s.update_status([&](tether::status& st) {
-      if (o.error)
-        st.last_error = o.error.message();
-      else if (o.close_code)
-        st.last_error = "server closed with " + std::to_string(o.close_code);
-    });
+    if (!s.closing_ && ws->is_open()) {
+      std::error_code ignored;
+      if (o.close_code && !o.error)
+        co_await ws->close(ignored); // the server closed: finish the handshake (bounded by close_timeout)
+      else
+        ws->abort(); // a dead or failed connection cannot do a close handshake
+    }
+    if (o.error && s.conn_text_.empty())
+      s.conn_text_ = ws->last_error() == o.error ? ws->last_error_message() : o.error.message();
+    if (!o.error && o.close_code)
+      s.conn_text_ = "server closed with " + std::to_string(o.close_code) + " (" + close_code_name(o.close_code) +
+                     ")" + (o.close_reason.empty() ? "" : ": " + o.close_reason);
     co_return o;
   }
 
-  // User steps first, then library steps (when there are some), in order.
-  static asio::awaitable<void> run_open_steps(std::shared_ptr<impl> self) {
+  // Resets the failure count once the connection has lasted stable_after, then
+  // waits until another loop ends the connection.
+  static asio::awaitable<void> settle(std::shared_ptr<impl> self) {
+    auto& s = *self;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    asio::steady_timer t(s.strand_);
+    t.expires_after(s.opts_.stable_after);
+    auto [tec] = co_await t.async_wait(use_nothrow);
+    if (tec || cancelled(cs))
+      co_return;
+    s.failures_ = 0;
+    s.update_status([](tether::status& st) { st.retries = 0; });
+    t.expires_at(asio::steady_timer::time_point::max());
+    co_await t.async_wait(use_nothrow);
+  }
+
+  // User steps first, then library steps (when there are some), in order. A
+  // step that throws ends the connection: it counts as a failed attempt.
+  static asio::awaitable<void> run_open_steps(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
     auto& s = *self;
     auto cs = co_await asio::this_coro::cancellation_state;
     s.opening_slot_ = cs.slot(); // sends from these steps jump the offline queue
     for (std::size_t i = 0; i < s.open_steps_.size() && !s.closing_; ++i) {
+      std::string failed;
       try {
         co_await s.open_steps_[i](s.ctx_);
       } catch (const std::exception& e) {
-        s.report(error::handler_closed, std::string("on_open step threw: ") + e.what());
+        failed = std::string("on_open step threw: ") + e.what();
+      }
+      if (!failed.empty()) {
+        s.report(error::callback_failed, failed);
+        s.end_connection(error::callback_failed, failed);
+        ws->abort(); // ends the reader, and with it the connection's loops
+        co_return;
       }
     }
   }
@@ -352,6 +424,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       }
       if (r.kind == message_kind::close) {
         s.conn_outcome_.close_code = r.close_code;
+        s.conn_outcome_.close_reason = r.close_reason;
         co_return;
       }
       s.last_frame_ = steady::now();
@@ -378,7 +451,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         if (i(env, ctx_))
           return;
       } catch (const std::exception& e) {
-        report(make_error_code(std::errc::operation_canceled), std::string("interceptor threw: ") + e.what());
+        report(error::callback_failed, std::string("interceptor threw: ") + e.what());
       }
     }
     captures caps;
@@ -414,7 +487,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         start_coroutine(self, fn, std::move(env), std::move(spans), std::string(raw));
       }
     } catch (const std::exception& e) {
-      report(make_error_code(std::errc::operation_canceled), std::string("route handler threw: ") + e.what());
+      report(error::callback_failed, std::string("route handler threw: ") + e.what());
     }
   }
 
@@ -431,8 +504,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
                        try {
                          std::rethrow_exception(e);
                        } catch (const std::exception& x) {
-                         self->report(make_error_code(std::errc::operation_canceled),
-                                      std::string("route handler threw: ") + x.what());
+                         self->report(error::callback_failed, std::string("route handler threw: ") + x.what());
                        }
                      }
                      self->notify();
@@ -527,7 +599,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       if (ec == error::pong_timeout) {
         if (s.last_frame_ > sent || s.reader_paused_)
           continue; // other frames arrived: the connection is alive
-        s.conn_outcome_.error = error::dead_connection;
+        s.end_connection(error::dead_connection, {});
         co_return;
       }
       if (ec == asio::error::operation_aborted)
@@ -544,10 +616,13 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     auto& s = *self;
     if (s.supervising_)
       throw std::system_error(asio::error::already_connected);
+    check_tls_files(s.opts_.stream.tls);
     s.url_ = std::move(url);
     s.closing_ = false;
     s.last_error_ = {};
+    s.failure_what_.clear();
     s.supervising_ = true;
+    const auto opens = s.opens_;
     asio::co_spawn(s.strand_, supervise(self), [self](std::exception_ptr e) {
       if (!e)
         return;
@@ -562,13 +637,30 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       self->set_state(connection_state::failed, 0, {}, error::handler_closed);
       self->fail_queue(error::handler_closed);
     });
+    // Once cancelled this coroutine must not await again (Asio would throw)
+    // until the cancellation state is reset.
+    auto cs = co_await asio::this_coro::cancellation_state;
     for (;;) {
-      if (s.state_ == connection_state::open)
+      if (s.opens_ != opens)
         co_return;
-      if (s.state_ == connection_state::failed || s.state_ == connection_state::closed)
-        throw std::system_error(s.last_error_ ? s.last_error_ : make_error_code(error::handler_closed));
+      if (s.state_ == connection_state::failed || s.state_ == connection_state::closed) {
+        const auto ec = s.last_error_ ? s.last_error_ : make_error_code(error::handler_closed);
+        if (s.failure_what_.empty())
+          throw std::system_error(ec);
+        throw std::system_error(ec, s.failure_what_);
+      }
+      if (cancelled(cs))
+        break;
       co_await s.wake_.async_wait(use_nothrow);
     }
+    // Cancelled: stop connecting, as close() would, then report the cancellation.
+    co_await asio::this_coro::reset_cancellation_state();
+    s.shutdown();
+    while (s.supervising_)
+      co_await s.wake_.async_wait(use_nothrow);
+    if (s.state_ != connection_state::failed && s.state_ != connection_state::closed)
+      s.set_state(connection_state::closed, s.failures_);
+    throw std::system_error(asio::error::operation_aborted);
   }
 
   static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::shared_ptr<item> it) {
@@ -634,6 +726,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   static asio::awaitable<void> do_close(std::shared_ptr<impl> self, unsigned code, std::string reason) {
     auto& s = *self;
+    // Bad arguments fail before anything changes (the same checks as stream::close).
+    if (auto ec = check_close(code, reason))
+      throw std::system_error(ec);
     // A route handler calling close() is not waited for (it would wait for itself).
     auto cs_now = co_await asio::this_coro::cancellation_state;
     const auto me = cs_now.slot();
@@ -653,9 +748,11 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         if (!(me.is_connected() && h->slot == me))
           h->cancel.emit(asio::cancellation_type::terminal);
       if (auto ws = s.ws_) {
-        std::error_code ec;
+        // The close handshake runs on its own, so cancelling close() ends only
+        // the wait; the stream bounds it with close_timeout.
         if (ws->is_open())
-          co_await ws->close(static_cast<std::uint16_t>(code), reason, ec);
+          asio::co_spawn(s.strand_, close_stream(ws, static_cast<std::uint16_t>(code), std::move(reason)),
+                         [self](std::exception_ptr) { self->notify(); });
         else
           ws->abort(); // still connecting (resolve, TCP, TLS or handshake)
       }
@@ -667,10 +764,17 @@ struct handler::impl : std::enable_shared_from_this<impl> {
           ++others;
       if (!s.supervising_ && others == 0)
         break;
+      if (cancelled(cs_now))
+        throw std::system_error(asio::error::operation_aborted);
       co_await s.wake_.async_wait(use_nothrow);
     }
     if (s.state_ != connection_state::closed && s.state_ != connection_state::failed)
       s.set_state(connection_state::closed);
+  }
+
+  static asio::awaitable<void> close_stream(std::shared_ptr<stream> ws, std::uint16_t code, std::string reason) {
+    std::error_code ignored; // how it ended is the supervisor's to report
+    co_await ws->close(code, reason, ignored);
   }
 
   static asio::awaitable<void> do_wait_for(std::shared_ptr<impl> self, connection_state want) {
@@ -689,6 +793,25 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     } else {
       co_await asio::co_spawn(self->strand_, std::move(op), asio::use_awaitable);
     }
+  }
+
+  // Runs `op`, putting a std::system_error into `ec` instead of throwing it.
+  static asio::awaitable<void> into(asio::awaitable<void> op, std::error_code& ec) {
+    ec = {};
+    try {
+      co_await std::move(op);
+    } catch (const std::system_error& e) {
+      ec = e.code();
+    }
+  }
+
+  // Encodes inside the coroutine, so an encoding error arrives through the
+  // awaitable like every other send error.
+  static asio::awaitable<void> encode_and_send(std::shared_ptr<impl> self, envelope e) {
+    auto it = std::make_shared<item>(self->strand_);
+    if (auto ec = self->codec_->encode(e, it->payload, it->binary))
+      throw std::system_error(ec, "encoding the envelope for '" + e.path + "'");
+    co_await on_strand(self, do_send(self, std::move(it)));
   }
 
   void shutdown() noexcept {
@@ -723,6 +846,10 @@ asio::awaitable<void> handler::connect(std::string url) {
   return impl::on_strand(impl_, impl::do_connect(impl_, std::move(url)));
 }
 
+asio::awaitable<void> handler::connect(std::string url, std::error_code& ec) {
+  return impl::into(connect(std::move(url)), ec);
+}
+
 route_handle handler::add_route(route r) { return impl_->table_->add(std::move(r)); }
 
 void handler::set_fallback(route::function fn) { impl_->table_->set_fallback(std::move(fn)); }
@@ -738,15 +865,22 @@ asio::awaitable<void> handler::send(std::string path, json data) {
   return send(std::move(e));
 }
 
-asio::awaitable<void> handler::send(envelope e) {
-  auto it = std::make_shared<impl::item>(impl_->strand_);
-  if (auto ec = impl_->codec_->encode(e, it->payload, it->binary))
-    throw std::system_error(ec, "encoding the envelope");
-  return impl::on_strand(impl_, impl::do_send(impl_, std::move(it)));
+asio::awaitable<void> handler::send(std::string path, json data, std::error_code& ec) {
+  return impl::into(send(std::move(path), std::move(data)), ec);
+}
+
+asio::awaitable<void> handler::send(envelope e) { return impl::encode_and_send(impl_, std::move(e)); }
+
+asio::awaitable<void> handler::send(envelope e, std::error_code& ec) {
+  return impl::into(send(std::move(e)), ec);
 }
 
 asio::awaitable<void> handler::close(std::uint16_t code, std::string reason) {
   return impl::on_strand(impl_, impl::do_close(impl_, code, std::move(reason)));
+}
+
+asio::awaitable<void> handler::close(std::uint16_t code, std::string reason, std::error_code& ec) {
+  return impl::into(close(code, std::move(reason)), ec);
 }
 
 status handler::status() const {
@@ -756,6 +890,10 @@ status handler::status() const {
 
 asio::awaitable<void> handler::wait_for(connection_state s) {
   return impl::on_strand(impl_, impl::do_wait_for(impl_, s));
+}
+
+asio::awaitable<void> handler::wait_for(connection_state s, std::error_code& ec) {
+  return impl::into(wait_for(s), ec);
 }
 
 void handler::on_connecting(connecting_hook hook) { impl_->connecting_hook_ = std::move(hook); }

@@ -39,6 +39,44 @@ bool is_valid_close_code(std::uint16_t code) noexcept {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
+std::error_code check_close(unsigned code, std::string_view reason) noexcept {
+  if (code == 0)
+    return reason.empty() ? std::error_code() : make_error_code(error::invalid_close_code); // §5.5.1: a reason needs a code
+  if (code > 0xFFFF || !is_valid_close_code(static_cast<std::uint16_t>(code)))
+    return error::invalid_close_code;
+  if (reason.size() > 123)
+    return error::control_payload_too_big;
+  if (!detail::is_valid_utf8(reason))
+    return error::invalid_close_reason;
+  return {};
+}
+
+const char* close_code_name(std::uint16_t code) noexcept {
+  switch (code) {
+  case close_code::normal: return "normal closure";
+  case close_code::going_away: return "going away";
+  case close_code::protocol_error: return "protocol error";
+  case close_code::unsupported_data: return "unsupported data";
+  case close_code::no_status: return "no status code";
+  case close_code::abnormal: return "abnormal closure";
+  case close_code::invalid_payload: return "invalid payload data";
+  case close_code::policy_violation: return "policy violation";
+  case close_code::message_too_big: return "message too big";
+  case close_code::mandatory_extension: return "mandatory extension";
+  case close_code::internal_error: return "internal error";
+  case close_code::service_restart: return "service restart";
+  case close_code::try_again_later: return "try again later";
+  case 1014: return "bad gateway";
+  case close_code::tls_handshake: return "TLS handshake failure";
+  default: break;
+  }
+  if (code >= 3000 && code <= 3999)
+    return "registered";
+  if (code >= 4000 && code <= 4999)
+    return "private";
+  return "unknown";
+}
+
 protocol::protocol(protocol_options options) : opts_(options) { in_.resize(opts_.initial_buffer_size); }
 protocol::~protocol() = default;
 protocol::protocol(protocol&&) noexcept = default;
@@ -340,18 +378,12 @@ std::error_code protocol::send_pong(std::string_view payload) {
 std::error_code protocol::send_close(std::uint16_t code, std::string_view reason) {
   if (close_sent_ || failed_)
     return error::closed;
+  if (auto ec = check_close(code, reason))
+    return ec;
   if (code == 0) {
-    if (!reason.empty())
-      return error::invalid_close_code; // a reason needs a code (§5.5.1)
     close_sent_ = true;
     return queue_frame(opcode::close, true, false, {});
   }
-  if (!is_valid_close_code(code))
-    return error::invalid_close_code;
-  if (reason.size() > 123)
-    return error::control_payload_too_big;
-  if (!detail::is_valid_utf8(reason))
-    return error::invalid_close_reason;
   char payload[125];
   payload[0] = static_cast<char>(code >> 8);
   payload[1] = static_cast<char>(code & 0xFF);

@@ -1,7 +1,7 @@
 #include <tether/retry.hpp>
 
 #include <tether/error.hpp>
-
+#include <tether/protocol.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -62,12 +62,13 @@ retry_decision by_status(const outcome& o, const retry_rules& rules) {
 
 retry_decision by_close_code(const outcome& o, const retry_rules& rules) {
   const auto c = o.close_code;
-  const auto name = "close " + std::to_string(c);
+  const auto name = "close " + std::to_string(c) + " (" + close_code_name(c) + ")";
   switch (c) {
   case 1000:
   case 1001:
     return decide(rules.reconnect_on_normal_close ? retry_decision::retry : retry_decision::stop,
-                  name + (rules.reconnect_on_normal_close ? ": reconnect_on_normal_close" : ": normal closure"));
+                  name + (rules.reconnect_on_normal_close ? ": reconnect_on_normal_close"
+                                                          : ": the server ended the session"));
   case 1002: // the server says we broke the protocol: a new connection may work
   case 1011:
   case 1012:

@@ -1,6 +1,8 @@
 // tether::route_table and route_handle (thread safe; see route_table.hpp).
 #include "route_table.hpp"
 
+#include <tether/error.hpp>
+
 #include <system_error>
 
 namespace tether {
@@ -11,8 +13,10 @@ route_handle route_table::add(route r) {
   auto& t = *table_;
   std::lock_guard lock(t.m);
   const auto id = t.next_id++;
-  if (auto ec = t.router.add(r.pattern, id, r.replace))
-    throw std::system_error(ec, r.pattern);
+  if (auto ec = t.router.add(r.pattern, id, r.replace)) {
+    const char* why = ec == error::invalid_pattern ? pattern_problem(r.pattern) : nullptr;
+    throw std::system_error(ec, "route '" + r.pattern + "'" + (why ? std::string(": ") + why : std::string()));
+  }
   if (auto old = t.ids.find(r.pattern); old != t.ids.end())
     t.fns.erase(old->second);
   t.ids[r.pattern] = id;

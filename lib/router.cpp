@@ -34,27 +34,31 @@ private:
   bool done_ = false;
 };
 
-bool valid_pattern(std::string_view pattern) noexcept {
+const char* pattern_problem_of(std::string_view pattern) noexcept {
   if (pattern.empty())
-    return false;
+    return "the pattern is empty";
   std::size_t count = 0;
   std::size_t start = 0;
   for (;;) {
     const auto dot = pattern.find('.', start);
     const auto seg = pattern.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (seg.empty() || ++count > path_router::max_segments)
-      return false;
+    if (seg.empty())
+      return "a segment is empty (leading, trailing or doubled '.')";
+    if (++count > path_router::max_segments)
+      return "more than 256 segments";
     // '*' and '#' are wildcards only as a whole segment; inside one they would be
     // ambiguous with a future glob syntax, so they are refused rather than literal.
     if (seg.size() > 1 && seg.find_first_of("*#") != std::string_view::npos)
-      return false;
+      return "'*' and '#' must be whole segments";
     if (dot == std::string_view::npos)
-      return true;
+      return nullptr;
     if (seg == "#")
-      return false; // '#' must be the last segment
+      return "'#' must be the last segment";
     start = dot + 1;
   }
 }
+
+bool valid_pattern(std::string_view pattern) noexcept { return pattern_problem_of(pattern) == nullptr; }
 
 bool valid_path(std::string_view path) noexcept {
   return !path.empty() && path.front() != '.' && path.back() != '.' && path.find("..") == std::string_view::npos;
@@ -164,6 +168,8 @@ void collect(const node& n, std::string& prefix, std::vector<std::string>& out) 
 }
 
 } // namespace
+
+const char* pattern_problem(std::string_view pattern) noexcept { return pattern_problem_of(pattern); }
 
 path_router::path_router() = default;
 path_router::~path_router() = default;

@@ -220,7 +220,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
 
   // ---- connect ----
 
-  asio::awaitable<std::error_code> handshake(const url& u) {
+  // `why` receives what a person needs beyond the code: the status of a
+  // rejection, how much arrived before TCP closed, a TLS answer to ws://.
+  asio::awaitable<std::error_code> handshake(const url& u, std::string& why) {
     const auto key = generate_key();
     client_request req;
     req.host = u.host_header();
@@ -237,6 +239,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     response_parser parser(opts_.handshake);
     std::string buf(read_chunk, '\0');
     std::string_view leftover;
+    std::size_t received = 0;
     for (;;) {
       auto [ec, n] = co_await tr_->read_some(asio::buffer(buf));
       if (ec) {
@@ -244,10 +247,16 @@ struct stream::impl : std::enable_shared_from_this<impl> {
           auto r = parser.finish();
           if (r.done && !r.ec)
             break;
-          co_return r.ec ? r.ec : make_error_code(error::connection_lost);
+          if (why.empty())
+            why = "the server closed the connection after " + std::to_string(received) + " bytes of response";
+          co_return error::handshake_no_response;
         }
         co_return ec;
       }
+      // A TLS record (alert 0x15 or handshake 0x16, version 3.x) where HTTP was expected.
+      if (received == 0 && !u.secure && n >= 2 && (buf[0] == 0x15 || buf[0] == 0x16) && buf[1] == 0x03)
+        why = "the server answered with TLS: try wss://";
+      received += n;
       auto r = parser.feed({buf.data(), n});
       if (r.ec)
         co_return r.ec;
@@ -257,8 +266,11 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       }
     }
     response_ = std::move(parser.response());
-    if (auto ec = validate_response(response_, key, req))
+    if (auto ec = validate_response(response_, key, req)) {
+      if (ec == error::handshake_rejected)
+        why = "HTTP " + std::to_string(response_.status) + (response_.reason.empty() ? "" : " " + response_.reason);
       co_return ec;
+    }
     subprotocol_ = response_.subprotocol;
     // A server may send its first frames in the same packet as the 101.
     if (!leftover.empty())
@@ -305,10 +317,11 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         set_error(e, "TLS with " + u.to_string() + (why.empty() ? "" : ": " + why));
     }
     if (!e) {
-      auto r = co_await detail::with_timeout(handshake(u), opts_.handshake_timeout);
+      std::string why;
+      auto r = co_await detail::with_timeout(handshake(u, why), opts_.handshake_timeout);
       e = r ? *r : make_error_code(error::handshake_timeout);
       if (e)
-        set_error(e, "WebSocket handshake with " + u.to_string());
+        set_error(e, "WebSocket handshake with " + u.to_string() + (why.empty() ? "" : ": " + why));
     }
     const bool ok = !e;
     if (!ok) {
@@ -690,16 +703,11 @@ struct stream::impl : std::enable_shared_from_this<impl> {
 
   // Validates and starts a close; true when there is an ending to wait for.
   bool start_close(unsigned code, std::string_view reason, std::error_code& ec) {
+    // Bad arguments fail in every state, before anything changes.
+    if ((ec = check_close(code, reason)))
+      return false;
     if (state_ == state::closed && running_ == 0)
       return false;
-    if (code > 0xFFFF || (code != 0 && !is_valid_close_code(static_cast<std::uint16_t>(code)))) {
-      ec = error::invalid_close_code;
-      return false;
-    }
-    if (reason.size() > 123) {
-      ec = error::control_payload_too_big;
-      return false;
-    }
     if (state_ == state::connecting) {
       abort_now();
       return false;
@@ -814,6 +822,7 @@ const handshake_response& stream::response() const noexcept { return impl_->resp
 std::string_view stream::subprotocol() const noexcept { return impl_->subprotocol_; }
 std::error_code stream::last_error() const noexcept { return impl_->error_; }
 std::string stream::last_error_message() const { return impl_->message_of_error(); }
+std::string stream::last_error_context() const { return impl_->detail_; }
 void stream::abort() noexcept { impl_->abort_now(); }
 
 // Each public operation hands back the impl's coroutine directly (no wrapper

@@ -83,16 +83,19 @@ asio::awaitable<std::error_code> transport::start_tls(const url& target, const t
     ctx_->set_verify_mode(ssl::verify_none);
   } else {
     ctx_->set_verify_mode(ssl::verify_peer);
-    if (!tls.ca_file.empty() || !tls.ca_dir.empty()) {
-      if (!tls.ca_file.empty())
-        ctx_->load_verify_file(tls.ca_file, ec);
-      if (!ec && !tls.ca_dir.empty())
-        ctx_->add_verify_path(tls.ca_dir, ec);
-    } else {
-      ctx_->set_default_verify_paths(ec);
+    std::string from = "the system store";
+    if (!tls.ca_file.empty()) {
+      from = "tls.ca_file '" + tls.ca_file + "'";
+      ctx_->load_verify_file(tls.ca_file, ec);
     }
+    if (!ec && !tls.ca_dir.empty()) {
+      from = "tls.ca_dir '" + tls.ca_dir + "'";
+      ctx_->add_verify_path(tls.ca_dir, ec);
+    }
+    if (!ec && tls.ca_file.empty() && tls.ca_dir.empty())
+      ctx_->set_default_verify_paths(ec);
     if (ec) {
-      detail = "cannot load CA certificates: " + ec.message();
+      detail = "cannot load CA certificates from " + from + ": " + ec.message();
       co_return error::tls_failed;
     }
   }
@@ -101,7 +104,7 @@ asio::awaitable<std::error_code> transport::start_tls(const url& target, const t
     if (!ec)
       ctx_->use_private_key_file(tls.key_file.empty() ? tls.cert_file : tls.key_file, ssl::context::pem, ec);
     if (ec) {
-      detail = "cannot load client certificate: " + ec.message();
+      detail = "cannot load the client certificate '" + tls.cert_file + "' or its key: " + ec.message();
       co_return error::tls_failed;
     }
   }

@@ -63,7 +63,7 @@ enum class error {
   handshake_timeout,
   close_timeout,
   pong_timeout,
-  write_timeout,
+  write_timeout,               ///< Deprecated, never produced: a stalled write ends through pong_timeout (dead_connection).
   send_timeout,
   tls_failed,                 ///< TLS handshake failed; the message carries OpenSSL's reason.
   partial_write_cancelled,    ///< A send was cancelled after part of it was written.
@@ -74,10 +74,15 @@ enum class error {
   route_conflict = 500,       ///< add_route: the pattern is already registered.
   invalid_pattern,            ///< add_route: empty segment, '#' not last, bad characters.
   invalid_envelope,           ///< A message is not a valid envelope (not JSON, no path, wrong types).
-  retries_exhausted,          ///< The reconnect policy gave up (max_retries reached).
+  retries_exhausted,          ///< Deprecated, never produced: when the policy gives up, the code is the last error (docs/errors.md).
   handler_closed,             ///< The handler was closed; operations fail at once.
-  reconnect_stopped,          ///< The retry policy said stop (e.g. 401/403/404, close 1008).
+  reconnect_stopped,          ///< Deprecated, never produced: when the policy stops, the code is the last error.
   dead_connection,            ///< No pong nor any frame within pong_timeout (half-open TCP).
+
+  // Appended after the groups above: values never move (docs/errors.md).
+  callback_failed,            ///< A user callback (hook, on_open step, interceptor, route handler) threw.
+  server_closed,              ///< The server closed the connection with a close frame (code and reason in the text).
+  handshake_no_response,      ///< TCP closed before a complete handshake response arrived.
 };
 
 /// Coarse groups of errors, for retry policies and user code.

@@ -48,10 +48,16 @@ TETHER_API const char* to_string(connection_state s) noexcept;
 /// What a state change carries (attempt, delay and error for reconnecting).
 struct state_change {
   connection_state state = connection_state::idle;
-  unsigned attempt = 0;                  ///< Failed attempts since the last open.
+  /// Failures in a row: failed attempts and connections that ended before
+  /// stable_after. Kept while a connection is young; 0 once one lasted stable_after.
+  unsigned attempt = 0;
   std::chrono::milliseconds delay{0};    ///< Wait before the next attempt (reconnecting).
-  std::error_code error;                 ///< Why the last attempt or connection ended.
-  std::string reason;                    ///< The retry decision's reason, or the error text.
+  std::error_code error;                 ///< Why the last attempt or connection ended (server_closed for a close frame).
+  /// Why, as people read it: the stream's text with its details (URL, HTTP
+  /// status, OpenSSL's reason) or "server closed with 1001 (going away): bye".
+  /// The same text as status().last_error.
+  std::string reason;
+  std::string rule; ///< The retry decision's reason ("HTTP 503: server-side, may pass", "max_retries reached", ...).
 };
 
 /// What send() does when the offline queue is full.
@@ -156,7 +162,7 @@ private:
 struct status {
   bool connected = false;
   std::string state;
-  std::uint64_t retries = 0;          ///< Failed attempts since the last open.
+  std::uint64_t retries = 0;          ///< Failures in a row (as state_change::attempt).
   std::uint64_t reconnects = 0;       ///< Successful reconnects in total.
   std::uint64_t messages_sent = 0;    ///< Data messages written to the socket.
   std::uint64_t messages_received = 0;
@@ -166,6 +172,9 @@ struct status {
   std::optional<std::int64_t> last_pong;
   std::optional<std::int64_t> rtt_ms;
   std::uint64_t queued = 0;           ///< Messages waiting to be written.
+  /// Why the most recent connection or attempt ended, unless our own close()
+  /// ended it: the same text as state_change::reason. A successful reconnect
+  /// keeps it (connected says the link is up); null until something ended.
   std::optional<std::string> last_error;
   std::uint64_t invalid_messages = 0; ///< Frames the codec rejected.
   std::uint64_t unrouted = 0;         ///< Envelopes no route matched.
@@ -185,7 +194,9 @@ struct handler_options {
   std::chrono::milliseconds backoff_base{500};
   std::chrono::milliseconds max_delay{30000};
   double jitter = 1.0;                            ///< 1 = full jitter, 0 = none.
-  std::chrono::milliseconds stable_after{10000};  ///< Open this long: the retry counter resets.
+  /// A connection must last this long to reset the failure count; one that ends
+  /// sooner counts as a failed attempt (the backoff grows, max_retries applies).
+  std::chrono::milliseconds stable_after{10000};
   retry_rules rules{};                              ///< Close 1000/1001 handling, Retry-After cap.
   /// Overrides any decision of the default table.
   std::function<retry_decision(const outcome&, const retry_decision&)> classifier{};
@@ -218,9 +229,18 @@ public:
   executor_type get_executor() const noexcept;
 
   /// Connects (following the retry policy) and starts the supervisor. Completes
-  /// when the first connection is open; throws the last error once the policy
-  /// gives up (error::retries_exhausted wraps nothing: the code is the last error).
+  /// when the first connection is open. Once the policy gives up it throws the
+  /// last error: code() is that error (its condition tells transport, tls,
+  /// handshake, ...); what() names the attempt, the URL (never its userinfo)
+  /// and details such as the HTTP status, e.g. "attempt 4: WebSocket handshake
+  /// with ws://h/: HTTP 502 Bad Gateway: server rejected the WebSocket upgrade".
+  /// Throws asio::error::already_connected if the handler is already running.
+  /// Cancellation: stops connecting. The handler closes (as close() would:
+  /// queued sends fail with operation_aborted, state closed) and connect()
+  /// fails with operation_aborted; connect() may be called again.
   asio::awaitable<void> connect(std::string url);
+  /// connect() without throwing: the error lands in `ec`.
+  asio::awaitable<void> connect(std::string url, std::error_code& ec);
 
   /// Registers a route; throws std::system_error(route_conflict / invalid_pattern).
   route_handle add_route(route r);
@@ -237,26 +257,46 @@ public:
 
   /// Sends `data` to `path` as an envelope; completes once written to the socket.
   /// While reconnecting it waits in the offline queue (offline_policy); fails
-  /// with send_timeout, queue_full, handler_closed, or the connection's error if
-  /// the socket dies while writing it.
+  /// with send_timeout, queue_full, handler_closed, the codec's error (through
+  /// the awaitable, like every other error), or the connection's error if the
+  /// socket dies while writing it.
+  /// Cancellation: a send still in the queue is removed, never sent, and fails
+  /// with operation_aborted; one already handed to the socket is not
+  /// interrupted: it completes with the write (or the connection's end).
   asio::awaitable<void> send(std::string path, json data);
+  asio::awaitable<void> send(std::string path, json data, std::error_code& ec);
   /// Sends a prepared envelope (ids, reply_to, extra fields, binary).
   asio::awaitable<void> send(envelope e);
+  asio::awaitable<void> send(envelope e, std::error_code& ec);
 
   /// Stops the supervisor, fails waiting sends (operation_aborted), runs the
   /// close handshake and returns when the handler's coroutines have ended.
+  /// The arguments are checked first, before anything changes, exactly as
+  /// stream::close checks them: error::invalid_close_code (1-999, 1004-1006,
+  /// 1015-2999, 5000 and above), control_payload_too_big (reason over 123
+  /// bytes), invalid_close_reason (reason not UTF-8); code 0 with an empty
+  /// reason sends a close frame without a status.
+  /// Cancellation: only the wait ends (operation_aborted); the handler still
+  /// closes, within stream.close_timeout.
   asio::awaitable<void> close(std::uint16_t code = 1000, std::string reason = {});
+  asio::awaitable<void> close(std::uint16_t code, std::string reason, std::error_code& ec);
 
   /// A consistent snapshot; safe from any thread.
   tether::status status() const;
   /// Completes when the handler reaches `s` (at once if it is there).
+  /// Cancellation: fails with operation_aborted; nothing else changes.
   asio::awaitable<void> wait_for(connection_state s);
+  asio::awaitable<void> wait_for(connection_state s, std::error_code& ec);
 
   /// Called before each attempt (1 = first); may change the URL and headers,
-  /// e.g. to refresh a token after a 401. Set hooks before connect().
+  /// e.g. to refresh a token after a 401. Set hooks before connect(). If it
+  /// throws, the attempt fails with error::callback_failed (and is retried
+  /// per policy, counting as a failed attempt).
   using connecting_hook = std::function<asio::awaitable<void>(unsigned attempt, std::string& url, http_headers& headers)>;
   void on_connecting(connecting_hook hook);
   /// Steps run in order after each (re)connect, before queued messages flow.
+  /// One that throws (say, authentication refused) ends that connection with
+  /// error::callback_failed; it counts as a failed attempt.
   using open_step = std::function<asio::awaitable<void>(connection_context&)>;
   void add_on_open(open_step step);
 

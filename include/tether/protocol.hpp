@@ -88,6 +88,19 @@ inline constexpr std::uint16_t tls_handshake = 1015; ///< Reported locally, neve
 /// True if `code` may appear in a close frame on the wire (RFC 6455 §7.4).
 TETHER_API bool is_valid_close_code(std::uint16_t code) noexcept;
 
+/// Checks the arguments of a close we are asked to send, before anything is
+/// sent: error::invalid_close_code for a code that may not be sent (1-999,
+/// 1004-1006, 1015-2999, 5000 and above, or a reason without a code),
+/// error::control_payload_too_big for a reason over 123 bytes (§5.5),
+/// error::invalid_close_reason for a reason that is not UTF-8 (§5.5.1).
+/// Code 0 with an empty reason is allowed: a close frame with no status.
+TETHER_API std::error_code check_close(unsigned code, std::string_view reason) noexcept;
+
+/// The meaning of a close code as people read it: "normal closure",
+/// "going away", "protocol error", ... (RFC 6455 §7.4.1 and the IANA registry);
+/// "registered" for 3000-3999, "private" for 4000-4999, "unknown" otherwise.
+TETHER_API const char* close_code_name(std::uint16_t code) noexcept;
+
 /// One WebSocket connection's protocol state. Not thread safe.
 class TETHER_API protocol {
 public:

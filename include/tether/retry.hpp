@@ -40,6 +40,7 @@ struct outcome {
   int http_status = 0;                        ///< Handshake status when the server refused the upgrade.
   std::optional<std::chrono::seconds> retry_after; ///< Parsed Retry-After (delta-seconds) of a 429/503.
   std::uint16_t close_code = 0;               ///< Close code the server sent (0 if none).
+  std::string close_reason;                   ///< The reason the server sent with it.
   bool opened = false;                        ///< The connection had been open (a drop, not a failed attempt).
 };
 

@@ -69,6 +69,10 @@ private:
   bool spilled_ = false;
 };
 
+/// Why `pattern` is not a valid route pattern ("'#' must be the last segment",
+/// ...), or nullptr when it is valid. add() and add_route() put it in their errors.
+TETHER_API const char* pattern_problem(std::string_view pattern) noexcept;
+
 /// Matches dot-separated paths against registered patterns and returns the value
 /// of the most specific one.
 ///

@@ -169,8 +169,12 @@ public:
   std::string_view subprotocol() const noexcept;
   /// Why the connection ended, if it has (empty while open).
   std::error_code last_error() const noexcept;
-  /// last_error() with its details, such as OpenSSL's verification reason.
+  /// last_error() with its details, such as OpenSSL's verification reason:
+  /// last_error_context() + ": " + last_error().message().
   std::string last_error_message() const;
+  /// What the stream was doing when it failed, with the details (phase, URL
+  /// without userinfo, HTTP status, OpenSSL's reason); empty if there are none.
+  std::string last_error_context() const;
 
   struct impl;
 

@@ -1,0 +1,78 @@
+#pragma once
+// Helpers shared by the handler's loopback tests.
+#include <tether/handler.hpp>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <system_error>
+
+namespace tether::test {
+
+using clock_type = std::chrono::steady_clock;
+
+inline std::chrono::milliseconds since(clock_type::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t);
+}
+
+/// Short backoff and close timeout, seeded jitter: tests that reconnect stay fast.
+inline handler_options fast() {
+  handler_options o;
+  o.backoff_base = std::chrono::milliseconds(20);
+  o.max_delay = std::chrono::milliseconds(200);
+  o.rng_seed = 1;
+  o.stream.close_timeout = std::chrono::seconds(1);
+  return o;
+}
+
+inline std::string envelope_text(const std::string& path, const json& data) {
+  return json{{"path", path}, {"data", data}}.dump();
+}
+
+/// Waits until `pred` holds, re-checking every few milliseconds (a poll
+/// interval, not a synchronisation sleep); false after `limit`.
+template <class Pred>
+asio::awaitable<bool> eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  auto this_ex = co_await asio::this_coro::executor;
+  asio::steady_timer t(this_ex);
+  const auto end = clock_type::now() + limit;
+  while (!pred()) {
+    if (clock_type::now() > end)
+      co_return false;
+    t.expires_after(std::chrono::milliseconds(5));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  co_return true;
+}
+
+/// How an operation started with start() ended.
+struct op_result {
+  bool done = false;
+  std::error_code ec; ///< The std::system_error it threw, if any.
+};
+
+/// Starts `op` beside the test, cancellable through `cancel`; the result is
+/// filled in when it ends.
+template <class Executor>
+std::shared_ptr<op_result> start(const Executor& ex, asio::awaitable<void> op, asio::cancellation_signal& cancel) {
+  auto r = std::make_shared<op_result>();
+  asio::co_spawn(ex, std::move(op), asio::bind_cancellation_slot(cancel.slot(), [r](std::exception_ptr e) {
+                   r->done = true;
+                   try {
+                     if (e)
+                       std::rethrow_exception(e);
+                   } catch (const std::system_error& x) {
+                     r->ec = x.code();
+                   }
+                 }));
+  return r;
+}
+
+} // namespace tether::test
