@@ -2,6 +2,7 @@
 
 #include "repl_console.hpp"
 
+#include <tether/error.hpp>
 #include <tether/retry.hpp>
 #include <tether/url.hpp>
 
@@ -55,6 +56,11 @@ std::string fields_text(const tether::envelope& e) {
   return f.empty() ? std::string() : " fields=" + one_line_json(f);
 }
 
+std::string pattern_error_text(std::string_view pattern, std::error_code ec) {
+  const char* why = ec == tether::error::invalid_pattern ? tether::pattern_problem(pattern) : nullptr;
+  return fmt::format("invalid pattern '{}': {}", printable(pattern), why ? std::string(why) : ec.message());
+}
+
 std::string binary_text(std::string_view bytes) {
   std::string s = fmt::format("binary {} bytes", bytes.size());
   constexpr std::size_t preview = 16;
@@ -80,7 +86,9 @@ std::string seconds_text(std::chrono::milliseconds d) { return fmt::format("{:.1
 
 std::string state_text(const tether::state_change& c, std::string_view url, int max_retries) {
   using tether::connection_state;
-  // The reason may quote the server (a close reason): printable, as it comes.
+  // Why the attempt or connection ended, as tether words it (the URL, the HTTP
+  // status, the close code and its name, OpenSSL's reason). It may quote the
+  // server (a close reason): printable, as it comes.
   const auto why = printable(c.reason.empty() ? c.error.message() : c.reason);
   const auto where = without_userinfo(url);
   switch (c.state) {
@@ -100,7 +108,10 @@ std::string state_text(const tether::state_change& c, std::string_view url, int 
   case connection_state::closed:
     return "* closed";
   case connection_state::failed:
-    return "* failed: " + why;
+    // The rule says why nothing follows (max_retries reached, reconnect is
+    // off, a close or status the policy does not retry); a reconnecting line
+    // needs none: its delay and attempt say what follows.
+    return c.rule.empty() ? "* failed: " + why : fmt::format("* failed: {}: {}", printable(c.rule), why);
   }
   return {};
 }

@@ -8,6 +8,7 @@
 
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace repl {
 
@@ -22,6 +23,10 @@ bool has_wildcards(std::string_view pattern);
 
 /// " fields={...}" for id, reply_to, error and extra fields; empty when none.
 std::string fields_text(const tether::envelope& e);
+
+/// "invalid pattern 'P': WHY", the router's reason when it gives one
+/// ("'#' must be the last segment"), else the error's message.
+std::string pattern_error_text(std::string_view pattern, std::error_code ec);
 
 /// "binary N bytes: 00 01 ..." (the first 16 bytes in hex).
 std::string binary_text(std::string_view bytes);

@@ -402,7 +402,9 @@ def scenario_bad_input(repl, server_bin, certs_sh):
     r.error("wait soon", "wait needs MS")
     r.error("close 1005", "not a close code")
     r.error("connect http://example.com", "bad URL")
-    r.error("route a..b", "invalid pattern")
+    r.error("route a..b", r"^error: invalid pattern 'a\.\.b': a segment is empty")
+    r.error("route a.#.b", r"^error: invalid pattern 'a\.#\.b': '#' must be the last segment$")
+    r.error("expect a.#.b 0", r"^error: invalid pattern 'a\.#\.b': '#' must be the last segment$")
     r.error("route", "route needs one PATTERN")
     # Garbage from the server, an unknown server command, a bad close code.
     r.ok("send server.garbage {}")
@@ -483,20 +485,25 @@ def scenario_restart(repl, server_bin, certs_sh):
     connected(r, server.url)
     st = r.status()
     check(st["reconnects"] == 1, "status %r" % st)
-    # A close code the policy retries (application code), then a normal close: stop.
+    # A close code the policy retries (application code): the server's code, its
+    # name and its reason. Then closes the policy does not retry: the rule, then
+    # what the server said.
     r.ok('send server.close {"code": 4001, "reason": "bye"}')
-    r.out.wait_for(r"^\* reconnecting in \d+\.\d s \(attempt 1\): close 4001: application close code$")
+    r.out.wait_for(r"^\* reconnecting in \d+\.\d s \(attempt \d+\): server closed with 4001 \(private\): bye$")
     connected(r, server.url)
     r.ok('send server.close {"code": 1000}')
-    r.out.wait_for(r"^\* failed: close 1000: normal closure")
+    r.out.wait_for(r"^\* failed: close 1000 \(normal closure\): .*server closed with 1000 \(normal closure\)$")
     r.error("send echo.x 1", r"not connected \(failed\)")
+    r.ok("connect")
+    r.ok('send server.close {"code": 1001, "reason": "going down"}')
+    r.out.wait_for(r"^\* failed: close 1001 \(going away\): .*server closed with 1001 \(going away\): going down$")
     r.finish(0)
 
     # --no-reconnect: a drop is final.
     r = Repl(repl, server.url, "--no-reconnect")
     connected(r, server.url)
     r.ok("send server.drop {}")
-    r.out.wait_for(r"^\* failed: reconnect is off")
+    r.out.wait_for(r"^\* failed: reconnect is off: .*connection lost without a close handshake$")
     r.finish(0)
 
     # A server that is gone: --max-retries bounds the attempts; exit 1, reason on stderr.
@@ -505,11 +512,11 @@ def scenario_restart(repl, server_bin, certs_sh):
     check(res.returncode == 1, "exit %d for a refused URL" % res.returncode)
     out = res.stdout.splitlines()
     check("* connecting to " + server.url in out, "no connecting line: %r" % out)
-    check(any(re.fullmatch(r"\* reconnecting in \d+\.\d s \(attempt 2/2\): connection refused", l) for l in out),
-          "no 'reconnecting in ... (attempt 2/2): connection refused' line: %r" % out)
-    check(out[-1].startswith("* failed: max_retries reached"), "no failed line: %r" % out)
-    check(re.search(r"tether-repl: cannot connect to %s: .*refused" % re.escape(server.url), res.stderr),
-          "stderr %r" % res.stderr)
+    check(any(re.fullmatch(r"\* reconnecting in \d+\.\d s \(attempt 2/2\): .*Connection refused", l) for l in out),
+          "no 'reconnecting in ... (attempt 2/2): ... Connection refused' line: %r" % out)
+    check(re.fullmatch(r"\* failed: max_retries reached: .*Connection refused", out[-1]), "no failed line: %r" % out)
+    check(re.fullmatch(r"tether-repl: cannot connect: .*Connection refused\n", res.stderr) and
+          res.stderr.count(server.url[len("ws://"):]) == 1, "stderr %r" % res.stderr)
 
 
 class Pty:

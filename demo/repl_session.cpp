@@ -340,7 +340,7 @@ asio::awaitable<void> cmd_expect(std::shared_ptr<session> s, command_line c) {
   }
   tether::path_router matcher;
   if (auto ec = matcher.add(c.arg, 0)) {
-    s->fail(fmt::format("invalid pattern '{}': {}", printable(c.arg), ec.message()));
+    s->fail(pattern_error_text(c.arg, ec));
     co_return;
   }
   const bool wild = has_wildcards(c.arg);
@@ -449,7 +449,7 @@ void cmd_route(session& s, const command_line& c) {
   try {
     s.routes.emplace(c.arg, s.ws->add_route(tether::route(c.arg, print)));
   } catch (const std::system_error& e) {
-    s.fail(fmt::format("invalid pattern '{}': {}", printable(c.arg), e.code().message()));
+    s.fail(pattern_error_text(c.arg, e.code()));
     return;
   }
   if (s.ctl.pattern_used)
