@@ -36,56 +36,13 @@ import sys
 import tempfile
 import threading
 
-T = 15.0  # seconds per step
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-class Lines:
-    """Lines of a pipe, read by a thread, each wait bounded."""
-
-    def __init__(self, pipe):
-        self.q = queue.Queue()
-        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
-
-    def _pump(self, pipe):
-        for line in pipe:
-            self.q.put(line.rstrip("\n"))
-        self.q.put(None)
-
-    def next(self, what):
-        try:
-            line = self.q.get(timeout=T)
-        except queue.Empty:
-            fail("waited %s s for %s" % (T, what))
-        check(line is not None, "the output ended while waiting for %s" % what)
-        return line
-
-    def end(self):
-        try:
-            line = self.q.get(timeout=T)
-        except queue.Empty:
-            fail("the output did not end")
-        check(line is None, "unexpected output %r" % line)
-
-    def expect(self, want):
-        got = self.next(repr(want))
-        check(got == want, "got %r, expected %r" % (got, want))
-
+from repl_support import T, Lines, check, run
 
 class Peer:
     def __init__(self, script, *args):
         self.proc = subprocess.Popen(["/usr/bin/python3", script, "--port", "0", *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
-        self.lines = Lines(self.proc.stdout)
+        self.lines = Lines(self.proc.stdout, "peer")
         first = self.lines.next("'listening PORT'")
         check(first.startswith("listening "), "the peer printed %r" % first)
         self.port = int(first.split()[1])
@@ -93,12 +50,6 @@ class Peer:
     def stop(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=T)
-
-
-def run(repl, *args, input=None, stdin=None):
-    r = subprocess.run([repl, *args], input=input, stdin=stdin, capture_output=True, text=True, timeout=T)
-    print("$ tether-repl %s -> %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
-    return r
 
 
 def scenario_echo(repl, peer_script):
@@ -156,7 +107,7 @@ def scenario_options(repl, peer_script):
 def interactive(repl, url, *args):
     proc = subprocess.Popen([repl, "--raw", *args, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="surrogateescape")
-    return proc, Lines(proc.stdout)
+    return proc, Lines(proc.stdout, "repl")
 
 
 def send(proc, line):
