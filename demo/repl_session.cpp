@@ -28,10 +28,10 @@
 #include <deque>
 #include <exception>
 #include <map>
-#include <utility>
-#include <vector>
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 
 namespace repl {
 
@@ -125,8 +125,8 @@ struct session : std::enable_shared_from_this<session> {
 
 // ---- holding event lines ----
 
-/// Holds event lines while a command runs; prints them once it is destroyed
-/// (after the command's result line).
+/// Holds event lines while a send runs; prints them once it is destroyed
+/// (after the send's result line).
 struct hold_events {
   explicit hold_events(session& s) : s_(s) { s_.holding = true; }
   ~hold_events() { s_.release(); }
