@@ -20,16 +20,14 @@
 #include <asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
 
-#include <unistd.h>
-
 #include "asio_compat.hpp"
 #include "live.hpp"
 #include "route_table.hpp"
+#include "transport.hpp"
 
 namespace tether {
 
@@ -43,21 +41,6 @@ bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != as
 std::int64_t epoch_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// A TLS file that cannot be read is a configuration error: it fails connect()
-// at once, with the file's name, instead of being retried like a certificate
-// that may rotate.
-void check_tls_files(const tls_options& tls) {
-  const std::pair<const char*, const std::string*> files[] = {
-      {"tls.ca_file", &tls.ca_file}, {"tls.ca_dir", &tls.ca_dir},
-      {"tls.cert_file", &tls.cert_file}, {"tls.key_file", &tls.key_file}};
-  for (const auto& [name, path] : files) {
-    if (path->empty() || ::access(path->c_str(), R_OK) == 0)
-      continue;
-    throw std::system_error(std::error_code(errno, std::generic_category()),
-                            std::string(name) + " '" + *path + "'");
-  }
 }
 
 // Invalid messages are reported with at most this much of the raw frame.
@@ -616,7 +599,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     auto& s = *self;
     if (s.supervising_)
       throw std::system_error(asio::error::already_connected);
-    check_tls_files(s.opts_.stream.tls);
+    // A TLS file that cannot be read fails at once, never retried.
+    std::string bad_file;
+    if (auto ec = detail::check_tls_files(s.opts_.stream.tls, bad_file))
+      throw std::system_error(ec, bad_file);
     s.url_ = std::move(url);
     s.closing_ = false;
     s.last_error_ = {};
@@ -850,7 +836,9 @@ asio::awaitable<void> handler::connect(std::string url, std::error_code& ec) {
   return impl::into(connect(std::move(url)), ec);
 }
 
-route_handle handler::add_route(route r) { return impl_->table_->add(std::move(r)); }
+route_handle handler::add_route(route&& r) { return impl_->table_->add(std::move(r)); }
+
+route_handle handler::add_route(const route& r) { return impl_->table_->add(r); }
 
 void handler::set_fallback(route::function fn) { impl_->table_->set_fallback(std::move(fn)); }
 

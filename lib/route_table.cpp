@@ -9,18 +9,29 @@ namespace tether {
 
 route_table::route_table() : table_(std::make_shared<route_handle::table>()) {}
 
-route_handle route_table::add(route r) {
-  auto& t = *table_;
+std::uint64_t route_handle::table::insert(const std::string& pattern, bool replace,
+                                         std::shared_ptr<const route::function> fn) {
+  auto& t = *this;
   std::lock_guard lock(t.m);
   const auto id = t.next_id++;
-  if (auto ec = t.router.add(r.pattern, id, r.replace)) {
-    const char* why = ec == error::invalid_pattern ? pattern_problem(r.pattern) : nullptr;
-    throw std::system_error(ec, "route '" + r.pattern + "'" + (why ? std::string(": ") + why : std::string()));
+  if (auto ec = t.router.add(pattern, id, replace)) {
+    const char* why = ec == error::invalid_pattern ? pattern_problem(pattern) : nullptr;
+    throw std::system_error(ec, "route '" + pattern + "'" + (why ? std::string(": ") + why : std::string()));
   }
-  if (auto old = t.ids.find(r.pattern); old != t.ids.end())
+  if (auto old = t.ids.find(pattern); old != t.ids.end())
     t.fns.erase(old->second);
-  t.ids[r.pattern] = id;
-  t.fns[id] = std::make_shared<const route::function>(std::move(r.fn));
+  t.ids[pattern] = id;
+  t.fns[id] = std::move(fn);
+  return id;
+}
+
+route_handle route_table::add(route&& r) {
+  const auto id = table_->insert(r.pattern, r.replace, std::make_shared<const route::function>(std::move(r.fn)));
+  return route_handle(table_, r.pattern, id);
+}
+
+route_handle route_table::add(const route& r) {
+  const auto id = table_->insert(r.pattern, r.replace, std::make_shared<const route::function>(r.fn));
   return route_handle(table_, r.pattern, id);
 }
 

@@ -19,6 +19,10 @@ struct route_handle::table {
   std::unordered_map<std::string, std::uint64_t> ids; // pattern → id, so a stale handle cannot remove a replacement
   std::uint64_t next_id = 1;
   std::shared_ptr<const route::function> fallback;
+
+  /// Registers `fn` under `pattern` and returns its id; throws
+  /// std::system_error(route_conflict / invalid_pattern, saying why).
+  std::uint64_t insert(const std::string& pattern, bool replace, std::shared_ptr<const route::function> fn);
 };
 
 } // namespace tether

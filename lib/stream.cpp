@@ -298,6 +298,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       set_error(ec);
       co_return;
     }
+    if (u.secure) {
+      std::string bad_file; // before any connection: a configuration error
+      if (auto e = detail::check_tls_files(opts_.tls, bad_file)) {
+        set_error(e, bad_file);
+        ec = error_;
+        co_return;
+      }
+    }
     state_ = state::connecting;
     log(log_level::info, "connecting to " + u.to_string());
     tr_ = std::make_unique<detail::transport>(ex_);

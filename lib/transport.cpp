@@ -10,6 +10,9 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "asio_compat.hpp"
 #include "timeout.hpp"
@@ -71,6 +74,19 @@ asio::awaitable<std::error_code> transport::connect(std::chrono::milliseconds ti
     co_return ec;
   tcp_->set_option(tcp::no_delay(true), ec);
   co_return std::error_code{};
+}
+
+std::error_code check_tls_files(const tls_options& tls, std::string& what) {
+  const std::pair<const char*, const std::string*> files[] = {
+      {"tls.ca_file", &tls.ca_file}, {"tls.ca_dir", &tls.ca_dir},
+      {"tls.cert_file", &tls.cert_file}, {"tls.key_file", &tls.key_file}};
+  for (const auto& [name, path] : files) {
+    if (path->empty() || ::access(path->c_str(), R_OK) == 0)
+      continue;
+    what = std::string(name) + " '" + *path + "'";
+    return {errno, std::generic_category()};
+  }
+  return {};
 }
 
 asio::awaitable<std::error_code> transport::start_tls(const url& target, const tls_options& tls,

@@ -17,6 +17,11 @@
 
 namespace tether::detail {
 
+/// A TLS file (ca_file, ca_dir, cert_file, key_file) that cannot be read: its
+/// error (errno's) with `what` = "tls.ca_file '/path'"; empty if all are readable.
+/// A configuration error, checked before any connection and never retried.
+std::error_code check_tls_files(const tls_options& tls, std::string& what);
+
 class transport {
 public:
   explicit transport(asio::any_io_executor ex);

@@ -230,26 +230,49 @@ std::error_code parse_url(std::string_view text, url& out, const url_options& op
       target += hex[b & 0xf];
     }
   }
+  // Appends, not insert(0, ...) or "/" + s: GCC 12 at -O3 warns (-Wrestrict,
+  // a false positive) on those, in every consumer's build log.
+  u.target.clear();
   if (target.empty() || target.front() != '/')
-    target.insert(0, "/");
-  u.target = std::move(target);
+    u.target += '/';
+  u.target += target;
 
   out = std::move(u);
   return {};
 }
 
+namespace {
+
+// IPv6 literals in brackets (RFC 3986 §3.2.2), built by appending: see above.
+void append_host(std::string& out, const std::string& host) {
+  const bool v6 = host.find(':') != std::string::npos;
+  if (v6)
+    out += '[';
+  out += host;
+  if (v6)
+    out += ']';
+}
+
+void append_port(std::string& out, std::uint16_t port) {
+  out += ':';
+  out += std::to_string(port);
+}
+
+} // namespace
+
 std::string url::host_header() const {
-  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  std::string out;
+  append_host(out, host);
   if (explicit_port && port != default_port(secure))
-    out += ":" + std::to_string(port);
+    append_port(out, port);
   return out;
 }
 
 std::string url::to_string() const {
   std::string out = secure ? "wss://" : "ws://";
-  out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  append_host(out, host);
   if (explicit_port)
-    out += ":" + std::to_string(port);
+    append_port(out, port);
   out += target;
   return out;
 }

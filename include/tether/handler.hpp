@@ -147,7 +147,11 @@ class TETHER_API route_table {
 public:
   route_table();
   /// Registers a route; throws std::system_error(route_conflict / invalid_pattern).
-  route_handle add(route r);
+  /// (Two overloads rather than one by value: the copy then happens inside the
+  /// library, which keeps g++ 12 -O3 -Wmaybe-uninitialized false positives out
+  /// of callers' coroutines.)
+  route_handle add(route&& r);
+  route_handle add(const route& r);
   /// Receives envelopes no route matched.
   void set_fallback(route::function fn);
   /// The registered patterns, sorted.
@@ -243,7 +247,8 @@ public:
   asio::awaitable<void> connect(std::string url, std::error_code& ec);
 
   /// Registers a route; throws std::system_error(route_conflict / invalid_pattern).
-  route_handle add_route(route r);
+  route_handle add_route(route&& r);
+  route_handle add_route(const route& r);
   /// Messages no route matched (also counted in status().unrouted).
   void set_fallback(route::function fn);
   /// This handler's route table (shared if handler_options::routes was given).

@@ -135,7 +135,11 @@ public:
   asio::awaitable<read_result> read_some(std::string& buffer, std::error_code& ec);
 
   /// Sends one message, fragmented at fragment_size; completes once it is written
-  /// to the socket. Text must be UTF-8 (else error::invalid_utf8, nothing sent). Several coroutines may send at once: messages never interleave.
+  /// to the socket. Text must be UTF-8 (else error::invalid_utf8, nothing sent).
+  /// Several coroutines may send at once: messages never interleave.
+  /// Buffer lifetime: the stream keeps a view of `data`, not a copy, until the
+  /// send completes (also when it fails or is cancelled): keep the bytes alive
+  /// and unchanged until then, as with asio::async_write.
   /// Cancellation: a message no byte of which was written never goes out; one
   /// cancelled after that fails the connection (error::partial_write_cancelled).
   asio::awaitable<void> send(std::string_view data, message_kind kind = message_kind::text);

@@ -214,7 +214,10 @@ def test_subproject(a):
 
     out = run([a.meson, 'setup', build, src,
                '--wrap-mode=nofallback', '--force-fallback-for=tether',
-               '-Dbuildtype=debugoptimized', '-Db_pch=false',
+               # Release (-O3) with warnings as errors: GCC's optimiser-driven
+               # warnings (-Wrestrict, -Wstringop-*) appear only there, and a
+               # consumer must never see one from tether's sources.
+               '-Dbuildtype=release', '-Dwerror=true', '-Dtether:werror=true', '-Db_pch=false',
                '-Dtether:compression=disabled'], timeout=300)
 
     summary = tether_summary(out)
@@ -231,13 +234,20 @@ def test_subproject(a):
     options = {o['name']: o['value'] for o in intro}
     if options.get('tether:compression') != 'disabled':
         raise Failure(f'-Dtether:compression=disabled did not reach tether: {options.get("tether:compression")!r}')
+    if options.get('tether:werror') is not True or options.get('tether:buildtype', options.get('buildtype')) != 'release':
+        raise Failure('the consumer build is not a release build with -Werror for tether')
 
     targets = json.loads(run([a.meson, 'introspect', build, '--targets'], timeout=60, echo=False))
     names = sorted(t['name'] for t in targets)
     if names != sorted(['consumer', 'tether', 'tether_asio', 'tether_core']):
         raise Failure(f'unexpected targets in the consumer build (tests or tools not off?): {names}')
 
-    run([a.meson, 'compile', '-C', build, '-j', '2'], timeout=900)
+    # ninja shows a command's output only when it prints something: any line
+    # naming a warning fails the test even where -Werror does not reach.
+    compiled = run([a.meson, 'compile', '-C', build, '-j', '2'], timeout=900)
+    warnings = [line for line in compiled.splitlines() if 'warning:' in line]
+    if warnings:
+        raise Failure('tether warns in a consumer\'s release build:\n' + '\n'.join(warnings[:20]))
 
     # ASIO_SEPARATE_COMPILATION is tether's own business: the consumer's files
     # must be compiled with Asio header-only.

@@ -186,6 +186,15 @@ TEST_CASE("handler TLS: reconnecting lines carry OpenSSL's reason; an unreadable
     CHECK(what.find("tls.ca_file '/nonexistent/ca.pem'") != std::string::npos);
     CHECK(server.accepted() == accepted); // no connection was tried
     CHECK(h2.status().state == "idle");
+
+    // The stream checks the same before connecting.
+    stream_options sopt;
+    sopt.tls.ca_file = "/nonexistent/ca.pem";
+    stream s(io.get_executor(), sopt);
+    co_await s.connect("wss://127.0.0.1:" + std::to_string(server.port()) + "/", ec);
+    CHECK(ec == std::errc::no_such_file_or_directory);
+    CHECK(s.last_error_message() == "tls.ca_file '/nonexistent/ca.pem': " + ec.message());
+    CHECK(server.accepted() == accepted);
   });
 }
 

@@ -220,3 +220,14 @@ TEST_CASE("to_string never shows userinfo and parses back") {
     CHECK(!v.authorization);
   }
 }
+
+TEST_CASE("to_string and host_header round-trip the canonical form") {
+  CHECK(parse_ok("ws://h").to_string() == "ws://h/");
+  CHECK(parse_ok("ws://h/a?b=1").to_string() == "ws://h/a?b=1");
+  CHECK(parse_ok("wss://h:9/x").to_string() == "wss://h:9/x");
+  CHECK(parse_ok("ws://[::1]:8080/").to_string() == "ws://[::1]:8080/");
+  CHECK(parse_ok("ws://[::1]:8080/").host_header() == "[::1]:8080");
+  CHECK(parse_ok("ws://h:80/").host_header() == "h");
+  CHECK(parse_ok("ws://u:p@h/").to_string() == "ws://h/"); // never the userinfo
+  CHECK(parse_ok("ws://h?q").target == "/?q");
+}
