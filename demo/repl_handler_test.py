@@ -304,11 +304,11 @@ def scenario_restart(repl, server_bin, certs_sh):
     r.out.wait_for(r"^\* reconnecting in \d+\.\d s \(attempt \d+\): server closed with 4001 \(private\): bye$")
     connected(r, server.url)
     r.ok('send server.close {"code": 1000}')
-    r.out.wait_for(r"^\* failed: close 1000 \(normal closure\): .*server closed with 1000 \(normal closure\)$")
+    r.out.wait_for(r"^\* failed: the server ended the session: server closed with 1000 \(normal closure\)$")
     r.error("send echo.x 1", r"not connected \(failed\)")
     r.ok("connect")
     r.ok('send server.close {"code": 1001, "reason": "going down"}')
-    r.out.wait_for(r"^\* failed: close 1001 \(going away\): .*server closed with 1001 \(going away\): going down$")
+    r.out.wait_for(r"^\* failed: the server ended the session: server closed with 1001 \(going away\): going down$")
     r.finish(0)
 
     # --no-reconnect: a drop is final.

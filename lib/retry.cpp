@@ -1,7 +1,6 @@
 #include <tether/retry.hpp>
 
 #include <tether/error.hpp>
-#include <tether/protocol.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -62,28 +61,29 @@ retry_decision by_status(const outcome& o, const retry_rules& rules) {
 
 retry_decision by_close_code(const outcome& o, const retry_rules& rules) {
   const auto c = o.close_code;
-  const auto name = "close " + std::to_string(c) + " (" + close_code_name(c) + ")";
+  // The reason is the rule alone: the code and its name are in the outcome and
+  // in the handler's description of it ("server closed with 1001 (going away)").
   switch (c) {
   case 1000:
   case 1001:
     return decide(rules.reconnect_on_normal_close ? retry_decision::retry : retry_decision::stop,
-                  name + (rules.reconnect_on_normal_close ? ": reconnect_on_normal_close"
-                                                          : ": the server ended the session"));
+                  rules.reconnect_on_normal_close ? "the server ended the session: reconnect_on_normal_close"
+                                                  : "the server ended the session");
   case 1002: // the server says we broke the protocol: a new connection may work
   case 1011:
   case 1012:
   case 1013:
   case 1014:
-    return decide(retry_decision::retry, name + ": server error or restart");
+    return decide(retry_decision::retry, "server error or restart");
   case 1003:
   case 1007:
   case 1008:
   case 1009:
   case 1010:
-    return decide(retry_decision::stop, name + ": the server rejects what we send");
+    return decide(retry_decision::stop, "the server rejects what we send");
   default:
     // 3000-4999 are application codes: their meaning is the application's.
-    return decide(retry_decision::retry, name + ": application close code");
+    return decide(retry_decision::retry, "application close code");
   }
 }
 
