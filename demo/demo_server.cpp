@@ -1,4 +1,4 @@
-// The demo server: test_server (test/support, built here without doctest) with
+// The demo server: the loopback server (demo/server/test_server) with
 // echo off and a message callback that decodes envelopes with tether's own
 // json_codec and acts on their path. Everything runs on the server's executor.
 #include "demo_server.hpp"

@@ -1,7 +1,7 @@
 #pragma once
 /// @file
 /// The demo server behind tether-demo-server and tether-repl's embedded server:
-/// the loopback test server (test/support/test_server) speaking the envelope
+/// the loopback test server (demo/server/test_server) speaking the envelope
 /// protocol of docs/protocol.md.
 ///
 /// - `echo.*` envelopes go back to the sender;

@@ -11,8 +11,11 @@
 ///
 /// Errors inside the server (an accept that fails, a bug) are stored, never
 /// swallowed: the wait_* coroutines rethrow the first one and the destructor
-/// reports it as a doctest failure (on stderr when built with
-/// TETHER_TEST_SERVER_NO_DOCTEST, as demo/ builds it for tether-demo-server).
+/// reports it through the failure reporter (stderr unless set: the tests make it
+/// a doctest failure, see test/support/doctest_main.cpp).
+///
+/// One library, `tether_loopback_server` (demo/server/meson.build), serves the
+/// loopback tests and tether-demo-server alike.
 
 #include <tether/frame.hpp>
 #include <tether/handshake.hpp>
@@ -57,6 +60,10 @@ enum class handshake_mode {
 
 /// A frame as a server writes it (unmasked), for send_raw and set_after_handshake.
 std::string encode_frame(opcode op, std::string_view payload, bool fin = true);
+
+/// Where a server error that no wait_* coroutine rethrew is reported when the
+/// server is destroyed; empty = stderr. Not thread safe: set it before any server.
+void set_failure_reporter(std::function<void(const std::string&)> fn);
 
 /// Runs `test` on `ctx` until it finishes, at most `timeout`; rethrows what it
 /// throws and throws std::runtime_error on timeout. The context is stopped and

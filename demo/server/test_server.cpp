@@ -11,11 +11,6 @@
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 
-// demo/meson.build compiles this file for the demo server without doctest.
-#ifndef TETHER_TEST_SERVER_NO_DOCTEST
-#include <doctest/doctest.h>
-#endif
-
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -27,6 +22,19 @@
 namespace tether::test {
 
 namespace {
+
+// Where unreported server errors go: stderr, or what the tests install.
+std::function<void(const std::string&)>& failure_reporter() {
+  static std::function<void(const std::string&)> fn;
+  return fn;
+}
+
+void report_failure(const std::string& what) {
+  if (auto& fn = failure_reporter())
+    fn(what);
+  else
+    std::fprintf(stderr, "%s\n", what.c_str());
+}
 
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
@@ -642,6 +650,8 @@ test_server::test_server(asio::any_io_executor ex, server_options options)
   impl_->listen();
 }
 
+void set_failure_reporter(std::function<void(const std::string&)> fn) { failure_reporter() = std::move(fn); }
+
 test_server::~test_server() {
   impl_->on_message = nullptr; // it may refer to the owner of *this
   impl_->stop();
@@ -654,12 +664,7 @@ test_server::~test_server() {
       what = e.what();
     } catch (...) {
     }
-#ifndef TETHER_TEST_SERVER_NO_DOCTEST
-    if (doctest::is_running_in_test)
-      FAIL_CHECK("test_server failed: " << what);
-    else
-#endif
-      std::fprintf(stderr, "test_server failed: %s\n", what.c_str());
+    report_failure("test_server failed: " + what);
   }
 }
 
