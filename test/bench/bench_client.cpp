@@ -1,6 +1,6 @@
 // bench-client: echo round trips over C connections against an echo server.
 //
-//   bench-client --url URL --connections C --messages N --size S --window W [--binary]
+//   bench-client --url URL --connections C --messages N --size S --window W [--binary] [--routed]
 //
 // Opens all C connections first, then on each sends N messages of S bytes with at
 // most W awaiting their echo, and checks every echo (size, first, middle and last
@@ -8,15 +8,42 @@
 // JSON object:
 //
 //   {"client":"tether","connections":C,"messages":C*N,"size":S,"window":W,"seconds":T,
-//    "msgs_per_s":X,"mb_per_s":Y,"p50_us":..,"p99_us":..,"max_rss_kb":..}
+//    "msgs_per_s":X,"mb_per_s":Y,"p50_us":..,"p99_us":..,"max_rss_kb":..,"cpu_s":..,
+//    "routed":false}
 //
 // T runs from all connections open to the last echo; mb_per_s = C*N*S/T/1e6 (one
 // direction); latencies are per-message round trips (send called → echo read).
+// max_rss_kb is the process's peak RSS and cpu_s its user + system CPU seconds
+// over the whole run, connecting included (getrusage), so cpu_s / messages is the
+// client's CPU per message. The peer clients (beast_client.cpp,
+// websocketpp_client.cpp) print the same line up to cpu_s.
 // Exits 1 on a connection error or a wrong echo, 2 on a bad command line.
 // One thread: a single-threaded io_context, like a typical client.
+//
+// Without --routed the workload drives tether::stream: send() / read() of raw
+// messages, W sends in flight per connection.
+//
+// With --routed the same workload goes through tether::handler, the layer an
+// application uses: each message is handler.send("bench.echo", data) where data
+// is a JSON string of S bytes (binary: an envelope with S bytes, a binary frame),
+// so it measures the envelope encode (nlohmann dump into the json_codec frame),
+// the handler's ordered send queue and its hand-off to the stream, and on the
+// way back the envelope decode (JSON parse), the route table's trie match of
+// "bench.echo" (binary frames: the fallback route), the route's call and the
+// status counters — everything an application pays per message above the
+// stream. A frame is S plus 29 bytes of envelope ({"path":"bench.echo","data":"…"}).
+// The window is the same: at most W sends awaiting their echo per connection
+// (a send counts from handler.send's call to its echo's dispatch). At the end,
+// status() must count C*N messages sent and received. The handler runs with
+// reconnect off (a dropped connection fails the run) and its default heartbeat.
+#include <tether/handler.hpp>
 #include <tether/stream.hpp>
 
+#if __has_include("asio_compat.hpp")
 #include "asio_compat.hpp"
+#else
+#include "stream/asio_compat.hpp"
+#endif
 
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/channel.hpp>
@@ -52,13 +79,15 @@ struct config {
   std::size_t size = 64;
   std::size_t window = 1;
   bool binary = false;
+  bool routed = false;
 };
 
 void usage(std::FILE* to) {
   fmt::print(to,
-             "usage: bench-client --url URL --connections C --messages N --size S --window W [--binary]\n"
+             "usage: bench-client --url URL --connections C --messages N --size S --window W [--binary] [--routed]\n"
              "Sends N messages of S bytes on each of C connections to an echo server, at most W\n"
-             "in flight per connection; prints one JSON line of results. Defaults: C=1 N=1000 S=64 W=1.\n");
+             "in flight per connection; prints one JSON line of results. Defaults: C=1 N=1000 S=64 W=1.\n"
+             "--routed sends through tether::handler (envelopes, routes) instead of tether::stream.\n");
 }
 
 /// Permits for messages in flight: the sender puts message i's number in before
@@ -199,6 +228,10 @@ int parse_args(int argc, char** argv, config& cfg) {
       cfg.binary = true;
       continue;
     }
+    if (a == "--routed") {
+      cfg.routed = true;
+      continue;
+    }
     std::size_t* number = a == "--connections" ? &cfg.connections
                           : a == "--messages"  ? &cfg.messages
                           : a == "--size"      ? &cfg.size
@@ -236,13 +269,15 @@ std::int64_t percentile(const std::vector<std::int64_t>& sorted, double p) {
   return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
 }
 
-} // namespace
+/// What a run measured: per-message round trips, the timed span, the first failure.
+struct outcome {
+  std::vector<std::int64_t> rtt_ns;
+  bench_clock::time_point start{}, end{};
+  int status = 0; // 0, or the exit status after the errors were printed
+};
 
-int main(int argc, char** argv) {
-  config cfg;
-  if (int rc = parse_args(argc, argv, cfg))
-    return rc < 0 ? 0 : rc;
-
+/// The stream workload: raw messages through tether::stream.
+outcome run_stream(const config& cfg) {
   tether::stream_options o;
   o.max_message_size = std::max(o.max_message_size, cfg.size);
   o.max_frame_size = std::max(o.max_frame_size, cfg.size);
@@ -252,38 +287,218 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < cfg.connections; ++i)
     conns.push_back(std::make_unique<connection>(ctx.get_executor(), o, cfg));
 
-  bench_clock::time_point start;
+  outcome out;
   std::exception_ptr open_error;
   auto opened = [&open_error](std::exception_ptr e) { open_error = e; };
-  asio::co_spawn(ctx, open_all(conns, cfg, start), opened);
+  asio::co_spawn(ctx, open_all(conns, cfg, out.start), opened);
   ctx.run();
 
   if (open_error) {
     fmt::print(stderr, "bench-client: cannot open {} connections to {}: {}\n", cfg.connections, cfg.url,
                describe(open_error));
-    return 1;
+    out.status = 1;
+    return out;
   }
-  int status = 0;
-  std::vector<std::int64_t> rtt;
-  rtt.reserve(cfg.connections * cfg.messages);
-  bench_clock::time_point end = start;
+  out.rtt_ns.reserve(cfg.connections * cfg.messages);
+  out.end = out.start;
   for (std::size_t i = 0; i < conns.size(); ++i) {
     const auto& c = *conns[i];
     if (c.error) {
       fmt::print(stderr, "bench-client: connection {}: {}\n", i, describe(c.error));
-      status = 1;
+      out.status = 1;
     }
-    rtt.insert(rtt.end(), c.rtt_ns.begin(), c.rtt_ns.end());
-    end = std::max(end, c.last_echo);
+    out.rtt_ns.insert(out.rtt_ns.end(), c.rtt_ns.begin(), c.rtt_ns.end());
+    out.end = std::max(out.end, c.last_echo);
   }
-  if (status != 0)
-    return status;
+  return out;
+}
 
+// ---- --routed: the same workload through tether::handler ----
+
+constexpr std::string_view echo_path = "bench.echo";
+
+struct routed_connection {
+  routed_connection(asio::any_io_executor ex, tether::handler_options o, const config& cfg)
+      : ws(ex, watched(std::move(o))), window(ws.get_executor(), cfg.window), done(ws.get_executor(), 1),
+        sent(cfg.messages), rtt_ns(cfg.messages) {}
+
+  tether::handler ws;
+  window_channel window;    // as connection::window: a permit per send awaiting its echo
+  window_channel done;      // one value once the last echo is in (or the run failed)
+  std::vector<bench_clock::time_point> sent;
+  std::vector<std::int64_t> rtt_ns;
+  std::size_t echoes = 0;
+  bench_clock::time_point last_echo;
+  bool closing = false;     // our own close(): state changes after it are expected
+  std::exception_ptr error;
+
+  /// o with an on_state that fails the run when the connection ends before our
+  /// close(), instead of leaving it waiting for echoes.
+  tether::handler_options watched(tether::handler_options o) {
+    o.on_state = [this](const tether::state_change& s) {
+      using tether::connection_state;
+      if (!closing && (s.state == connection_state::closed || s.state == connection_state::failed ||
+                       s.state == connection_state::reconnecting))
+        fail(std::make_exception_ptr(std::runtime_error(
+            fmt::format("the connection ended ({}): {}", tether::to_string(s.state), s.reason))));
+    };
+    return o;
+  }
+
+  /// Records the first failure and releases the sender and the waiter of `done`.
+  void fail(std::exception_ptr e) {
+    if (!error)
+      error = e;
+    window.close();
+    done.close();
+  }
+
+  /// An echo arrived (on the handler's strand): checks it, takes back its permit.
+  void echoed(std::string_view got, bool binary, const config& cfg) {
+    if (error)
+      return;
+    const auto now = bench_clock::now();
+    const std::size_t i = echoes;
+    if (i >= cfg.messages || binary != cfg.binary || !echo_matches(std::string(got), cfg, i)) {
+      fail(std::make_exception_ptr(std::runtime_error(
+          fmt::format("echo {} does not match what was sent ({} bytes, {})", i, got.size(), binary ? "binary" : "text"))));
+      return;
+    }
+    rtt_ns[i] = std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent[i]).count();
+    last_echo = now;
+    ++echoes;
+    std::size_t permit = cfg.messages;
+    if (!window.try_receive([&permit](asio::error_code, std::size_t p) { permit = p; }) || permit != i) {
+      fail(std::make_exception_ptr(std::logic_error(fmt::format("window out of step: echo {} took permit {}", i, permit))));
+      return;
+    }
+    if (echoes == cfg.messages)
+      (void)done.try_send(asio::error_code(), echoes);
+  }
+};
+
+asio::awaitable<void> routed_send_loop(routed_connection& c, const config& cfg) {
+  std::string payload(cfg.size, fill_byte(cfg));
+  for (std::size_t i = 0; i < cfg.messages; ++i) {
+    co_await c.window.async_send(asio::error_code(), i, asio::use_awaitable);
+    stamp(payload, cfg, i);
+    c.sent[i] = bench_clock::now();
+    if (cfg.binary) {
+      tether::envelope e;
+      e.binary = true;
+      e.bytes = payload;
+      co_await c.ws.send(std::move(e));
+    } else {
+      std::string path(echo_path);
+      tether::json data = payload;
+      co_await c.ws.send(std::move(path), std::move(data));
+    }
+  }
+  // Every echo in (or the run failed: the channel closed and this throws).
+  (void)co_await c.done.async_receive(asio::use_awaitable);
+}
+
+asio::awaitable<void> run_routed_connection(routed_connection& c, const config& cfg) {
+  try {
+    co_await routed_send_loop(c, cfg);
+  } catch (...) {
+    c.fail(std::current_exception());
+  }
+  c.closing = true;
+  co_await c.ws.close();
+}
+
+asio::awaitable<void> open_all_routed(std::vector<std::unique_ptr<routed_connection>>& conns, const config& cfg,
+                                      bench_clock::time_point& start) {
+  for (auto& c : conns)
+    co_await c->ws.connect(cfg.url);
+  start = bench_clock::now();
+  for (auto& c : conns) {
+    routed_connection* target = c.get();
+    auto finished = [target](std::exception_ptr e) {
+      if (e && !target->error)
+        target->error = e;
+    };
+    // On the handler's strand: no hop between the loop and the handler.
+    asio::co_spawn(target->ws.get_executor(), run_routed_connection(*target, cfg), finished);
+  }
+}
+
+outcome run_routed(const config& cfg) {
+  // 64 bytes of headroom over S: the envelope around the data.
+  const std::size_t frame = cfg.size + 64;
+  asio::io_context ctx(1);
+  std::vector<std::unique_ptr<routed_connection>> conns;
+  for (std::size_t i = 0; i < cfg.connections; ++i) {
+    tether::handler_options o;
+    o.reconnect = false;
+    o.stream.max_message_size = std::max(o.stream.max_message_size, frame);
+    o.stream.max_frame_size = std::max(o.stream.max_frame_size, frame);
+    conns.push_back(std::make_unique<routed_connection>(ctx.get_executor(), std::move(o), cfg));
+    routed_connection* c = conns.back().get();
+    c->ws.add_route({std::string(echo_path), [c, &cfg](const tether::json& data, tether::connection_context&) {
+                       if (!data.is_string())
+                         c->echoed("(not a string)", false, cfg);
+                       else
+                         c->echoed(data.get_ref<const std::string&>(), false, cfg);
+                     }});
+    tether::route::message_fn other = [c, &cfg](const tether::message& m, tether::connection_context&) {
+      if (m.env.binary)
+        c->echoed(m.env.bytes, true, cfg);
+      else
+        c->fail(std::make_exception_ptr(std::runtime_error(fmt::format("unrouted envelope: {}", m.raw))));
+    };
+    c->ws.set_fallback(other);
+  }
+
+  outcome out;
+  std::exception_ptr open_error;
+  auto opened = [&open_error](std::exception_ptr e) { open_error = e; };
+  asio::co_spawn(ctx, open_all_routed(conns, cfg, out.start), opened);
+  ctx.run();
+
+  if (open_error) {
+    fmt::print(stderr, "bench-client: cannot open {} connections to {}: {}\n", cfg.connections, cfg.url,
+               describe(open_error));
+    out.status = 1;
+    return out;
+  }
+  out.rtt_ns.reserve(cfg.connections * cfg.messages);
+  out.end = out.start;
+  for (std::size_t i = 0; i < conns.size(); ++i) {
+    const auto& c = *conns[i];
+    const auto st = c.ws.status();
+    if (!c.error && (st.messages_sent != cfg.messages || st.messages_received != cfg.messages))
+      fmt::print(stderr, "bench-client: connection {}: status() counts {} sent and {} received, expected {}\n", i,
+                 st.messages_sent, st.messages_received, cfg.messages);
+    if (c.error)
+      fmt::print(stderr, "bench-client: connection {}: {}\n", i, describe(c.error));
+    if (c.error || st.messages_sent != cfg.messages || st.messages_received != cfg.messages)
+      out.status = 1;
+    out.rtt_ns.insert(out.rtt_ns.end(), c.rtt_ns.begin(), c.rtt_ns.end());
+    out.end = std::max(out.end, c.last_echo);
+  }
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  config cfg;
+  if (int rc = parse_args(argc, argv, cfg))
+    return rc < 0 ? 0 : rc;
+
+  outcome out = cfg.routed ? run_routed(cfg) : run_stream(cfg);
+  if (out.status != 0)
+    return out.status;
+
+  auto& rtt = out.rtt_ns;
   std::sort(rtt.begin(), rtt.end());
-  const double seconds = std::chrono::duration<double>(end - start).count();
+  const double seconds = std::chrono::duration<double>(out.end - out.start).count();
   const double total = static_cast<double>(cfg.connections * cfg.messages);
   rusage usage_now{};
   getrusage(RUSAGE_SELF, &usage_now);
+  const auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
 
   nlohmann::ordered_json result;
   result["client"] = "tether";
@@ -297,6 +512,8 @@ int main(int argc, char** argv) {
   result["p50_us"] = rounded(static_cast<double>(percentile(rtt, 0.50)) / 1e3, 10);
   result["p99_us"] = rounded(static_cast<double>(percentile(rtt, 0.99)) / 1e3, 10);
   result["max_rss_kb"] = usage_now.ru_maxrss;
+  result["cpu_s"] = rounded(secs(usage_now.ru_utime) + secs(usage_now.ru_stime), 1e6);
+  result["routed"] = cfg.routed;
   fmt::print("{}\n", result.dump());
   return 0;
 }

@@ -1,15 +1,19 @@
 #!/usr/bin/python3
-"""Runs bench-client against an echo peer from test/peers and validates its JSON line.
+"""Runs a benchmark client against an echo peer and validates its JSON line.
 
-    /usr/bin/python3 bench_client_test.py BENCH_CLIENT PEER_SCRIPT [bench-client options...]
-    /usr/bin/python3 bench_client_test.py BENCH_CLIENT PEER_SCRIPT --expect-refused
-    /usr/bin/python3 bench_client_test.py BENCH_CLIENT PEER_SCRIPT --expect-too-big
+    /usr/bin/python3 bench_client_test.py CLIENT PEER [client options...]
+    /usr/bin/python3 bench_client_test.py CLIENT PEER --expect-refused
+    /usr/bin/python3 bench_client_test.py CLIENT PEER --expect-too-big
 
-PEER_SCRIPT is echo_server.py (run with /usr/bin/python3) or echo_server.js (run
-with node, NODE_PATH=/usr/share/nodejs). The options after it go to bench-client
-with --url added. Prints bench-client's JSON line, so the same script serves the
+CLIENT is bench-client ("client":"tether"), bench-beast-client ("beast") or
+bench-websocketpp-client ("websocketpp"): all take the same options and print the
+same JSON line (bench-client adds "routed"). PEER is echo_server.py from
+test/peers (run with /usr/bin/python3), echo_server.js (run with node,
+NODE_PATH=/usr/share/nodejs) or the bench-echo-server executable (run with
+--print-closes). The options after it go to the client with --url added.
+Prints the client's JSON line, so the same script serves the
 'bench-client-python-echo' benchmark. With --expect-refused, checks instead that
-bench-client exits non-zero without JSON when nothing listens; with --expect-too-big,
+the client exits non-zero without JSON when nothing listens; with --expect-too-big,
 that it does so when the peer closes (1009) mid-run. Every wait is bounded.
 """
 import json
@@ -20,7 +24,8 @@ import sys
 
 T = 20.0  # seconds to wait for the peer
 KEYS = ["client", "connections", "messages", "size", "window", "seconds", "msgs_per_s", "mb_per_s",
-        "p50_us", "p99_us", "max_rss_kb"]
+        "p50_us", "p99_us", "max_rss_kb", "cpu_s"]
+CLIENTS = {"bench-client": "tether", "bench-beast-client": "beast", "bench-websocketpp-client": "websocketpp"}
 
 
 def fail(msg):
@@ -32,8 +37,10 @@ def start_peer(script, *args):
     """Starts the peer with a pipe for stdin (it exits when that closes); returns (proc, port)."""
     if script.endswith(".js"):
         cmd, env = ["node", script], dict(os.environ, NODE_PATH="/usr/share/nodejs")
-    else:
+    elif script.endswith(".py"):
         cmd, env = ["/usr/bin/python3", script], None
+    else:
+        cmd, env = [script, "--print-closes"], None
     proc = subprocess.Popen(cmd + ["--port", "0", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
     line = proc.stdout.readline()  # Bounded by the meson timeout; the peer prints it at once.
     if not line.startswith("listening "):
@@ -45,15 +52,18 @@ def option(args, name, default=None):
     return int(args[args.index(name) + 1]) if name in args else default
 
 
-def check_result(line, args):
+def check_result(line, args, client):
     try:
         r = json.loads(line)
     except ValueError:
         fail("the last line is not JSON: %r" % line)
-    if list(r) != KEYS:
-        fail("keys %r, expected %r in that order" % (list(r), KEYS))
+    keys = KEYS + (["routed"] if client == "tether" else [])
+    if list(r) != keys:
+        fail("keys %r, expected %r in that order" % (list(r), keys))
     c, n, s, w = (option(args, k) for k in ("--connections", "--messages", "--size", "--window"))
-    want = {"client": "tether", "connections": c, "messages": c * n, "size": s, "window": w}
+    want = {"client": client, "connections": c, "messages": c * n, "size": s, "window": w}
+    if client == "tether":
+        want["routed"] = "--routed" in args
     for k, v in want.items():
         if r[k] != v:
             fail("%s is %r, expected %r" % (k, r[k], v))
@@ -68,10 +78,13 @@ def check_result(line, args):
         fail("expected 0 < p50_us <= p99_us <= seconds")
     if not (isinstance(r["max_rss_kb"], int) and r["max_rss_kb"] > 0):
         fail("max_rss_kb must be a positive integer")
+    if not (isinstance(r["cpu_s"], (int, float)) and 0 <= r["cpu_s"] < 3600):
+        fail("cpu_s must be a number of seconds")
 
 
 def main():
     bench, peer_script, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+    client = CLIENTS.get(os.path.basename(bench), "tether")
     if args == ["--expect-refused"]:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))  # Bound but not listening: connecting is refused.
@@ -115,8 +128,8 @@ def main():
     print(r.stderr, end="", file=sys.stderr)
     lines = r.stdout.strip().splitlines()
     if r.returncode != 0 or not lines:
-        fail("bench-client exited %d, stdout %r" % (r.returncode, r.stdout))
-    check_result(lines[-1], args)
+        fail("%s exited %d, stdout %r" % (os.path.basename(bench), r.returncode, r.stdout))
+    check_result(lines[-1], args, client)
     print(lines[-1])
 
 
