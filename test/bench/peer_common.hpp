@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,6 +140,29 @@ inline bool echo_matches(std::string_view got, const config& cfg, std::size_t i)
   return got.size() < 3 || got[got.size() / 2] == fill_byte(cfg);
 }
 
+/// This program's peak resident set, in KiB: VmHWM from /proc/self/status.
+/// (getrusage's ru_maxrss would also count the image of the parent this process
+/// was forked from: Linux carries the maximum across execve, so every client
+/// started by compare.py would report Python's size.)
+inline long peak_rss_kb() {
+  long kb = -1;
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strncmp(line, "VmHWM:", 6) == 0) {
+        kb = std::strtol(line + 6, nullptr, 10);
+        break;
+      }
+    std::fclose(f);
+  }
+  if (kb < 0) {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    kb = ru.ru_maxrss;
+  }
+  return kb;
+}
+
 inline double rounded(double x, double scale) { return std::round(x * scale) / scale; }
 
 inline std::int64_t percentile(const std::vector<std::int64_t>& sorted, double p) {
@@ -167,7 +192,7 @@ inline void print_result(const char* client, const config& cfg, std::vector<std:
   result["mb_per_s"] = rounded(total * static_cast<double>(cfg.size) / seconds / 1e6, 1e3);
   result["p50_us"] = rounded(static_cast<double>(percentile(rtt_ns, 0.50)) / 1e3, 10);
   result["p99_us"] = rounded(static_cast<double>(percentile(rtt_ns, 0.99)) / 1e3, 10);
-  result["max_rss_kb"] = ru.ru_maxrss;
+  result["max_rss_kb"] = peak_rss_kb();
   result["cpu_s"] = rounded(secs(ru.ru_utime) + secs(ru.ru_stime), 1e6);
   std::printf("%s\n", result.dump().c_str());
   std::fflush(stdout);
