@@ -29,6 +29,10 @@ namespace tether {
 
 using namespace std::chrono_literals;
 
+namespace detail {
+struct stream_access; // the handler's way in (lib/stream/stream_access.hpp)
+} // namespace detail
+
 /// TLS settings for wss:// (TLS 1.2 or later, verification on by default).
 struct tls_options {
   std::string ca_file{};   ///< PEM bundle to trust instead of the system store.
@@ -183,6 +187,7 @@ public:
   struct impl;
 
 private:
+  friend struct detail::stream_access;
   std::shared_ptr<impl> impl_;
 };
 

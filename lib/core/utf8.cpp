@@ -3,6 +3,7 @@
 // the first byte that makes them so, which RFC 6455 §8.1 "fail fast" asks for.
 #include "utf8.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace tether::detail {
@@ -28,39 +29,26 @@ constexpr std::uint8_t table[] = {
     // clang-format on
 };
 
-} // namespace
+// One DFA step; the reference for everything below.
+inline std::uint32_t step(std::uint32_t s, unsigned char c) noexcept { return table[256 + s + table[c]]; }
 
-bool utf8_feed(std::uint32_t& state, std::string_view bytes) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const auto* end = p + bytes.size();
-  std::uint32_t s = state;
-  while (p != end) {
-    // Fast path: eight ASCII bytes at a time while between characters.
-    if (s == utf8_accept) {
-      while (end - p >= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        if (w & 0x8080808080808080ull)
-          break;
-        p += 8;
-      }
-      if (p == end)
-        break;
-    }
-    s = table[256 + s + table[*p++]];
-    if (s == utf8_reject) {
-      state = s;
-      return false;
-    }
-  }
-  state = s;
-  return true;
+// Eight bytes from p, any alignment.
+inline std::uint64_t load8(const unsigned char* p) noexcept {
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
 }
 
-std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept {
+constexpr std::uint64_t high_bits = 0x8080808080808080ull;
+
+inline bool continuation(unsigned char c) noexcept { return (c & 0xC0) == 0x80; }
+
+} // namespace
+
+std::size_t utf8_valid_prefix_dfa(std::uint32_t& state, std::string_view bytes) noexcept {
   std::uint32_t s = state;
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const auto next = table[256 + s + table[static_cast<unsigned char>(bytes[i])]];
+    const auto next = step(s, static_cast<unsigned char>(bytes[i]));
     if (next == utf8_reject) {
       state = utf8_reject;
       return i;
@@ -69,6 +57,84 @@ std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noex
   }
   state = s;
   return bytes.size();
+}
+
+// ASCII runs are skipped 32 and then 8 bytes at a time; a multi-byte sequence is
+// checked with the ranges of Unicode's table 3-7, rejecting at the same byte the
+// DFA would (fail fast). The DFA finishes a sequence begun in an earlier chunk
+// and checks one that runs past the end of this one.
+std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const std::size_t n = bytes.size();
+  std::size_t i = 0;
+  std::uint32_t s = state;
+  for (; s != utf8_accept && i < n; ++i) {
+    const auto next = step(s, p[i]);
+    if (next == utf8_reject) {
+      state = utf8_reject;
+      return i;
+    }
+    s = next;
+  }
+  while (i < n) {
+    while (n - i >= 32 && !((load8(p + i) | load8(p + i + 8) | load8(p + i + 16) | load8(p + i + 24)) & high_bits))
+      i += 32;
+    while (n - i >= 8 && !(load8(p + i) & high_bits))
+      i += 8;
+    // Up to the next aligned word: bytes one by one.
+    const std::size_t stop = std::min(n, i + 8);
+    while (i < stop) {
+      const unsigned char c = p[i];
+      if (c < 0x80) {
+        ++i;
+        continue;
+      }
+      const std::size_t len = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+      if (len == 0) {
+        state = utf8_reject;
+        return i; // a continuation byte, an overlong lead (C0, C1) or F5..FF
+      }
+      if (n - i < len) {
+        // The sequence runs past this chunk: the DFA keeps its state.
+        for (; i < n; ++i) {
+          const auto next = step(s, p[i]);
+          if (next == utf8_reject) {
+            state = utf8_reject;
+            return i;
+          }
+          s = next;
+        }
+        state = s;
+        return n;
+      }
+      // The second byte's range depends on the lead (no overlongs, surrogates
+      // or code points over U+10FFFF); later bytes are plain continuations.
+      const unsigned char b = p[i + 1];
+      const bool second_ok = len == 2   ? continuation(b)
+                             : c == 0xE0 ? (b >= 0xA0 && b <= 0xBF)
+                             : c == 0xED ? (b >= 0x80 && b <= 0x9F)
+                             : c == 0xF0 ? (b >= 0x90 && b <= 0xBF)
+                             : c == 0xF4 ? (b >= 0x80 && b <= 0x8F)
+                                         : continuation(b);
+      if (!second_ok) {
+        state = utf8_reject;
+        return i + 1;
+      }
+      for (std::size_t k = 2; k < len; ++k) {
+        if (!continuation(p[i + k])) {
+          state = utf8_reject;
+          return i + k;
+        }
+      }
+      i += len;
+    }
+  }
+  state = s; // utf8_accept unless the input ended inside the first loop
+  return n;
+}
+
+bool utf8_feed(std::uint32_t& state, std::string_view bytes) noexcept {
+  return utf8_valid_prefix(state, bytes) == bytes.size();
 }
 
 } // namespace tether::detail

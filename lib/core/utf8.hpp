@@ -17,7 +17,13 @@ bool utf8_feed(std::uint32_t& state, std::string_view bytes) noexcept;
 
 /// Like utf8_feed, but returns how many bytes were accepted: bytes.size() when
 /// all were, else the index of the first byte that made the input invalid.
+/// ASCII runs go a machine word at a time (memory speed); multi-byte sequences
+/// are range-checked; fuzz-utf8 checks it against utf8_valid_prefix_dfa.
 std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept;
+
+/// The same with Höhrmann's DFA one byte at a time: the reference the fast
+/// validator is tested against.
+std::size_t utf8_valid_prefix_dfa(std::uint32_t& state, std::string_view bytes) noexcept;
 
 /// True if `bytes` is complete, valid UTF-8.
 inline bool is_valid_utf8(std::string_view bytes) noexcept {

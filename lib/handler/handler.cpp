@@ -27,6 +27,7 @@
 #include "asio_compat.hpp"
 #include "live.hpp"
 #include "route_table.hpp"
+#include "stream_access.hpp"
 #include "transport.hpp"
 
 namespace tether {
@@ -77,6 +78,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         wake_(strand_), backoff_timer_(strand_) {
     wake_.expires_at(asio::steady_timer::time_point::max());
     codec_ = opts_.wire_codec ? opts_.wire_codec : std::make_shared<json_codec>();
+    codec_checks_utf8_ = dynamic_cast<const json_codec*>(codec_.get()) || dynamic_cast<const field_codec*>(codec_.get());
     rng_.seed(opts_.rng_seed ? opts_.rng_seed : std::random_device{}());
   }
 
@@ -87,6 +89,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<route_handle::table> routes_;
   std::vector<interceptor> interceptors_;
   std::shared_ptr<const codec> codec_;
+  bool codec_checks_utf8_ = false; // tether's own codec: its text is UTF-8 already
   std::mt19937_64 rng_;
 
   mutable std::mutex status_mutex_; // guards st_ and state_ for status() from other threads
@@ -532,9 +535,14 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         it->handed = true;
         s.in_flight_ = it;
         std::error_code ec;
-        co_await ws->send(it->payload, it->binary ? message_kind::binary : message_kind::text, ec);
+        if (!it->binary && s.codec_checks_utf8_)
+          co_await detail::stream_access::send_checked_text(*ws, it->payload, ec);
+        else
+          co_await ws->send(it->payload, it->binary ? message_kind::binary : message_kind::text, ec);
         s.in_flight_.reset();
         s.complete(it, ec);
+        if (ec == error::invalid_utf8)
+          continue; // refused before any byte went out (a user codec's text): only this send fails
         if (ec) {
           if (!s.conn_outcome_.error && ec != asio::error::operation_aborted)
             s.conn_outcome_.error = ec;

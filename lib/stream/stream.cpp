@@ -24,6 +24,7 @@
 #include "asio_compat.hpp"
 #include "timeout.hpp"
 #include "live.hpp"
+#include "stream_access.hpp"
 #include "transport.hpp"
 #include "utf8.hpp"
 
@@ -616,13 +617,15 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  asio::awaitable<void> send_op(std::string_view data, message_kind kind, std::error_code& ec) {
+  // `utf8_checked`: text from tether's own codecs, UTF-8 by construction.
+  asio::awaitable<void> send_op(std::string_view data, message_kind kind, std::error_code& ec,
+                                bool utf8_checked = false) {
     if (kind == message_kind::close) {
       ec = make_error_code(std::errc::invalid_argument);
       co_return;
     }
     // A peer must fail the connection on invalid UTF-8 (RFC 6455 §8.1): refuse it here.
-    if (kind == message_kind::text && !detail::is_valid_utf8(data)) {
+    if (kind == message_kind::text && !utf8_checked && !detail::is_valid_utf8(data)) {
       ec = error::invalid_utf8;
       co_return;
     }
@@ -767,9 +770,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   }
 
   static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::string_view data, message_kind kind,
-                                       std::error_code* out) {
+                                       std::error_code* out, bool utf8_checked = false) {
     std::error_code ec;
-    co_await self->send_op(data, kind, ec);
+    co_await self->send_op(data, kind, ec, utf8_checked);
     report(*self, ec, out);
   }
 
@@ -856,6 +859,11 @@ asio::awaitable<void> stream::send(std::string_view data, message_kind kind, std
 }
 asio::awaitable<void> stream::send(std::string_view data, message_kind kind) {
   return impl::do_send(impl_, data, kind, nullptr);
+}
+
+asio::awaitable<void> detail::stream_access::send_checked_text(stream& s, std::string_view data,
+                                                               std::error_code& ec) {
+  return stream::impl::do_send(s.impl_, data, message_kind::text, &ec, true);
 }
 asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload, std::chrono::milliseconds timeout,
                                                        std::error_code& ec) {

@@ -6,7 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <random>
+
 #include "events.hpp"
+#include "seed.hpp"
 #include "utf8.hpp"
 
 using tether::detail::utf8_accept;
@@ -133,4 +136,38 @@ TEST_CASE("all 64 continuation bytes alone are invalid; every start byte without
     CHECK(fail_index(bytes({b})) == 0);
   for (int b = 0xC2; b <= 0xF4; ++b)
     CHECK(fail_index(bytes({b})) == -2);
+}
+
+TEST_CASE("the fast validator agrees with the DFA on random text at random splits") {
+  using tether::detail::utf8_valid_prefix;
+  using tether::detail::utf8_valid_prefix_dfa;
+  std::mt19937_64 rng(tether::test::seed());
+  const std::vector<std::string> pieces = {"a", "hello world ", std::string(40, 'x'), "\xc3\xa9", "\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80", "\xed\x9f\xbf", "\xf4\x8f\xbf\xbf", "\xef\xbf\xbf"};
+  for (int round = 0; round < 20000; ++round) {
+    std::string text;
+    const int parts = static_cast<int>(rng() % 12);
+    for (int i = 0; i < parts; ++i) {
+      if (rng() % 8 == 0)
+        text.push_back(static_cast<char>(rng() % 256)); // anything, often invalid
+      else
+        text += pieces[rng() % pieces.size()];
+    }
+    if (!text.empty() && rng() % 4 == 0)
+      text.pop_back(); // often cuts a sequence short
+    CAPTURE(text);
+    std::uint32_t fast = utf8_accept, reference = utf8_accept;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      const std::size_t len = 1 + rng() % (text.size() - pos);
+      const auto piece = std::string_view(text).substr(pos, len);
+      const auto a = utf8_valid_prefix(fast, piece);
+      const auto b = utf8_valid_prefix_dfa(reference, piece);
+      REQUIRE(a == b);
+      REQUIRE(fast == reference);
+      if (a != piece.size())
+        break;
+      pos += len;
+    }
+  }
 }
