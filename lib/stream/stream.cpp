@@ -3,10 +3,12 @@
 // when nobody reads; the writer owns all socket writes, so frames of different
 // messages never interleave and control frames go out between fragments.
 //
-// Coordination is single-threaded on the stream's executor. Waiters (read, send,
-// ping, close) park on `wake_`, a timer used as a condition variable: cancel()
-// wakes them all and each re-checks its condition. A waiter tells a real
-// cancellation from a wake-up by its coroutine's cancellation state.
+// Coordination is single-threaded on the stream's executor. Each kind of waiter
+// has its own signal (signal.hpp: no timer, no system call): readers wait on
+// `changed_`, each sender on its own completion signal, senders short of queue
+// room on `room_`, the writer on `writer_wake_`, the reader coroutine on
+// `reader_wake_`. A waiter re-checks its condition after waking and tells a
+// real cancellation from a wake-up by its coroutine's cancellation state.
 #include <tether/stream.hpp>
 
 #include <tether/error.hpp>
@@ -24,6 +26,7 @@
 #include "asio_compat.hpp"
 #include "timeout.hpp"
 #include "live.hpp"
+#include "signal.hpp"
 #include "stream_access.hpp"
 #include "transport.hpp"
 #include "utf8.hpp"
@@ -94,10 +97,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, stream_options o)
-      : ex_(std::move(ex)), opts_(std::move(o)), wake_(ex_), writer_wake_(ex_), reader_wake_(ex_), watchdog_(ex_) {
-    for (auto* t : {&wake_, &writer_wake_, &reader_wake_})
-      t->expires_at(asio::steady_timer::time_point::max());
-  }
+      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), room_(ex_), writer_wake_(ex_), reader_wake_(ex_),
+        watchdog_(ex_) {}
 
   // ---- shared state ----
   detail::live_token live_{detail::live().streams};
@@ -115,10 +116,11 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   bool writer_done_ = false;
   bool close_timed_out_ = false;
 
-  asio::steady_timer wake_;        // state changed: for read, send, close waiters
-  asio::steady_timer writer_wake_; // work for the writer
-  asio::steady_timer reader_wake_; // room in the read queue again
-  asio::steady_timer watchdog_;    // bounds the close handshake and TCP shutdown
+  detail::signal changed_;      // messages or the connection's state: read, connect, close waiters
+  detail::signal room_;         // room in the send queue: senders held back by backpressure
+  detail::signal writer_wake_;  // work for the writer
+  detail::signal reader_wake_;  // room in the read queue again
+  asio::steady_timer watchdog_; // bounds the close handshake and TCP shutdown
 
   // inbound
   std::deque<inbound> inbox_;
@@ -135,13 +137,34 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t next_seq_ = 0;
   std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
   std::uint64_t written_seq_ = 0; // ... and up to here on the socket
+  // Senders waiting for their message to be written, in seq order; each is woken
+  // alone once the write that carried its last byte completes.
+  struct send_wait {
+    std::uint64_t seq;
+    detail::signal* done;
+  };
+  std::deque<send_wait> send_waits_;
   std::deque<std::string> pongs_;
   std::deque<std::shared_ptr<ping_wait>> pings_;
   bool close_requested_ = false;
   std::uint16_t close_code_ = 0;
   std::string close_reason_;
 
-  void notify() { wake_.cancel(); }
+  // The connection's state changed (close, error, end): every waiter re-checks.
+  void notify() {
+    changed_.notify_all();
+    room_.notify_all();
+    for (auto& w : send_waits_)
+      w.done->notify_one();
+  }
+
+  // Wakes the senders whose messages are now on the socket.
+  void complete_written() {
+    while (!send_waits_.empty() && send_waits_.front().seq <= written_seq_) {
+      send_waits_.front().done->notify_one();
+      send_waits_.pop_front();
+    }
+  }
 
   void log(log_level level, const std::string& text) const {
     if (opts_.log)
@@ -194,8 +217,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     fatal_ = true;
     if (tr_)
       tr_->close();
-    writer_wake_.cancel();
-    reader_wake_.cancel();
+    writer_wake_.notify_one();
+    reader_wake_.notify_one();
     notify();
   }
 
@@ -214,8 +237,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       self->fatal_ = true;
       if (self->tr_)
         self->tr_->close();
-      self->writer_wake_.cancel();
-      self->reader_wake_.cancel();
+      self->writer_wake_.notify_one();
+      self->reader_wake_.notify_one();
+      self->notify();
     });
   }
 
@@ -282,7 +306,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   asio::awaitable<void> connect_op(std::string_view text, std::error_code& ec) {
     // A connection that already failed may still be winding down: wait for it.
     while ((state_ != state::closed || running_ > 0) && (error_ || state_ == state::closing)) {
-      co_await wake_.async_wait(use_nothrow);
+      co_await changed_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now)) {
         ec = asio::error::operation_aborted;
@@ -371,17 +395,17 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     case event::kind::data:
       inbox_.back().data.append(ev.data);
       inbox_bytes_ += ev.data.size();
-      notify(); // read_some() callers take partial data
+      changed_.notify_all(); // read_some() callers take partial data
       break;
     case event::kind::message_end:
       inbox_.back().complete = true;
-      notify();
+      changed_.notify_all();
       break;
     case event::kind::ping:
       pongs_.emplace_back(ev.data);
       if (pongs_.size() > opts_.max_pong_backlog) // RFC 6455 §5.5.3: answering the latest is enough
         pongs_.erase(pongs_.begin(), pongs_.end() - 1);
-      writer_wake_.cancel();
+      writer_wake_.notify_one();
       break;
     case event::kind::pong:
       for (auto& p : pings_) {
@@ -407,7 +431,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         inbox_bytes_ -= inbox_.back().data.size();
         inbox_.pop_back();
       }
-      writer_wake_.cancel();
+      writer_wake_.notify_one();
       notify();
       break;
     case event::kind::error:
@@ -420,7 +444,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       }
       state_ = state::closing;
       arm_watchdog();
-      writer_wake_.cancel();
+      writer_wake_.notify_one();
       notify();
       break;
     }
@@ -436,7 +460,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         if (s.fatal_ || s.proto_.failed())
           break;
         while (s.read_paused() && !s.fatal_)
-          co_await s.reader_wake_.async_wait(use_nothrow);
+          co_await s.reader_wake_.wait();
         if (s.fatal_)
           break;
         // After the close handshake only EOF matters; whatever else arrives is dropped.
@@ -474,9 +498,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       if (!clean && !proto_.close_sent())
         fatal_ = true;
       arm_watchdog_if_idle();
-      writer_wake_.cancel();
+      writer_wake_.notify_one();
       while (!writer_done_)
-        co_await wake_.async_wait(use_nothrow);
+        co_await changed_.wait();
     }
     if (clean && tr_->is_open())
       co_await tr_->shutdown(std::min<std::chrono::milliseconds>(opts_.close_timeout, std::chrono::seconds(1)));
@@ -530,7 +554,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         framed_seq_ = m.seq;
         sendq_bytes_ -= m.data.size();
         sendq_.pop_front();
-        notify(); // room in the queue
+        room_.notify_all(); // room in the queue
       }
     }
     if (sendq_.empty() && close_requested_)
@@ -548,7 +572,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         if (out.empty()) {
           if (s.proto_.close_sent())
             break; // our close frame is on the wire; nothing may follow it
-          co_await s.writer_wake_.async_wait(use_nothrow);
+          co_await s.writer_wake_.wait();
           continue;
         }
         const auto framed = s.framed_seq_;
@@ -559,14 +583,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
           break;
         }
         s.written_seq_ = framed;
-        s.notify();
+        s.complete_written();
       }
     } catch (const std::exception& e) {
       s.fail(error::connection_lost, e.what());
     }
     s.writer_done_ = true;
     --s.running_;
-    s.reader_wake_.cancel();
+    s.reader_wake_.notify_one();
     s.notify();
   }
 
@@ -591,7 +615,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
               spare_.push_back(std::move(f.data));
             inbox_.pop_front();
           }
-          reader_wake_.cancel();
+          reader_wake_.notify_one();
           co_return r;
         }
       }
@@ -608,7 +632,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         ec = ended_error();
         co_return read_result{};
       }
-      co_await wake_.async_wait(use_nothrow);
+      co_await changed_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now)) {
         ec = asio::error::operation_aborted;
@@ -632,7 +656,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     // Backpressure: wait for room, unless the queue is empty.
     while (state_ == state::open && !close_requested_ && !sendq_.empty() &&
            sendq_bytes_ + data.size() > opts_.max_send_queue_bytes) {
-      co_await wake_.async_wait(use_nothrow);
+      co_await room_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now)) {
         ec = asio::error::operation_aborted;
@@ -646,7 +670,17 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     const auto seq = ++next_seq_;
     sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
     sendq_bytes_ += data.size();
-    writer_wake_.cancel();
+    writer_wake_.notify_one();
+    // This send's own wake-up, registered until the coroutine ends however it ends.
+    detail::signal done(ex_);
+    send_waits_.push_back({seq, &done});
+    struct unregister {
+      impl& s;
+      std::uint64_t seq;
+      ~unregister() {
+        std::erase_if(s.send_waits_, [this](const send_wait& w) { return w.seq == seq; });
+      }
+    } registered{*this, seq};
     for (;;) {
       if (written_seq_ >= seq)
         co_return;
@@ -655,7 +689,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         remove_unsent(seq);
         co_return;
       }
-      co_await wake_.async_wait(use_nothrow);
+      co_await done.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now)) {
         if (written_seq_ >= seq)
@@ -679,7 +713,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       return false;
     sendq_bytes_ -= it->data.size();
     sendq_.erase(it);
-    notify();
+    room_.notify_all();
     return true;
   }
 
@@ -697,7 +731,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     p->payload = std::string(payload);
     p->timer.expires_after(timeout);
     pings_.push_back(p);
-    writer_wake_.cancel();
+    writer_wake_.notify_one();
     auto [tec] = co_await p->timer.async_wait(use_nothrow);
     std::erase(pings_, p);
     if (p->answered)
@@ -730,7 +764,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       close_reason_ = std::string(reason);
       log(log_level::info, "closing with " + std::to_string(code));
       arm_watchdog();
-      writer_wake_.cancel();
+      writer_wake_.notify_one();
     }
     return true;
   }
@@ -789,7 +823,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     std::error_code ec;
     if (self->start_close(code, reason, ec)) {
       while (self->running_ > 0 || self->state_ != state::closed) {
-        co_await self->wake_.async_wait(use_nothrow);
+        co_await self->changed_.wait();
         auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
         if (cancelled(cs_now)) {
           self->abort_now();
