@@ -160,7 +160,17 @@ private:
   protocol_options opts_;
   std::unique_ptr<tether::extension> ext_;
 
-  std::vector<char> in_;      // input buffer; [in_begin_, in_end_) holds unread bytes
+  // Bytes read from the socket are written over at once: growing the buffer
+  // must not zero it first (std::vector<char> would, a memset per growth).
+  struct uninitialized_char_allocator : std::allocator<char> {
+    template <class U>
+    struct rebind {
+      using other = uninitialized_char_allocator;
+    };
+    void construct(char*) noexcept {}
+  };
+  std::vector<char, uninitialized_char_allocator> in_; // input buffer; [in_begin_, in_end_) holds unread bytes
+  std::size_t last_prepare_ = 0;                        // the I/O layer's latest read size
   std::size_t in_begin_ = 0;
   std::size_t in_end_ = 0;
   std::size_t pending_release_ = 0; // bytes of the last event to drop on the next call

@@ -91,13 +91,17 @@ void protocol::release_consumed() noexcept {
   pending_release_ = 0;
   if (in_begin_ == in_end_) {
     in_begin_ = in_end_ = 0;
-    if (in_.size() > std::max(shrink_threshold, opts_.initial_buffer_size)) {
-      std::vector<char>(opts_.initial_buffer_size).swap(in_);
+    // Shrink only when the reads have become small again: a buffer drained
+    // between the reads of one large message would otherwise be freed and
+    // faulted in again every time.
+    if (in_.size() > std::max({shrink_threshold, opts_.initial_buffer_size, 2 * last_prepare_})) {
+      decltype(in_)(opts_.initial_buffer_size).swap(in_);
     }
   }
 }
 
 std::span<char> protocol::prepare(std::size_t n) {
+  last_prepare_ = n;
   release_consumed();
   if (in_.size() - in_end_ < n) {
     // Move unread bytes to the front before growing.
@@ -396,9 +400,11 @@ std::error_code protocol::send_close(std::uint16_t code, std::string_view reason
 void protocol::consume_output(std::size_t n) noexcept {
   out_pos_ += std::min(n, out_.size() - out_pos_);
   if (out_pos_ == out_.size()) {
+    // Keep the capacity while batches stay as large (no free-and-fault per write).
+    const auto batch = out_.size();
     out_.clear();
     out_pos_ = 0;
-    if (out_.capacity() > shrink_threshold)
+    if (out_.capacity() > std::max(shrink_threshold, 2 * batch))
       std::string().swap(out_);
   } else if (out_pos_ > shrink_threshold && out_pos_ > out_.size() / 2) {
     out_.erase(0, out_pos_); // keep the unwritten tail; bounded copying

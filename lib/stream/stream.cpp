@@ -48,8 +48,14 @@ handshake_error::handshake_error(handshake_response response)
 
 namespace {
 
-constexpr std::size_t read_chunk = 16 * 1024;
-constexpr std::size_t write_batch = 64 * 1024;
+// Reads ask for between min_read and max_read bytes: the size doubles while
+// reads fill the buffer (a large message arrives in few system calls) and
+// halves when they use under a quarter of it (an idle connection holds little).
+constexpr std::size_t min_read = 4 * 1024;
+constexpr std::size_t max_read = 1024 * 1024;
+constexpr std::size_t read_chunk = 16 * 1024; // handshake and discard reads
+// Frames gathered into one write, at most (one system call per batch).
+constexpr std::size_t write_batch = 256 * 1024;
 constexpr std::size_t max_spare_buffers = 4;
 
 // Use as `cancelled(co_await asio::this_coro::cancellation_state)`. Not a
@@ -453,6 +459,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   static asio::awaitable<void> run_reader(std::shared_ptr<impl> self) {
     auto& s = *self;
     std::string discard;
+    std::size_t read_size = min_read;
     try {
       for (;;) {
         while (auto ev = s.proto_.next_event())
@@ -469,10 +476,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
           discard.resize(read_chunk);
           buf = asio::buffer(discard);
         } else {
-          auto span = s.proto_.prepare(read_chunk);
-          buf = asio::buffer(span.data(), span.size());
+          auto span = s.proto_.prepare(read_size);
+          buf = asio::buffer(span.data(), std::min(span.size(), read_size));
         }
         auto [ec, n] = co_await s.tr_->read_some(buf);
+        if (n == buf.size())
+          read_size = std::min(read_size * 2, max_read);
+        else if (n < buf.size() / 4)
+          read_size = std::max(read_size / 2, min_read);
         if (ec) {
           if (is_eof(ec) && s.proto_.close_received()) {
             // Clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1).
