@@ -3,7 +3,10 @@
 // off → reconnect) until close() or the retry policy stops it.
 //
 // Everything runs on one strand. Entry points hop onto it only when called from
-// outside it. Waiters park on `wake_`, a timer used as a condition variable.
+// outside it. Waiters for the handler's state park on `changed_` (a signal,
+// not a timer); each send waits on its own item's signal; the writer hands
+// every queued message to the stream at once (detail::stream_access), so they
+// go out in one write, and learns of each one's write through a callback.
 // Coroutines here are static and take shared_ptr<impl> (see docs/design.md on
 // the g++ 12 member-coroutine miscompile).
 #include <tether/handler.hpp>
@@ -26,6 +29,7 @@
 
 #include "asio_compat.hpp"
 #include "live.hpp"
+#include "signal.hpp"
 #include "route_table.hpp"
 #include "stream_access.hpp"
 #include "transport.hpp"
@@ -59,7 +63,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     bool binary = false;
     steady::time_point enqueued{};
     steady::time_point deadline{};
-    asio::steady_timer signal; // expires at the deadline; cancelled on completion
+    detail::signal signal;     // notified on completion
     bool handed = false;       // given to the stream: can no longer be withdrawn
     bool priority = false;     // sent by an on_open step: may go before flowing_
     bool done = false;
@@ -75,8 +79,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor ex, handler_options o)
       : strand_(asio::make_strand(ex)), opts_(std::move(o)),
         table_(opts_.routes ? opts_.routes : std::make_shared<route_table>()), routes_(table_->table_),
-        wake_(strand_), backoff_timer_(strand_) {
-    wake_.expires_at(asio::steady_timer::time_point::max());
+        changed_(strand_), backoff_timer_(strand_), deadline_timer_(strand_) {
     codec_ = opts_.wire_codec ? opts_.wire_codec : std::make_shared<json_codec>();
     codec_checks_utf8_ = dynamic_cast<const json_codec*>(codec_.get()) || dynamic_cast<const field_codec*>(codec_.get());
     rng_.seed(opts_.rng_seed ? opts_.rng_seed : std::random_device{}());
@@ -117,15 +120,17 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   bool reader_paused_ = false;
 
   std::deque<std::shared_ptr<item>> queue_;
-  std::shared_ptr<item> in_flight_; // handed to the stream, not yet completed
+  std::deque<std::shared_ptr<item>> in_flight_; // handed to the stream, not yet written
   std::shared_ptr<asio::cancellation_signal> opening_signal_; // the running on_open steps
   asio::cancellation_slot opening_slot_;                      // their coroutine's, to recognise their sends
   std::vector<std::shared_ptr<running>> handlers_;
 
-  asio::steady_timer wake_;
+  detail::signal changed_;           // the handler's state, the queue, the writer's work
+  asio::steady_timer deadline_timer_; // send_timeout of queued messages: one timer for all
+  steady::time_point deadline_armed_ = steady::time_point::max();
   asio::steady_timer backoff_timer_;
 
-  void notify() { wake_.cancel(); }
+  void notify() { changed_.notify_all(); }
 
   void report(std::error_code ec, std::string_view what) {
     if (opts_.on_error)
@@ -177,9 +182,46 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   }
 
   void complete(const std::shared_ptr<item>& it, std::error_code ec) {
+    if (it->done)
+      return;
     it->done = true;
     it->ec = ec;
-    it->signal.cancel();
+    it->signal.notify_one();
+  }
+
+  // Queued messages past their send_timeout fail, through one timer armed at the
+  // earliest deadline. Deadlines grow with the queue, so a send re-arms it only
+  // when it is the earliest: no timer system call per message.
+  void arm_deadline(steady::time_point t) {
+    if (t >= deadline_armed_)
+      return;
+    deadline_armed_ = t;
+    deadline_timer_.expires_at(t);
+    deadline_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self)
+        return;
+      self->deadline_armed_ = steady::time_point::max();
+      self->expire_queue();
+    });
+  }
+
+  void expire_queue() {
+    const auto now = steady::now();
+    auto next = steady::time_point::max();
+    for (auto q = queue_.begin(); q != queue_.end();) {
+      if ((*q)->deadline <= now) {
+        complete(*q, error::send_timeout);
+        q = queue_.erase(q);
+      } else {
+        next = std::min(next, (*q)->deadline);
+        ++q;
+      }
+    }
+    set_queued();
+    notify(); // room in the queue
+    if (next != steady::time_point::max())
+      arm_deadline(next);
   }
 
   void fail_queue(std::error_code ec) {
@@ -325,7 +367,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     co_await (reader(self, ws) || writer(self, ws) || heartbeat(self, ws) || settle(self));
     if (auto steps = std::exchange(s.opening_signal_, nullptr))
       steps->emit(asio::cancellation_type::terminal); // on_open steps of a dead connection
-    if (auto it = std::exchange(s.in_flight_, nullptr); it && !it->done)
+    for (auto& it : std::exchange(s.in_flight_, {})) // the stream's callbacks find them done
       s.complete(it, s.conn_outcome_.error ? s.conn_outcome_.error : make_error_code(error::connection_lost));
 
     s.ctx_.connected = false;
@@ -395,7 +437,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       // Backpressure: too many coroutine handlers running → stop reading.
       while (s.handlers_.size() >= s.opts_.max_concurrent_handlers && !s.closing_) {
         s.reader_paused_ = true;
-        co_await s.wake_.async_wait(use_nothrow);
+        co_await s.changed_.wait();
         auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
         if (cancelled(cs_now))
           co_return;
@@ -517,13 +559,20 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   // ---- writer ----
 
+  // Hands every message that may flow to the stream without waiting for each
+  // one's write (the stream gathers them into one write), as long as the
+  // stream's queue is under max_send_queue_bytes; on_written completes them.
   static asio::awaitable<void> writer(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
     auto& s = *self;
     // Once cancelled (another loop ended the connection) this coroutine must not
-    // await again: Asio would throw, orphaning the item in hand.
+    // await again: Asio would throw.
     auto cs = co_await asio::this_coro::cancellation_state;
+    const auto id = s.ctx_.connection_id;
     for (;;) {
-      while (!s.queue_.empty() && (s.flowing_ || s.queue_.front()->priority) && !s.closing_ && !cancelled(cs)) {
+      while (!s.queue_.empty() && (s.flowing_ || s.queue_.front()->priority) && !s.closing_ && !cancelled(cs) &&
+             !s.conn_outcome_.error &&
+             (s.in_flight_.empty() ||
+              detail::stream_access::queued_bytes(*ws) < s.opts_.stream.max_send_queue_bytes)) {
         auto it = s.queue_.front();
         s.queue_.pop_front();
         s.set_queued();
@@ -533,32 +582,46 @@ struct handler::impl : std::enable_shared_from_this<impl> {
           continue;
         }
         it->handed = true;
-        s.in_flight_ = it;
-        std::error_code ec;
-        if (!it->binary && s.codec_checks_utf8_)
-          co_await detail::stream_access::send_checked_text(*ws, it->payload, ec);
-        else
-          co_await ws->send(it->payload, it->binary ? message_kind::binary : message_kind::text, ec);
-        s.in_flight_.reset();
-        s.complete(it, ec);
-        if (ec == error::invalid_utf8)
-          continue; // refused before any byte went out (a user codec's text): only this send fails
-        if (ec) {
-          if (!s.conn_outcome_.error && ec != asio::error::operation_aborted)
+        s.in_flight_.push_back(it);
+        const auto kind = it->binary ? message_kind::binary : message_kind::text;
+        auto on_written = [self, it, id](std::error_code ec) { self->written(it, ec, id); };
+        if (auto ec = detail::stream_access::start_send(*ws, it->payload, kind, !it->binary && s.codec_checks_utf8_,
+                                                        std::move(on_written))) {
+          s.in_flight_.pop_back();
+          s.complete(it, ec);
+          if (ec == error::invalid_utf8)
+            continue; // refused before any byte went out (a user codec's text): only this send fails
+          if (!s.conn_outcome_.error)
             s.conn_outcome_.error = ec;
-          co_return;
         }
-        s.update_status([&](tether::status& st) {
-          ++st.messages_sent;
-          st.bytes_sent += it->payload.size();
-        });
       }
-      if (cancelled(cs))
-        co_return;
-      co_await s.wake_.async_wait(use_nothrow);
+      if (cancelled(cs) || s.conn_outcome_.error)
+        co_return; // a write failed, or another loop ended the connection
+      co_await s.changed_.wait();
       if (cancelled(cs))
         co_return;
     }
+  }
+
+  // The stream wrote `it` (or never will: ec). Messages are written in order, so
+  // it is the oldest in flight unless the connection already ended.
+  void written(const std::shared_ptr<item>& it, std::error_code ec, std::uint64_t connection) {
+    if (!in_flight_.empty() && in_flight_.front() == it)
+      in_flight_.pop_front();
+    else
+      std::erase(in_flight_, it);
+    const bool counted = !it->done && !ec;
+    complete(it, ec);
+    if (counted) {
+      update_status([&](tether::status& st) {
+        ++st.messages_sent;
+        st.bytes_sent += it->payload.size();
+      });
+    }
+    if (ec && connection == ctx_.connection_id && ctx_.connected && !conn_outcome_.error &&
+        ec != asio::error::operation_aborted)
+      conn_outcome_.error = ec;
+    notify(); // the writer may hand over more, or must end the connection
   }
 
   // ---- heartbeat ----
@@ -645,13 +708,13 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       }
       if (cancelled(cs))
         break;
-      co_await s.wake_.async_wait(use_nothrow);
+      co_await s.changed_.wait();
     }
     // Cancelled: stop connecting, as close() would, then report the cancellation.
     co_await asio::this_coro::reset_cancellation_state();
     s.shutdown();
     while (s.supervising_)
-      co_await s.wake_.async_wait(use_nothrow);
+      co_await s.changed_.wait();
     if (s.state_ != connection_state::failed && s.state_ != connection_state::closed)
       s.set_state(connection_state::closed, s.failures_);
     throw std::system_error(asio::error::operation_aborted);
@@ -663,7 +726,6 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       throw std::system_error(error::handler_closed);
     it->enqueued = steady::now();
     it->deadline = it->enqueued + s.opts_.send_timeout;
-    it->signal.expires_at(it->deadline);
     // The offline queue is bounded.
     while (s.queue_.size() >= s.opts_.offline_queue_size) {
       if (s.opts_.offline == offline_policy::fail)
@@ -673,7 +735,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         s.queue_.pop_front();
         continue;
       }
-      co_await s.wake_.async_wait(use_nothrow);
+      co_await s.changed_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now))
         throw std::system_error(asio::error::operation_aborted);
@@ -693,28 +755,27 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       s.queue_.push_back(it);
     }
     s.set_queued();
+    s.arm_deadline(it->deadline);
     s.notify();
     for (;;) {
-      co_await it->signal.async_wait(use_nothrow);
+      co_await it->signal.wait();
       if (it->done) {
         if (it->ec)
           throw std::system_error(it->ec);
         co_return;
       }
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
-      const bool user_cancel = cancelled(cs_now);
+      if (!cancelled(cs_now))
+        continue; // a stale wake-up
       if (it->handed) {
         // Being written: it completes with the write (or the connection's end).
-        it->signal.expires_at(asio::steady_timer::time_point::max());
-        if (user_cancel)
-          co_await asio::this_coro::reset_cancellation_state();
+        co_await asio::this_coro::reset_cancellation_state();
         continue;
       }
       std::erase(s.queue_, it);
       s.set_queued();
       s.notify();
-      throw std::system_error(user_cancel ? std::error_code(asio::error::operation_aborted)
-                                          : make_error_code(error::send_timeout));
+      throw std::system_error(asio::error::operation_aborted);
     }
   }
 
@@ -760,7 +821,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         break;
       if (cancelled(cs_now))
         throw std::system_error(asio::error::operation_aborted);
-      co_await s.wake_.async_wait(use_nothrow);
+      co_await s.changed_.wait();
     }
     if (s.state_ != connection_state::closed && s.state_ != connection_state::failed)
       s.set_state(connection_state::closed);
@@ -773,7 +834,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   static asio::awaitable<void> do_wait_for(std::shared_ptr<impl> self, connection_state want) {
     while (self->state_ != want) {
-      co_await self->wake_.async_wait(use_nothrow);
+      co_await self->changed_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now))
         throw std::system_error(asio::error::operation_aborted);
@@ -811,6 +872,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   void shutdown() noexcept {
     closing_ = true;
     backoff_timer_.cancel();
+    deadline_timer_.cancel();
     for (auto& h : handlers_)
       h->cancel.emit(asio::cancellation_type::terminal);
     fail_queue(asio::error::operation_aborted);

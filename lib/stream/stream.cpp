@@ -144,10 +144,13 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
   std::uint64_t written_seq_ = 0; // ... and up to here on the socket
   // Senders waiting for their message to be written, in seq order; each is woken
-  // alone once the write that carried its last byte completes.
+  // alone once the write that carried its last byte completes. A wait is a
+  // sender's signal (send()) or a callback (the handler's pipeline, which hands
+  // over many messages without a coroutine each).
   struct send_wait {
     std::uint64_t seq;
     detail::signal* done;
+    std::function<void(std::error_code)> callback;
   };
   std::deque<send_wait> send_waits_;
   std::deque<std::string> pongs_;
@@ -156,19 +159,37 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint16_t close_code_ = 0;
   std::string close_reason_;
 
-  // The connection's state changed (close, error, end): every waiter re-checks.
+  // The connection's state changed (close, error, end): every waiter re-checks;
+  // once the writer can write no more, callbacks learn their message failed.
   void notify() {
     changed_.notify_all();
     room_.notify_all();
-    for (auto& w : send_waits_)
-      w.done->notify_one();
+    const bool ended = fatal_ || writer_done_ || state_ == state::closed;
+    std::vector<std::function<void(std::error_code)>> failed; // called after the loop: they may queue more
+    for (auto it = send_waits_.begin(); it != send_waits_.end();) {
+      if (!it->callback) {
+        it->done->notify_one();
+        ++it;
+      } else if (ended) {
+        failed.push_back(std::move(it->callback));
+        it = send_waits_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& cb : failed)
+      cb(ended_error());
   }
 
   // Wakes the senders whose messages are now on the socket.
   void complete_written() {
     while (!send_waits_.empty() && send_waits_.front().seq <= written_seq_) {
-      send_waits_.front().done->notify_one();
+      auto w = std::move(send_waits_.front());
       send_waits_.pop_front();
+      if (w.callback)
+        w.callback({});
+      else
+        w.done->notify_one();
     }
   }
 
@@ -684,7 +705,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     writer_wake_.notify_one();
     // This send's own wake-up, registered until the coroutine ends however it ends.
     detail::signal done(ex_);
-    send_waits_.push_back({seq, &done});
+    send_waits_.push_back({seq, &done, {}});
     struct unregister {
       impl& s;
       std::uint64_t seq;
@@ -715,6 +736,23 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         co_return;
       }
     }
+  }
+
+  // Queues a message without waiting: `done` is called once it is written, or
+  // with the connection's error. A refused message calls nothing and returns
+  // the error (invalid_utf8, the connection's end).
+  std::error_code start_send(std::string_view data, message_kind kind, bool utf8_checked,
+                             std::function<void(std::error_code)> done) {
+    if (kind == message_kind::text && !utf8_checked && !detail::is_valid_utf8(data))
+      return error::invalid_utf8;
+    if (state_ != state::open || close_requested_ || fatal_ || writer_done_)
+      return ended_error();
+    const auto seq = ++next_seq_;
+    sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
+    sendq_bytes_ += data.size();
+    send_waits_.push_back({seq, nullptr, std::move(done)});
+    writer_wake_.notify_one();
+    return {};
   }
 
   // Drops message `seq` if the writer has not taken any of it.
@@ -910,6 +948,13 @@ asio::awaitable<void> detail::stream_access::send_checked_text(stream& s, std::s
                                                                std::error_code& ec) {
   return stream::impl::do_send(s.impl_, data, message_kind::text, &ec, true);
 }
+
+std::error_code detail::stream_access::start_send(stream& s, std::string_view data, message_kind kind,
+                                                  bool utf8_checked, std::function<void(std::error_code)> done) {
+  return s.impl_->start_send(data, kind, utf8_checked, std::move(done));
+}
+
+std::size_t detail::stream_access::queued_bytes(const stream& s) noexcept { return s.impl_->sendq_bytes_; }
 asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload, std::chrono::milliseconds timeout,
                                                        std::error_code& ec) {
   return impl::do_ping(impl_, std::string(payload), timeout, &ec);
