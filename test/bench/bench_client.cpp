@@ -31,7 +31,7 @@
 // way back the envelope decode (JSON parse), the route table's trie match of
 // "bench.echo" (binary frames: the fallback route), the route's call and the
 // status counters — everything an application pays per message above the
-// stream. A frame is S plus 29 bytes of envelope ({"path":"bench.echo","data":"…"}).
+// stream. A frame is S plus 31 bytes of envelope ({"path":"bench.echo","data":"…"}).
 // The window is the same: at most W sends awaiting their echo per connection
 // (a send counts from handler.send's call to its echo's dispatch). At the end,
 // status() must count C*N messages sent and received. The handler runs with

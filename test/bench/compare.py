@@ -76,6 +76,14 @@ def cpu_model():
     return "unknown CPU"
 
 
+def system_busy_seconds():
+    """CPU seconds all processes have used since boot (every CPU), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def die(msg, status=2):
     print("compare.py: " + msg, file=sys.stderr)
     sys.exit(status)
@@ -359,7 +367,7 @@ def main():
 
     print("compare.py: %s; clients: %s; %d repetitions" % (
         ", ".join(workloads), ", ".join(clients), args.repetitions), file=sys.stderr)
-    load_before = os.getloadavg()[0]
+    busy_before = system_busy_seconds()
     server = echo_server(server_path)
     runs, failed = [], False
     try:
@@ -388,10 +396,15 @@ def main():
             mine = [r for r in runs if r["workload"] == w and r["name"] == name]
             if mine:
                 results.setdefault(w, {})[name] = summarize(mine)
-    load_after = os.getloadavg()[0]
-    print("\nMachine: %d CPUs (%s); 1-minute load average %.2f before, %.2f after the runs "
-          "(above ~2.3 other work shared the CPUs: the figures are unreliable)." % (
-              os.cpu_count() or 0, cpu_model(), load_before, load_after))
+    # Whatever else ran meanwhile (a compiler, ...) competed for the two CPUs.
+    total_cpu = system_busy_seconds() - busy_before
+    ours = sum(r["cpu_s"] + r["server_cpu_s"] for r in runs)
+    span = sum(r["wall_s"] for r in runs) or 1
+    other = max(0.0, total_cpu - ours)
+    print("\nMachine: %d CPUs (%s). Other processes used %.1f CPU-seconds during the %.0f s of runs "
+          "(%.0f %% of one CPU)%s." % (
+              os.cpu_count() or 0, cpu_model(), other, span, 100 * other / span,
+              ": the figures are disturbed, run again on a quiet machine" if other / span > 0.1 else ""))
     print("Workloads: " + "; ".join("%s = %s, %d msgs/conn" % (w, WORKLOADS[w]["title"],
                                                                max(1, int(WORKLOADS[w]["messages"] * args.scale)))
                                        for w in workloads))
