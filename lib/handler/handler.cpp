@@ -126,9 +126,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   std::vector<std::shared_ptr<running>> handlers_;
 
   detail::signal changed_;           // the handler's state, the queue, the writer's work
+  asio::steady_timer backoff_timer_;
   asio::steady_timer deadline_timer_; // send_timeout of queued messages: one timer for all
   steady::time_point deadline_armed_ = steady::time_point::max();
-  asio::steady_timer backoff_timer_;
 
   void notify() { changed_.notify_all(); }
 
@@ -229,6 +229,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       complete(it, ec);
     queue_.clear();
     set_queued();
+    // No queued message, no deadline: a pending timer would keep the
+    // io_context's run() from returning after close().
+    deadline_timer_.cancel();
+    deadline_armed_ = steady::time_point::max();
     notify();
   }
 

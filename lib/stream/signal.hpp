@@ -6,7 +6,10 @@
 // Unlike a timer used as a condition variable, waiting and waking make no
 // system call (no timerfd_settime) and wake only this signal's waiters.
 #include <asio/any_io_executor.hpp>
+#include <asio/execution/context.hpp>
+#include <asio/execution_context.hpp>
 #include <asio/experimental/channel.hpp>
+#include <asio/query.hpp>
 
 #include <cstddef>
 #include <limits>
@@ -16,21 +19,45 @@
 
 namespace tether::detail {
 
+// Notes that the execution context is shutting down. Asio 1.22's channel_service
+// destroys the waiting operations at shutdown but leaves the channel believing
+// they wait, so a notify afterwards (a stream destroyed by a handler that the
+// context's shutdown releases) would complete a null operation. Registered
+// after the channel service, this service shuts down before it.
+class signal_shutdown final : public asio::execution_context::service {
+public:
+  using key_type = signal_shutdown;
+  static inline asio::execution_context::id id;
+  explicit signal_shutdown(asio::execution_context& ctx) : service(ctx) {}
+  bool down = false;
+
+private:
+  void shutdown() override { down = true; }
+};
+
 class signal {
 public:
-  explicit signal(const asio::any_io_executor& ex) : ch_(ex, 1) {}
+  explicit signal(const asio::any_io_executor& ex)
+      : ch_(ex, 1), down_(asio::use_service<signal_shutdown>(asio::query(ex, asio::execution::context)).down) {}
 
   /// co_await s.wait(): completes on a notify, or with an error when the
   /// awaiting coroutine is cancelled (check its cancellation state after).
   auto wait() { return ch_.async_receive(use_nothrow); }
 
-  void notify_one() { (void)ch_.try_send(std::error_code{}, true); }
-  void notify_all() { (void)ch_.try_send_n(std::numeric_limits<std::size_t>::max(), std::error_code{}, true); }
+  void notify_one() {
+    if (!down_)
+      (void)ch_.try_send(std::error_code{}, true);
+  }
+  void notify_all() {
+    if (!down_)
+      (void)ch_.try_send_n(std::numeric_limits<std::size_t>::max(), std::error_code{}, true);
+  }
 
 private:
   // (error_code, bool), not (error_code): Asio 1.22 cannot instantiate a
   // channel whose signature is void(error_code) alone (ambiguous traits).
   asio::experimental::channel<void(std::error_code, bool)> ch_;
+  const bool& down_;
 };
 
 } // namespace tether::detail

@@ -5,18 +5,35 @@
 #include <tether/error.hpp>
 #include <tether/handler.hpp>
 
+#include <asio/co_spawn.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "handler_support.hpp"
+#include "live.hpp"
 #include "test_server.hpp"
 
 using namespace tether;
 using namespace tether::test;
 using namespace std::chrono_literals;
 using asio::awaitable;
+
+namespace {
+
+awaitable<void> connect_send_close(handler& ws, std::string url, bool& done) {
+  co_await ws.connect(url);
+  co_await ws.send("one", json(1));
+  co_await ws.close();
+  done = true;
+}
+
+} // namespace
 
 TEST_SUITE("loopback") {
 
@@ -125,6 +142,57 @@ TEST_CASE("handler close(): arguments are checked first, with the stream's codes
     const auto closes = server.closes();
     CHECK(std::count(closes.begin(), closes.end(), std::pair<std::uint16_t, std::string>{1005, ""}) == 1);
   });
+}
+
+TEST_CASE("handler: a handler destroyed just before its io_context, which never runs again") {
+  // The context's shutdown runs the handler's last clean-up and releases its
+  // stream there, after Asio's own services have shut down: nothing may crash
+  // or outlive it (found by bench-idle-memory, which exits this way).
+  const long streams_before = tether::detail::live().streams.load();
+  const long handlers_before = tether::detail::live().handlers.load();
+  {
+    asio::io_context io;
+    test_server server(io.get_executor());
+    auto ws = std::make_unique<handler>(io.get_executor(), fast());
+    bool open = false;
+    asio::co_spawn(io, ws->connect(server.url()), [&](std::exception_ptr e) {
+      CHECK_FALSE(e);
+      open = true;
+    });
+    for (int i = 0; i < 100000 && !open; ++i)
+      io.run_one_for(std::chrono::milliseconds(100));
+    REQUIRE(open);
+    ws.reset();
+  }
+  CHECK(tether::detail::live().streams.load() == streams_before);
+  CHECK(tether::detail::live().handlers.load() == handlers_before);
+}
+
+TEST_CASE("handler: after close() nothing is left to keep the io_context's run() going") {
+  // The server has its own context and thread, so the client's run() returns
+  // only once the handler left no timer and no operation behind.
+  asio::io_context server_io;
+  auto guard = asio::make_work_guard(server_io);
+  std::thread server_thread([&] { server_io.run(); });
+  std::unique_ptr<test_server> server;
+  std::promise<std::string> url;
+  asio::post(server_io, [&] {
+    server = std::make_unique<test_server>(server_io.get_executor());
+    url.set_value(server->url());
+  });
+  asio::io_context io;
+  handler_options o = fast();
+  o.send_timeout = 20s; // a timer left armed would hold run() this long
+  handler ws{io.get_executor(), o};
+  bool done = false;
+  asio::co_spawn(io, connect_send_close(ws, url.get_future().get(), done), [](std::exception_ptr e) { CHECK_FALSE(e); });
+  const auto started = clock_type::now();
+  io.run_for(40s);
+  CHECK(done);
+  CHECK(since(started) < 10s);
+  asio::post(server_io, [&] { server.reset(); });
+  guard.reset();
+  server_thread.join();
 }
 
 } // TEST_SUITE

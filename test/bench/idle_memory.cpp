@@ -1,0 +1,120 @@
+// bench-idle-memory: heap held by idle open connections, at the stream or the
+// handler layer, measured with mallinfo2 (after malloc_trim) around opening them.
+//
+//   bench-idle-memory --url URL --connections N [--handler] [--ca FILE]
+//
+// Opens N connections to URL (an echo server in another process, so its memory
+// is not counted), waits until all are open, then prints one JSON line:
+//
+//   {"layer":"stream","tls":false,"connections":N,"heap_bytes":B,"per_connection":B/N}
+//
+// heap_bytes = allocated heap (mallinfo2().uordblks) with the connections open
+// minus before any was made, both after malloc_trim(0). Exits 1 if a connection
+// fails, 2 on a bad command line. docs/benchmarks.md has the figures.
+#include <tether/handler.hpp>
+#include <tether/stream.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+
+#include <fmt/core.h>
+
+#include <malloc.h>
+
+#include <charconv>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+std::size_t heap_in_use() {
+  malloc_trim(0);
+  return mallinfo2().uordblks;
+}
+
+struct config {
+  std::string url;
+  std::size_t connections = 1000;
+  bool handler = false;
+  std::string ca;
+};
+
+int parse(int argc, char** argv, config& c) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    auto value = [&]() -> std::string_view { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--url") {
+      c.url = value();
+    } else if (a == "--connections") {
+      auto v = value();
+      if (std::from_chars(v.data(), v.data() + v.size(), c.connections).ec != std::errc() || c.connections == 0)
+        return 2;
+    } else if (a == "--handler") {
+      c.handler = true;
+    } else if (a == "--ca") {
+      c.ca = value();
+    } else {
+      return 2;
+    }
+  }
+  return c.url.empty() ? 2 : 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  config cfg;
+  if (parse(argc, argv, cfg) != 0) {
+    std::fprintf(stderr, "usage: bench-idle-memory --url URL --connections N [--handler] [--ca FILE]\n");
+    return 2;
+  }
+  asio::io_context io;
+  tether::stream_options so;
+  so.tls.ca_file = cfg.ca;
+  std::vector<std::unique_ptr<tether::stream>> streams;
+  std::vector<std::unique_ptr<tether::handler>> handlers;
+  streams.reserve(cfg.connections);
+  handlers.reserve(cfg.connections);
+  const auto before = heap_in_use();
+  std::size_t open = 0;
+  bool failed = false;
+  for (std::size_t i = 0; i < cfg.connections; ++i) {
+    auto done = [&](std::exception_ptr e) {
+      if (e) {
+        failed = true;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          std::fprintf(stderr, "bench-idle-memory: %s\n", x.what());
+        }
+      }
+      ++open;
+    };
+    if (cfg.handler) {
+      tether::handler_options ho;
+      ho.stream = so;
+      handlers.push_back(std::make_unique<tether::handler>(io.get_executor(), ho));
+      asio::co_spawn(io, handlers.back()->connect(cfg.url), done);
+    } else {
+      streams.push_back(std::make_unique<tether::stream>(io.get_executor(), so));
+      asio::co_spawn(io, streams.back()->connect(cfg.url), done);
+    }
+  }
+  while (open < cfg.connections && !failed)
+    io.run_one();
+  // Let the connections settle (first reads posted, handshake buffers released).
+  io.poll();
+  if (failed)
+    return 1;
+  const auto after = heap_in_use();
+  const auto heap = after > before ? after - before : 0;
+  fmt::print("{{\"layer\":\"{}\",\"tls\":{},\"connections\":{},\"heap_bytes\":{},\"per_connection\":{}}}\n",
+             cfg.handler ? "handler" : "stream", cfg.url.rfind("wss://", 0) == 0, cfg.connections, heap,
+             heap / cfg.connections);
+  std::fflush(stdout);
+  return 0;
+}
