@@ -57,6 +57,7 @@ constexpr std::size_t read_chunk = 16 * 1024; // handshake and discard reads
 // Frames gathered into one write, at most (one system call per batch).
 constexpr std::size_t write_batch = 256 * 1024;
 constexpr std::size_t max_spare_buffers = 4;
+constexpr std::size_t max_spare_signals = 64;
 
 // Use as `cancelled(co_await asio::this_coro::cancellation_state)`. Not a
 // coroutine of its own: Asio throws operation_aborted when a cancelled coroutine
@@ -153,6 +154,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     std::function<void(std::error_code)> callback;
   };
   std::deque<send_wait> send_waits_;
+  std::vector<std::unique_ptr<detail::signal>> spare_signals_;
   std::deque<std::string> pongs_;
   std::deque<std::shared_ptr<ping_wait>> pings_;
   bool close_requested_ = false;
@@ -703,16 +705,28 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
     sendq_bytes_ += data.size();
     writer_wake_.notify_one();
-    // This send's own wake-up, registered until the coroutine ends however it ends.
-    detail::signal done(ex_);
-    send_waits_.push_back({seq, &done, {}});
-    struct unregister {
+    // This send's own wake-up (from a pool: making a channel per message costs a
+    // lock), registered until the coroutine ends however it ends.
+    struct registration {
       impl& s;
       std::uint64_t seq;
-      ~unregister() {
-        std::erase_if(s.send_waits_, [this](const send_wait& w) { return w.seq == seq; });
+      std::unique_ptr<detail::signal> signal;
+      registration(impl& owner, std::uint64_t n) : s(owner), seq(n) {
+        if (s.spare_signals_.empty()) {
+          signal = std::make_unique<detail::signal>(s.ex_);
+        } else {
+          signal = std::move(s.spare_signals_.back());
+          s.spare_signals_.pop_back();
+        }
+        s.send_waits_.push_back({seq, signal.get(), {}});
       }
-    } registered{*this, seq};
+      ~registration() {
+        std::erase_if(s.send_waits_, [this](const send_wait& w) { return w.seq == seq; });
+        if (s.spare_signals_.size() < max_spare_signals)
+          s.spare_signals_.push_back(std::move(signal)); // a stale token only costs a re-check
+      }
+    } registered(*this, seq);
+    auto& done = *registered.signal;
     for (;;) {
       if (written_seq_ >= seq)
         co_return;

@@ -21,7 +21,10 @@
 // One thread: a single-threaded io_context, like a typical client.
 //
 // Without --routed the workload drives tether::stream: send() / read() of raw
-// messages, W sends in flight per connection.
+// messages, W sends in flight per connection. Sends do not wait for one
+// another's write (each has its own buffer until it completes), as an
+// application producing messages does not; the peer clients do the same
+// with their own means (Beast: a writer coroutine; websocketpp: its queue).
 //
 // With --routed the same workload goes through tether::handler, the layer an
 // application uses: each message is handler.send("bench.echo", data) where data
@@ -48,6 +51,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -99,7 +103,7 @@ using window_channel = asio::experimental::channel<void(asio::error_code, std::s
 
 struct connection {
   connection(asio::any_io_executor ex, const tether::stream_options& o, const config& cfg)
-      : ws(ex, o), window(ex, cfg.window), sent(cfg.messages), rtt_ns(cfg.messages) {}
+      : ws(ex, o), window(ex, cfg.window), sent(cfg.messages), rtt_ns(cfg.messages), freed(ex) {}
 
   tether::stream ws;
   window_channel window;
@@ -107,6 +111,11 @@ struct connection {
   std::vector<std::int64_t> rtt_ns;
   bench_clock::time_point last_echo;
   std::exception_ptr error;
+  // One message buffer per window slot (send_loop), owned here so that they
+  // outlive the sends still being written when send_loop returns.
+  std::vector<std::string> slots;
+  std::vector<char> busy;
+  asio::steady_timer freed; // cancelled when a send completes, for a send_loop waiting for its slot
 };
 
 // Message i's first, middle and last bytes: text stays ASCII (valid UTF-8).
@@ -137,14 +146,49 @@ bool echo_matches(const std::string& got, const config& cfg, std::size_t i) {
   return got.size() < 3 || got[got.size() / 2] == fill_byte(cfg);
 }
 
+// One send, started without waiting for the one before: how an application
+// that produces messages faster than a write completes uses the stream (it
+// then gathers what is queued into one write). `busy` marks the buffer's slot;
+// `freed` wakes a send_loop waiting for it.
+asio::awaitable<void> send_one(tether::stream& ws, std::string_view payload, tether::message_kind kind,
+                               char& busy, asio::steady_timer& freed) {
+  co_await ws.send(payload, kind);
+  busy = 0;
+  freed.cancel();
+}
+
 asio::awaitable<void> send_loop(connection& c, const config& cfg) {
-  std::string payload(cfg.size, fill_byte(cfg));
+  // One buffer per window slot: the stream keeps a view of a message's bytes
+  // until its send completes, and message i reuses slot i % W only after echo
+  // i - W arrived, by which time that send has completed (checked).
+  auto& slots = c.slots;
+  auto& busy = c.busy;
+  slots.assign(cfg.window, std::string(cfg.size, fill_byte(cfg)));
+  busy.assign(cfg.window, 0);
   const auto kind = cfg.binary ? tether::message_kind::binary : tether::message_kind::text;
+  auto ex = co_await asio::this_coro::executor;
+  auto& freed = c.freed;
   for (std::size_t i = 0; i < cfg.messages; ++i) {
     co_await c.window.async_send(asio::error_code(), i, asio::use_awaitable);
-    stamp(payload, cfg, i); // send() has completed: the buffer is ours again.
+    const auto slot = i % cfg.window;
+    // The echo of a large message can arrive before its write completes (the
+    // server echoes frames as they stream in): wait for the buffer.
+    while (busy[slot]) {
+      freed.expires_at(asio::steady_timer::time_point::max());
+      co_await freed.async_wait(tether::detail::use_nothrow);
+    }
+    auto& payload = slots[slot];
+    stamp(payload, cfg, i);
     c.sent[i] = bench_clock::now();
-    co_await c.ws.send(payload, kind);
+    busy[slot] = 1;
+    if (cfg.window == 1) {
+      co_await send_one(c.ws, payload, kind, busy[slot], freed); // lock-step: nothing to overlap
+      continue;
+    }
+    asio::co_spawn(ex, send_one(c.ws, payload, kind, busy[slot], freed), [&c](std::exception_ptr e) {
+      if (e && !c.error)
+        c.error = e;
+    });
   }
 }
 
@@ -197,6 +241,8 @@ asio::awaitable<void> open_all(std::vector<std::unique_ptr<connection>>& conns, 
     auto finished = [target](std::exception_ptr e) {
       if (!target->error)
         target->error = e;
+      if (e)
+        target->ws.abort(); // a failed run leaves nothing open (else run() would wait on it)
     };
     asio::co_spawn(target->ws.get_executor(), run_connection(*target, cfg), finished);
   }
@@ -402,22 +448,35 @@ struct routed_connection {
   }
 };
 
+// handler.send copies the message into its envelope: sends need not wait for
+// one another, as an application producing messages does not.
+asio::awaitable<void> routed_send_one(routed_connection& c, tether::envelope e) {
+  co_await c.ws.send(std::move(e));
+}
+
 asio::awaitable<void> routed_send_loop(routed_connection& c, const config& cfg) {
   std::string payload(cfg.size, fill_byte(cfg));
+  auto ex = co_await asio::this_coro::executor;
   for (std::size_t i = 0; i < cfg.messages; ++i) {
     co_await c.window.async_send(asio::error_code(), i, asio::use_awaitable);
     stamp(payload, cfg, i);
     c.sent[i] = bench_clock::now();
+    tether::envelope e;
     if (cfg.binary) {
-      tether::envelope e;
       e.binary = true;
       e.bytes = payload;
-      co_await c.ws.send(std::move(e));
     } else {
-      std::string path(echo_path);
-      tether::json data = payload;
-      co_await c.ws.send(std::move(path), std::move(data));
+      e.path = echo_path;
+      e.data = payload;
     }
+    if (cfg.window == 1) {
+      co_await c.ws.send(std::move(e)); // lock-step: nothing to overlap
+      continue;
+    }
+    asio::co_spawn(ex, routed_send_one(c, std::move(e)), [&c](std::exception_ptr x) {
+      if (x)
+        c.fail(x);
+    });
   }
   // Every echo in (or the run failed: the channel closed and this throws).
   (void)co_await c.done.async_receive(asio::use_awaitable);
