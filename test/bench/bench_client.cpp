@@ -42,6 +42,8 @@
 #include <tether/handler.hpp>
 #include <tether/stream.hpp>
 
+#include "peer_common.hpp"
+
 #if __has_include("asio_compat.hpp")
 #include "asio_compat.hpp"
 #else
@@ -307,39 +309,6 @@ int parse_args(int argc, char** argv, config& cfg) {
   return 0;
 }
 
-/// This program's peak resident set, in KiB: VmHWM from /proc/self/status.
-/// (getrusage's ru_maxrss would also count the image of the parent this process
-/// was forked from: Linux carries the maximum across execve, so every client
-/// started by compare.py would report Python's size.)
-long peak_rss_kb() {
-  long kb = -1;
-  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
-    char line[256];
-    while (std::fgets(line, sizeof line, f))
-      if (std::strncmp(line, "VmHWM:", 6) == 0) {
-        kb = std::strtol(line + 6, nullptr, 10);
-        break;
-      }
-    std::fclose(f);
-  }
-  if (kb < 0) {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    kb = ru.ru_maxrss;
-  }
-  return kb;
-}
-
-/// x rounded to `scale` steps per unit (10: one decimal); dividing by an exact
-/// power of ten gives the double nearest the decimal, so JSON prints it short.
-double rounded(double x, double scale) { return std::round(x * scale) / scale; }
-
-/// Nearest-rank percentile of sorted values.
-std::int64_t percentile(const std::vector<std::int64_t>& sorted, double p) {
-  auto rank = static_cast<std::size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
-}
-
 /// What a run measured: per-message round trips, the timed span, the first failure.
 struct outcome {
   std::vector<std::int64_t> rtt_ns;
@@ -576,27 +545,8 @@ int main(int argc, char** argv) {
   if (out.status != 0)
     return out.status;
 
-  auto& rtt = out.rtt_ns;
-  std::sort(rtt.begin(), rtt.end());
-  const double seconds = std::chrono::duration<double>(out.end - out.start).count();
-  const double total = static_cast<double>(cfg.connections * cfg.messages);
-  rusage usage_now{};
-  getrusage(RUSAGE_SELF, &usage_now);
-  const auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-
-  nlohmann::ordered_json result;
-  result["client"] = "tether";
-  result["connections"] = cfg.connections;
-  result["messages"] = cfg.connections * cfg.messages;
-  result["size"] = cfg.size;
-  result["window"] = cfg.window;
-  result["seconds"] = rounded(seconds, 1e6);
-  result["msgs_per_s"] = rounded(total / seconds, 10);
-  result["mb_per_s"] = rounded(total * static_cast<double>(cfg.size) / seconds / 1e6, 1e3);
-  result["p50_us"] = rounded(static_cast<double>(percentile(rtt, 0.50)) / 1e3, 10);
-  result["p99_us"] = rounded(static_cast<double>(percentile(rtt, 0.99)) / 1e3, 10);
-  result["max_rss_kb"] = peak_rss_kb();
-  result["cpu_s"] = rounded(secs(usage_now.ru_utime) + secs(usage_now.ru_stime), 1e6);
+  auto result = bench::result_line("tether", cfg.connections, cfg.messages, cfg.size, cfg.window, out.rtt_ns,
+                                   out.start, out.end);
   result["routed"] = cfg.routed;
   fmt::print("{}\n", result.dump());
   return 0;

@@ -170,12 +170,14 @@ inline std::int64_t percentile(const std::vector<std::int64_t>& sorted, double p
   return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
 }
 
-/// Prints bench-client's JSON line for `client`; rtt_ns is sorted here.
-inline void print_result(const char* client, const config& cfg, std::vector<std::int64_t>& rtt_ns,
-                         clock::time_point start, clock::time_point end) {
+/// bench-client's JSON result object for `client` (every client's line has
+/// these keys in this order); rtt_ns is sorted here.
+inline nlohmann::ordered_json result_line(const char* client, std::size_t connections, std::size_t messages,
+                                          std::size_t size, std::size_t window, std::vector<std::int64_t>& rtt_ns,
+                                          clock::time_point start, clock::time_point end) {
   std::sort(rtt_ns.begin(), rtt_ns.end());
   const double seconds = std::chrono::duration<double>(end - start).count();
-  const double total = static_cast<double>(cfg.connections * cfg.messages);
+  const double total = static_cast<double>(connections * messages);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const auto secs = [](const timeval& t) {
@@ -183,17 +185,24 @@ inline void print_result(const char* client, const config& cfg, std::vector<std:
   };
   nlohmann::ordered_json result;
   result["client"] = client;
-  result["connections"] = cfg.connections;
-  result["messages"] = cfg.connections * cfg.messages;
-  result["size"] = cfg.size;
-  result["window"] = cfg.window;
+  result["connections"] = connections;
+  result["messages"] = connections * messages;
+  result["size"] = size;
+  result["window"] = window;
   result["seconds"] = rounded(seconds, 1e6);
   result["msgs_per_s"] = rounded(total / seconds, 10);
-  result["mb_per_s"] = rounded(total * static_cast<double>(cfg.size) / seconds / 1e6, 1e3);
+  result["mb_per_s"] = rounded(total * static_cast<double>(size) / seconds / 1e6, 1e3);
   result["p50_us"] = rounded(static_cast<double>(percentile(rtt_ns, 0.50)) / 1e3, 10);
   result["p99_us"] = rounded(static_cast<double>(percentile(rtt_ns, 0.99)) / 1e3, 10);
   result["max_rss_kb"] = peak_rss_kb();
   result["cpu_s"] = rounded(secs(ru.ru_utime) + secs(ru.ru_stime), 1e6);
+  return result;
+}
+
+/// Prints bench-client's JSON line for `client`.
+inline void print_result(const char* client, const config& cfg, std::vector<std::int64_t>& rtt_ns,
+                         clock::time_point start, clock::time_point end) {
+  const auto result = result_line(client, cfg.connections, cfg.messages, cfg.size, cfg.window, rtt_ns, start, end);
   std::printf("%s\n", result.dump().c_str());
   std::fflush(stdout);
 }
