@@ -316,6 +316,22 @@ struct outcome {
   int status = 0; // 0, or the exit status after the errors were printed
 };
 
+/// Runs `open` (which opens every connection, sets out.start and starts the
+/// workload) and the workload to their end; false (status 1, reported) if the
+/// connections could not be opened.
+bool open_and_run(asio::io_context& ctx, asio::awaitable<void> open, const config& cfg, outcome& out) {
+  std::exception_ptr open_error;
+  auto opened = [&open_error](std::exception_ptr e) { open_error = e; };
+  asio::co_spawn(ctx, std::move(open), opened);
+  ctx.run();
+  if (!open_error)
+    return true;
+  fmt::print(stderr, "bench-client: cannot open {} connections to {}: {}\n", cfg.connections, cfg.url,
+             describe(open_error));
+  out.status = 1;
+  return false;
+}
+
 /// The stream workload: raw messages through tether::stream.
 outcome run_stream(const config& cfg) {
   tether::stream_options o;
@@ -328,17 +344,8 @@ outcome run_stream(const config& cfg) {
     conns.push_back(std::make_unique<connection>(ctx.get_executor(), o, cfg));
 
   outcome out;
-  std::exception_ptr open_error;
-  auto opened = [&open_error](std::exception_ptr e) { open_error = e; };
-  asio::co_spawn(ctx, open_all(conns, cfg, out.start), opened);
-  ctx.run();
-
-  if (open_error) {
-    fmt::print(stderr, "bench-client: cannot open {} connections to {}: {}\n", cfg.connections, cfg.url,
-               describe(open_error));
-    out.status = 1;
+  if (!open_and_run(ctx, open_all(conns, cfg, out.start), cfg, out))
     return out;
-  }
   out.rtt_ns.reserve(cfg.connections * cfg.messages);
   out.end = out.start;
   for (std::size_t i = 0; i < conns.size(); ++i) {
@@ -505,17 +512,8 @@ outcome run_routed(const config& cfg) {
   }
 
   outcome out;
-  std::exception_ptr open_error;
-  auto opened = [&open_error](std::exception_ptr e) { open_error = e; };
-  asio::co_spawn(ctx, open_all_routed(conns, cfg, out.start), opened);
-  ctx.run();
-
-  if (open_error) {
-    fmt::print(stderr, "bench-client: cannot open {} connections to {}: {}\n", cfg.connections, cfg.url,
-               describe(open_error));
-    out.status = 1;
+  if (!open_and_run(ctx, open_all_routed(conns, cfg, out.start), cfg, out))
     return out;
-  }
   out.rtt_ns.reserve(cfg.connections * cfg.messages);
   out.end = out.start;
   for (std::size_t i = 0; i < conns.size(); ++i) {
