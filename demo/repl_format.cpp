@@ -8,7 +8,6 @@
 
 #include <fmt/core.h>
 
-#include <random>
 
 namespace repl {
 
@@ -127,9 +126,8 @@ std::string retry_plan_text(const tether::handler_options& h, unsigned attempt) 
                        seconds_text(h.max_delay));
   const auto last = static_cast<unsigned>(h.max_retries);
   std::chrono::milliseconds total{0};
-  std::mt19937_64 rng;
   for (unsigned n = attempt; n <= last; ++n)
-    total += tether::backoff_delay(p, n, rng);
+    total += tether::backoff_delay(p, n, 1.0);
   const unsigned left = last >= attempt ? last - attempt + 1 : 0;
   return fmt::format("* up to {} more attempt{}, waiting at most {} in all; --max-retries 0 fails at once", left,
                      left == 1 ? "" : "s", seconds_text(total));

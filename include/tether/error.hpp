@@ -103,6 +103,11 @@ TETHER_API const std::error_category& error_category() noexcept;
 TETHER_API const std::error_category& condition_category() noexcept;
 
 TETHER_API std::error_code make_error_code(error e) noexcept;
+/// The enumerator's name ("server_closed"); "unknown" for a value not listed.
+/// The error's description is make_error_code(e).message().
+TETHER_API const char* to_string(error e) noexcept;
+/// The enumerator's name ("timeout", "transport", ...).
+TETHER_API const char* to_string(condition c) noexcept;
 TETHER_API std::error_condition make_error_condition(condition c) noexcept;
 
 /// The close code RFC 6455 §7.4.1 assigns to a peer violation; 1002 for

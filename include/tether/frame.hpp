@@ -22,6 +22,9 @@ enum class opcode : std::uint8_t {
   pong = 0xA,
 };
 
+/// "continuation", "text", "binary", "close", "ping", "pong"; "reserved" for others.
+TETHER_API const char* to_string(opcode op) noexcept;
+
 /// True for close, ping and pong (opcodes with the high bit set).
 constexpr bool is_control(opcode op) noexcept { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
 

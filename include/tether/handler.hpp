@@ -67,6 +67,9 @@ enum class offline_policy {
   drop_oldest, ///< The oldest queued message fails with error::queue_full.
 };
 
+/// "wait", "fail" or "drop_oldest".
+TETHER_API const char* to_string(offline_policy p) noexcept;
+
 /// Per connection data handed to route handlers. `metadata` survives reconnects.
 struct connection_context {
   std::uint64_t connection_id = 0;   ///< New and unique for each physical connection.
@@ -193,11 +196,13 @@ struct handler_options {
   /// Attempts after the first failure (N = N retries); negative = no limit.
   int max_retries = 10;
   tether::backoff backoff = tether::backoff::exponential;
+  // The backoff's settings follow it (moved after 0.1.0, CHANGELOG.md): designated
+  // initialisers must keep this order.
+  std::chrono::milliseconds backoff_base{500};    ///< First delay (linear: the step).
+  std::chrono::milliseconds max_delay{30000};     ///< Longest delay.
+  double jitter = 1.0;                            ///< 1 = full jitter, 0 = none.
   std::chrono::milliseconds ping_interval{30000}; ///< Heartbeat ping period; 0 disables.
   std::chrono::milliseconds pong_timeout{10000};  ///< No pong nor any frame by then: dead.
-  std::chrono::milliseconds backoff_base{500};
-  std::chrono::milliseconds max_delay{30000};
-  double jitter = 1.0;                            ///< 1 = full jitter, 0 = none.
   /// A connection must last this long to reset the failure count; one that ends
   /// sooner counts as a failed attempt (the backoff grows, max_retries applies).
   std::chrono::milliseconds stable_after{10000};

@@ -34,6 +34,9 @@ namespace tether {
 /// Which end of the connection the core plays (RFC 6455 §5.1 masking rules).
 enum class role { client, server };
 
+/// "client" or "server".
+TETHER_API const char* to_string(role r) noexcept;
+
 /// Limits and behaviour of the protocol core. Every limit has a safe default.
 struct protocol_options {
   tether::role role = tether::role::client;

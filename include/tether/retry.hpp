@@ -9,8 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace tether {
@@ -20,6 +20,9 @@ enum class backoff {
   linear,      ///< base × attempt
   exponential, ///< base × 2^(attempt−1)
 };
+
+/// "linear" or "exponential".
+TETHER_API const char* to_string(backoff b) noexcept;
 
 /// Backoff settings. The delay before attempt n (n ≥ 1) is
 /// min(max_delay, growth(n)), then jittered: with jitter j the result is drawn
@@ -31,8 +34,11 @@ struct backoff_policy {
   double jitter = 1.0;
 };
 
-/// The delay before attempt `attempt` (1-based). A pure function of its inputs.
-TETHER_API std::chrono::milliseconds backoff_delay(const backoff_policy& p, unsigned attempt, std::mt19937_64& rng);
+/// The delay before attempt `attempt` (1-based). `draw` is the jitter's random
+/// number, uniform in [0, 1) (std::generate_canonical, say): 0 gives (1−j)·d, values
+/// towards 1 give d. A pure function of its inputs; it takes a number rather than
+/// a generator so that this header need not include <random>.
+TETHER_API std::chrono::milliseconds backoff_delay(const backoff_policy& p, unsigned attempt, double draw);
 
 /// How one connection attempt or one connection ended.
 struct outcome {

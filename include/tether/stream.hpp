@@ -27,8 +27,6 @@
 
 namespace tether {
 
-using namespace std::chrono_literals;
-
 namespace detail {
 struct stream_access; // the handler's way in (lib/stream/stream_access.hpp)
 } // namespace detail
@@ -46,14 +44,17 @@ struct tls_options {
 /// Severity of a log line passed to stream_options::log.
 enum class log_level { debug, info, warning };
 
+/// "debug", "info" or "warning".
+TETHER_API const char* to_string(log_level l) noexcept;
+
 /// Everything a stream can be configured with, with its default.
 struct stream_options {
   // Timeouts for each phase of connect() and for close(); 0 disables one.
-  std::chrono::milliseconds resolve_timeout = 10s;
-  std::chrono::milliseconds connect_timeout = 10s; ///< TCP, over all resolved addresses.
-  std::chrono::milliseconds tls_timeout = 10s;
-  std::chrono::milliseconds handshake_timeout = 10s;
-  std::chrono::milliseconds close_timeout = 5s; ///< Close handshake plus TCP shutdown.
+  std::chrono::milliseconds resolve_timeout{10000};
+  std::chrono::milliseconds connect_timeout{10000}; ///< TCP, over all resolved addresses.
+  std::chrono::milliseconds tls_timeout{10000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds close_timeout{5000}; ///< Close handshake plus TCP shutdown.
 
   /// Largest incoming message (16 MiB, as Beast); over it the connection fails with 1009.
   std::size_t max_message_size = 16 * 1024 * 1024;
@@ -83,6 +84,9 @@ struct stream_options {
 
 /// What a read returned.
 enum class message_kind { text, binary, close };
+
+/// "text", "binary" or "close".
+TETHER_API const char* to_string(message_kind k) noexcept;
 
 /// The result of read() or read_some().
 struct read_result {
@@ -152,7 +156,7 @@ public:
   /// Sends a ping and waits for the matching pong; returns the round-trip time.
   /// Fails with error::pong_timeout after `timeout`.
   asio::awaitable<std::chrono::nanoseconds> ping(std::string_view payload = {},
-                                                 std::chrono::milliseconds timeout = 10s);
+                                                 std::chrono::milliseconds timeout = std::chrono::seconds{10});
   asio::awaitable<std::chrono::nanoseconds> ping(std::string_view payload, std::chrono::milliseconds timeout,
                                                  std::error_code& ec);
 

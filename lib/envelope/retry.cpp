@@ -8,7 +8,15 @@
 
 namespace tether {
 
-std::chrono::milliseconds backoff_delay(const backoff_policy& p, unsigned attempt, std::mt19937_64& rng) {
+const char* to_string(backoff b) noexcept {
+  switch (b) {
+  case backoff::linear: return "linear";
+  case backoff::exponential: return "exponential";
+  }
+  return "unknown";
+}
+
+std::chrono::milliseconds backoff_delay(const backoff_policy& p, unsigned attempt, double draw) {
   if (attempt == 0)
     attempt = 1;
   const double base = static_cast<double>(p.base.count());
@@ -16,10 +24,8 @@ std::chrono::milliseconds backoff_delay(const backoff_policy& p, unsigned attemp
   double d = p.kind == backoff::linear ? base * attempt : base * std::ldexp(1.0, static_cast<int>(std::min(attempt - 1, 62u)));
   d = std::min(d, cap);
   const double j = std::clamp(p.jitter, 0.0, 1.0);
-  if (j > 0) {
-    std::uniform_real_distribution<double> dist((1.0 - j) * d, d);
-    d = dist(rng);
-  }
+  if (j > 0)
+    d -= j * d * (1.0 - std::clamp(draw, 0.0, 1.0));
   return std::chrono::milliseconds(static_cast<std::int64_t>(d));
 }
 

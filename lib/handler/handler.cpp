@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <deque>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 
 #include "asio_compat.hpp"
@@ -310,7 +311,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         break;
       }
       const auto delay =
-          d.what == retry_decision::retry_after ? d.delay : backoff_delay(s.policy(), s.failures_, s.rng_);
+          d.what == retry_decision::retry_after ? d.delay : backoff_delay(s.policy(), s.failures_, std::generate_canonical<double, 53>(s.rng_));
       s.set_state(connection_state::reconnecting, s.failures_, delay, why, text, d.reason);
       s.backoff_timer_.expires_after(delay);
       co_await s.backoff_timer_.async_wait(use_nothrow);

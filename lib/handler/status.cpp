@@ -1,4 +1,4 @@
-// tether::status as JSON and connection_state names: the formats scripts read
+// tether::status as JSON, connection_state and offline_policy names: the formats scripts read
 // (docs/handler.md has the table).
 #include <tether/handler.hpp>
 
@@ -13,6 +13,15 @@ const char* to_string(connection_state s) noexcept {
   case connection_state::closing: return "closing";
   case connection_state::closed: return "closed";
   case connection_state::failed: return "failed";
+  }
+  return "unknown";
+}
+
+const char* to_string(offline_policy p) noexcept {
+  switch (p) {
+  case offline_policy::wait: return "wait";
+  case offline_policy::fail: return "fail";
+  case offline_policy::drop_oldest: return "drop_oldest";
   }
   return "unknown";
 }

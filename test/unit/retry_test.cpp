@@ -6,6 +6,7 @@
 #include <asio/error.hpp>
 
 #include <ostream>
+#include <random>
 
 #include "seed.hpp"
 
@@ -14,7 +15,7 @@ using namespace std::chrono_literals;
 using ms = std::chrono::milliseconds;
 
 TEST_CASE("backoff without jitter: linear and exponential, capped") {
-  std::mt19937_64 rng(tether::test::seed());
+  const double rng = 0.5; // no jitter: the draw must not matter
   backoff_policy p;
   p.base = 100ms;
   p.max_delay = 1000ms;
@@ -41,8 +42,8 @@ TEST_CASE("full jitter stays in [0, d] and is reproducible from the seed") {
   ms first{-1};
   for (unsigned n = 1; n <= 8; ++n) {
     for (int i = 0; i < 200; ++i) {
-      const auto d = backoff_delay(p, n, a);
-      CHECK(d == backoff_delay(p, n, b));
+      const auto d = backoff_delay(p, n, std::generate_canonical<double, 53>(a));
+      CHECK(d == backoff_delay(p, n, std::generate_canonical<double, 53>(b)));
       CHECK(d >= 0ms);
       CHECK(d <= ms(100 << (n - 1)));
       if (first.count() >= 0 && d != first)
@@ -59,10 +60,21 @@ TEST_CASE("partial jitter stays in [(1-j)d, d]") {
   p.jitter = 0.25;
   std::mt19937_64 rng(tether::test::seed());
   for (int i = 0; i < 500; ++i) {
-    const auto d = backoff_delay(p, 1, rng);
+    const auto d = backoff_delay(p, 1, std::generate_canonical<double, 53>(rng));
     CHECK(d >= 750ms);
     CHECK(d <= 1000ms);
   }
+}
+
+TEST_CASE("the jitter draw maps [0, 1) onto [(1-j)d, d]") {
+  backoff_policy p;
+  p.base = 1000ms;
+  p.jitter = 0.25;
+  CHECK(backoff_delay(p, 1, 0.0) == 750ms);
+  CHECK(backoff_delay(p, 1, 0.5) == 875ms);
+  CHECK(backoff_delay(p, 1, 0.999999) == 999ms);
+  CHECK(backoff_delay(p, 1, 1.0) == 1000ms);
+  CHECK(backoff_delay(p, 1, -3.0) == 750ms); // out-of-range draws are clamped
 }
 
 namespace {
