@@ -20,6 +20,15 @@
       and runs it against the echo peer. FLAGS are the build's sanitizer or
       coverage flags, which a program linking its libtether.a needs.
 
+  consumer_test.py cmake ... [--cxx-flags FLAGS]
+      `meson install -C B --no-rebuild --tags devel --destdir W/root`, checks
+      the installed tetherConfig.cmake (find_dependency for every package
+      tether.pc requires, no Asio define), configures project/CMakeLists.txt
+      with CMAKE_PREFIX_PATH at the staged prefix (the package finds its prefix
+      from its own place, so no path mapping is needed), builds and runs it
+      against the echo peer; then checks that the version file accepts
+      find_package(tether 0.N) of its own minor and refuses 99.0.
+
 W is a scratch directory under the build dir, wiped at each run. Its path is
 stable so that ccache (which hashes the paths on the command line) hits on
 later runs; the subproject build also sets b_pch=false because ccache, without
@@ -274,8 +283,7 @@ def fields_prefix(pc_text):
 def test_install(a):
     root = os.path.join(a.work, 'root')
     fresh_dir(a.work)
-    run([a.meson, 'install', '-C', a.build_root, '--no-rebuild', '--tags', 'devel',
-         '--destdir', root], timeout=300)
+    stage_install(a, root)
 
     pcs = glob.glob(os.path.join(root, '**', 'pkgconfig', 'tether.pc'), recursive=True)
     if len(pcs) != 1:
@@ -328,9 +336,92 @@ def test_install(a):
     run_consumer(exe, a.echo_server)
 
 
+def stage_install(a, root):
+    """`meson install --tags devel` of the build into root: what a packager ships."""
+    run([a.meson, 'install', '-C', a.build_root, '--no-rebuild', '--tags', 'devel',
+         '--destdir', root], timeout=300)
+
+
+def cmake_command():
+    cmake = shutil.which('cmake')
+    if not cmake:
+        raise Failure('cmake not found: the README\'s set-up command installs it')
+    return cmake
+
+
+def test_cmake(a):
+    root = os.path.join(a.work, 'root')
+    fresh_dir(a.work)
+    stage_install(a, root)
+    configs = glob.glob(os.path.join(root, '**', 'cmake', 'tether', 'tetherConfig.cmake'), recursive=True)
+    if len(configs) != 1:
+        raise Failure(f'expected one installed tetherConfig.cmake under {root}, found {configs}')
+    config_dir = os.path.dirname(configs[0])
+    if not os.path.exists(os.path.join(config_dir, 'tetherConfigVersion.cmake')):
+        raise Failure('tetherConfigVersion.cmake is not installed beside tetherConfig.cmake')
+    with open(configs[0]) as f:
+        config = f.read()
+    log(f'--- {configs[0]}\n{config}---')
+    # The same packages as tether.pc's Requires, plus threads.
+    pcs = glob.glob(os.path.join(root, '**', 'pkgconfig', 'tether.pc'), recursive=True)
+    with open(pcs[0]) as f:
+        requires = dict(line.split(':', 1) for line in f.read().splitlines()
+                        if re.match(r'^[A-Za-z.]+:', line)).get('Requires', '')
+    cmake_name = {'openssl': 'OpenSSL', 'nlohmann_json': 'nlohmann_json', 'zlib': 'ZLIB', 'simdjson': 'simdjson'}
+    for pc_name in re.findall(r'([A-Za-z_][\w.-]*)\s*(?:[<>=]+\s*[\w.]+)?', requires):
+        if not re.search(rf'^find_dependency\({cmake_name[pc_name]}\b', config, re.M):
+            raise Failure(f'tetherConfig.cmake does not find_dependency({cmake_name[pc_name]}) for tether.pc\'s {pc_name}')
+    if not re.search(r'^find_dependency\(Threads\)', config, re.M):
+        raise Failure('tetherConfig.cmake does not find Threads')
+    if re.search(r'ASIO_(SEPARATE_COMPILATION|DECL|NO_DEPRECATED)', config):
+        raise Failure('tetherConfig.cmake exports an Asio define')
+    # The staged prefix: the directory above <libdir>/cmake/tether.
+    m = re.search(r'"\$\{CMAKE_CURRENT_LIST_DIR\}/((?:\.\./?)+)"', config)
+    prefix = os.path.normpath(os.path.join(config_dir, m.group(1))) if m else None
+    if not prefix or not os.path.isdir(os.path.join(prefix, 'include', 'tether')):
+        raise Failure(f'tetherConfig.cmake does not lead to the installed prefix: {prefix}')
+
+    cmake = cmake_command()
+    src = os.path.join(a.work, 'src')
+    build = os.path.join(a.work, 'build')
+    os.makedirs(src)
+    for name in ('CMakeLists.txt', 'consumer.cpp'):
+        shutil.copy(os.path.join(PROJECT, name), src)
+    args = [cmake, '-S', src, '-B', build, f'-DCMAKE_PREFIX_PATH={prefix}', '-DCMAKE_BUILD_TYPE=Release',
+            '-DCMAKE_EXPORT_COMPILE_COMMANDS=ON',
+            f'-DCMAKE_CXX_FLAGS={a.cxx_flags}', f'-DCMAKE_EXE_LINKER_FLAGS={a.cxx_flags}']
+    if shutil.which('ninja'):
+        args += ['-G', 'Ninja']
+    if shutil.which('ccache'):
+        args += ['-DCMAKE_CXX_COMPILER_LAUNCHER=ccache']
+    run(args, timeout=300)
+    run([cmake, '--build', build, '--verbose'], timeout=600)
+    with open(os.path.join(build, 'compile_commands.json')) as f:
+        command = json.load(f)[0]['command']
+    if 'ASIO_SEPARATE_COMPILATION' in command or 'ASIO_DECL' in command:
+        raise Failure(f'an Asio define reached the CMake consumer: {command}')
+    if not re.search(r'-std=(c|gnu)\+\+(20|2a|23|2b)', command):
+        raise Failure(f'tether::tether did not ask for C++20: {command}')
+    run_consumer(os.path.join(build, 'consumer'), a.echo_server)
+
+    # The version file: the same 0.x minor is accepted, a newer version refused.
+    version = re.search(r'set\(PACKAGE_VERSION "([0-9]+)\.([0-9]+)', open(os.path.join(
+        config_dir, 'tetherConfigVersion.cmake')).read())
+    for wanted, accepted in ((f'{version.group(1)}.{version.group(2)}', True), ('99.0', False)):
+        check = os.path.join(a.work, 'version-' + wanted)
+        os.makedirs(check)
+        with open(os.path.join(check, 'CMakeLists.txt'), 'w') as f:
+            f.write('cmake_minimum_required(VERSION 3.20)\nproject(version_check LANGUAGES CXX)\n'
+                    f'find_package(tether {wanted} CONFIG)\nmessage(STATUS "tether_FOUND=${{tether_FOUND}}")\n')
+        out = run([cmake, '-S', check, '-B', os.path.join(check, 'build'), f'-DCMAKE_PREFIX_PATH={prefix}'],
+                  timeout=300)
+        if (f'tether_FOUND={"1" if accepted else "0"}' not in out):
+            raise Failure(f'find_package(tether {wanted}) was {"refused" if accepted else "accepted"}')
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('mode', choices=['subproject', 'install'])
+    ap.add_argument('mode', choices=['subproject', 'install', 'cmake'])
     ap.add_argument('--source-root', required=True)
     ap.add_argument('--build-root', required=True)
     ap.add_argument('--work', required=True)
@@ -340,7 +431,7 @@ def main():
                     help='extra flags for the pkg-config compile (the build\'s sanitizers, coverage)')
     a = ap.parse_args()
     try:
-        {'subproject': test_subproject, 'install': test_install}[a.mode](a)
+        {'subproject': test_subproject, 'install': test_install, 'cmake': test_cmake}[a.mode](a)
     except Failure as e:
         log(f'FAIL ({a.mode}): {e}')
         return 1

@@ -1,5 +1,6 @@
 // A downstream program: tether found through dependency('tether') (a Meson
-// subproject) or through `pkg-config tether` after `meson install`, with Asio
+// subproject), `pkg-config tether` or CMake's find_package(tether) after
+// `meson install` (CMakeLists.txt beside this file), with Asio
 // used header-only as any program including <asio/...> gets it.
 //
 //   consumer URL      connects with tether::handler, adds a route for echo.*,
