@@ -291,8 +291,22 @@ public:
   asio::awaitable<void> close(std::uint16_t code = 1000, std::string reason = {});
   asio::awaitable<void> close(std::uint16_t code, std::string reason, std::error_code& ec);
 
+  /// Sends a ping on the open connection and waits for its pong (at most
+  /// pong_timeout); returns the round-trip time and updates status().rtt_ms and
+  /// last_pong. The payload is at most 125 bytes (else control_payload_too_big).
+  /// Fails with asio::error::not_connected while not open (connecting,
+  /// reconnecting), handler_closed after close() or failure, pong_timeout, or
+  /// the connection's error if it ends first. Cancellation: stops waiting
+  /// (operation_aborted); a pong that comes later is ignored.
+  asio::awaitable<std::chrono::nanoseconds> ping(std::string payload = {});
+  asio::awaitable<std::chrono::nanoseconds> ping(std::string payload, std::error_code& ec);
+
   /// A consistent snapshot; safe from any thread.
   tether::status status() const;
+  /// The server's answer to the latest opening handshake: 101 and its headers
+  /// once connected, or the refusal (status, headers, body) of a failed
+  /// attempt; status 0 when the latest attempt got no answer. Safe from any thread.
+  handshake_response last_response() const;
   /// Completes when the handler reaches `s` (at once if it is there).
   /// Cancellation: fails with operation_aborted; nothing else changes.
   asio::awaitable<void> wait_for(connection_state s);

@@ -77,8 +77,10 @@ struct stream_options {
   std::string origin{};                    ///< Origin header, omitted when empty.
   tls_options tls{};
 
-  /// Receives warnings and state changes; silent by default. Never given
-  /// Authorization, Cookie or Proxy-Authorization values, nor URL userinfo.
+  /// Receives warnings and state changes; silent by default. At debug level,
+  /// the opening handshake line by line ("> " request, "< " response, as curl
+  /// -v shows it). Never given Authorization, Cookie, Set-Cookie or
+  /// Proxy-Authorization values (they show as [redacted]), nor URL userinfo.
   std::function<void(log_level, std::string_view)> log{};
 };
 

@@ -96,8 +96,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   bool codec_checks_utf8_ = false; // tether's own codec: its text is UTF-8 already
   std::mt19937_64 rng_;
 
-  mutable std::mutex status_mutex_; // guards st_ and state_ for status() from other threads
+  mutable std::mutex status_mutex_; // guards st_, state_ and response_ for other threads
   tether::status st_;
+  handshake_response response_; // the latest attempt's answer (last_response())
   connection_state state_ = connection_state::idle;
 
   std::string url_;
@@ -272,6 +273,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         s.ws_ = ws;
         std::error_code ec;
         co_await ws->connect(url, ec);
+        {
+          std::lock_guard lock(s.status_mutex_);
+          s.response_ = ws->response();
+        }
         if (s.closing_)
           break;
         if (ec) {
@@ -846,6 +851,34 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     }
   }
 
+  static asio::awaitable<void> do_ping(std::shared_ptr<impl> self, std::string payload,
+                                       std::shared_ptr<std::chrono::nanoseconds> rtt) {
+    auto& s = *self;
+    if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+      throw std::system_error(error::handler_closed);
+    auto ws = s.ws_;
+    if (s.state_ != connection_state::open || !ws)
+      throw std::system_error(asio::error::not_connected);
+    const auto timeout = s.opts_.pong_timeout.count() > 0 ? s.opts_.pong_timeout : std::chrono::milliseconds(10000);
+    const auto got = co_await ws->ping(payload, timeout);
+    *rtt = got;
+    s.update_status([&](tether::status& st) {
+      st.last_pong = epoch_ms();
+      st.rtt_ms = std::chrono::duration_cast<std::chrono::milliseconds>(got).count();
+    });
+  }
+
+  static asio::awaitable<std::chrono::nanoseconds> ping_op(std::shared_ptr<impl> self, std::string payload,
+                                                           std::error_code* ec) {
+    auto rtt = std::make_shared<std::chrono::nanoseconds>(0);
+    auto op = on_strand(self, do_ping(self, std::move(payload), rtt));
+    if (ec)
+      co_await into(std::move(op), *ec);
+    else
+      co_await std::move(op);
+    co_return *rtt;
+  }
+
   // Runs `op` on the strand: inline when already there, else by a hop.
   static asio::awaitable<void> on_strand(std::shared_ptr<impl> self, asio::awaitable<void> op) {
     if (self->strand_.running_in_this_thread()) {
@@ -949,6 +982,19 @@ asio::awaitable<void> handler::close(std::uint16_t code, std::string reason, std
 status handler::status() const {
   std::lock_guard lock(impl_->status_mutex_);
   return impl_->st_;
+}
+
+handshake_response handler::last_response() const {
+  std::lock_guard lock(impl_->status_mutex_);
+  return impl_->response_;
+}
+
+asio::awaitable<std::chrono::nanoseconds> handler::ping(std::string payload) {
+  return impl::ping_op(impl_, std::move(payload), nullptr);
+}
+
+asio::awaitable<std::chrono::nanoseconds> handler::ping(std::string payload, std::error_code& ec) {
+  return impl::ping_op(impl_, std::move(payload), &ec);
 }
 
 asio::awaitable<void> handler::wait_for(connection_state s) {

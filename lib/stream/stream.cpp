@@ -24,6 +24,7 @@
 #include <deque>
 
 #include "asio_compat.hpp"
+#include "handshake_log.hpp"
 #include "timeout.hpp"
 #include "live.hpp"
 #include "signal.hpp"
@@ -287,6 +288,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     if (u.authorization && !req.headers.find("Authorization"))
       req.headers.add("Authorization", *u.authorization);
     const auto text = build_request(req, key);
+    if (opts_.log)
+      for (const auto& line : detail::request_log_lines(text))
+        log(log_level::debug, line);
     if (auto [ec, n] = co_await tr_->write(asio::buffer(text)); ec)
       co_return ec;
 
@@ -320,6 +324,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       }
     }
     response_ = std::move(parser.response());
+    if (opts_.log)
+      for (const auto& line : detail::response_log_lines(response_))
+        log(log_level::debug, line);
     if (auto ec = validate_response(response_, key, req)) {
       if (ec == error::handshake_rejected)
         why = "HTTP " + std::to_string(response_.status) + (response_.reason.empty() ? "" : " " + response_.reason);
