@@ -10,6 +10,7 @@
 // (demo_server.hpp) started in this process. docs/repl.md is the contract;
 // repl_options.cpp has the exit statuses.
 #include "demo_server.hpp"
+#include "repl_command.hpp"
 #include "repl_console.hpp"
 #include "repl_editor.hpp"
 #include "repl_format.hpp"
@@ -25,6 +26,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/this_coro.hpp>
 
@@ -36,6 +38,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -100,16 +103,24 @@ private:
 /// What main() and a signal can reach while the session runs.
 struct control {
   tether::stream* ws = nullptr;
-  line_reader* input = nullptr;
+  std::function<void()> stop; ///< Set while the session runs: ends the input and closes cleanly.
   int interrupts = 0;
 };
 
 /// How the session went.
 struct state {
-  bool closing = false;       ///< We started the close (end of input).
+  bool closing = false;       ///< We started the close (end of input, --max-messages, --timeout, /close).
   bool server_closed = false; ///< The server started it; close_code is its code.
   std::uint16_t close_code = 0;
   bool failed = false;        ///< An error was reported.
+  bool timed_out = false;     ///< --timeout passed first.
+  long long messages = 0;     ///< Messages printed (--max-messages).
+  // The close the closer coroutine is asked for, and how to wake it.
+  bool close_wanted = false;
+  std::uint16_t our_code = 1000;
+  std::string our_reason;
+  bool ended = false;         ///< receive_loop is done: the closer has nothing left to do.
+  asio::steady_timer* wake = nullptr;
 };
 
 void fail(state& st, const printer& out, std::string_view what) {
@@ -118,7 +129,18 @@ void fail(state& st, const printer& out, std::string_view what) {
   st.failed = true;
 }
 
-asio::awaitable<void> receive_loop(tether::stream& ws, line_reader& input, const printer& out, state& st) {
+/// Asks the closer for a clean close (once; later requests keep the first code).
+void request_close(state& st, std::uint16_t code = 1000, std::string reason = {}) {
+  if (st.close_wanted)
+    return;
+  st.close_wanted = true;
+  st.our_code = code;
+  st.our_reason = std::move(reason);
+  st.wake->cancel();
+}
+
+asio::awaitable<void> receive_loop(tether::stream& ws, line_reader& input, const printer& out, const options& opt,
+                                   state& st) {
   std::string buffer;
   for (;;) {
     std::error_code ec;
@@ -138,11 +160,47 @@ asio::awaitable<void> receive_loop(tether::stream& ws, line_reader& input, const
       break;
     }
     out.message(r.kind, buffer);
+    if (opt.max_messages > 0 && ++st.messages == opt.max_messages) {
+      input.stop(); // the session is complete: no more lines are sent
+      request_close(st);
+    }
   }
+  st.ended = true;
+  st.wake->cancel();
   input.stop();
 }
 
-asio::awaitable<void> send_loop(tether::stream& ws, line_reader& input, const printer& out, state& st) {
+/// --slash: "/ping [PAYLOAD]" and "/close [CODE [REASON]]"; false for other lines.
+asio::awaitable<bool> slash_command(tether::stream& ws, const std::string& line, const printer& out, state& st) {
+  if (line.empty() || line.front() != '/')
+    co_return false;
+  const auto c = split_command(std::string_view(line).substr(1));
+  if (c.name == "ping") {
+    std::string payload = c.arg;
+    if (!c.rest.empty())
+      payload += " " + c.rest;
+    std::error_code ec;
+    const auto rtt = co_await ws.ping(payload, std::chrono::seconds(10), ec);
+    if (ec)
+      out.error(fmt::format("ping failed: {}", ec.message()));
+    else
+      out.info(fmt::format("pong in {} ms", rtt_text(rtt)));
+  } else if (c.name == "close") {
+    long long code = 1000;
+    if (!c.arg.empty() && !parse_close_code(c.arg, code)) {
+      out.error(fmt::format("/close: '{}' is not a close code that may be sent (1000-1003, 1007-1014, 3000-4999)",
+                            printable(c.arg)));
+      co_return true;
+    }
+    request_close(st, static_cast<std::uint16_t>(code), c.rest);
+  } else {
+    out.error(fmt::format("unknown command '/{}' (--slash knows /ping and /close)", printable(c.name)));
+  }
+  co_return true;
+}
+
+asio::awaitable<void> send_loop(tether::stream& ws, line_reader& input, const printer& out, const options& opt,
+                                state& st) {
   for (;;) {
     std::optional<std::string> line;
     try {
@@ -154,6 +212,11 @@ asio::awaitable<void> send_loop(tether::stream& ws, line_reader& input, const pr
     }
     if (!line)
       break;
+    if (opt.slash) {
+      const bool handled = co_await slash_command(ws, *line, out, st);
+      if (handled)
+        continue;
+    }
     if (!tether::detail::is_valid_utf8(*line)) {
       // stream::send() does not check outgoing text; the server would fail the
       // connection with 1007 (RFC 6455 §8.1). Skip the line instead.
@@ -170,11 +233,21 @@ asio::awaitable<void> send_loop(tether::stream& ws, line_reader& input, const pr
       co_return;
     }
   }
-  if (st.server_closed || st.failed)
+  // The end of input closes, unless --max-messages waits for the replies.
+  if (opt.max_messages == 0)
+    request_close(st);
+}
+
+/// Runs the one clean close that the end of input, --max-messages, --timeout or
+/// /close ask for; ends without closing when the connection ended otherwise.
+asio::awaitable<void> closer(tether::stream& ws, const printer& out, state& st) {
+  while (!st.close_wanted && !st.ended)
+    co_await st.wake->async_wait(tether::detail::use_nothrow);
+  if (!st.close_wanted || st.ended || st.server_closed || st.failed)
     co_return;
   st.closing = true;
   std::error_code ec;
-  co_await ws.close(1000, std::string_view(), ec);
+  co_await ws.close(st.our_code, st.our_reason, ec);
   if (ec)
     fail(st, out, fmt::format("close failed: {}", ec.message()));
 }
@@ -184,8 +257,36 @@ asio::awaitable<int> session(const options& opt, const printer& out, control& ct
   const std::string shown = without_userinfo(opt.url);
   auto this_ex = co_await asio::this_coro::executor;
 
-  tether::stream ws(this_ex, opt.stream);
+  auto so = opt.stream;
+  if (opt.verbose)
+    so.log = [&out](tether::log_level level, std::string_view text) {
+      if (level == tether::log_level::debug)
+        out.info(text); // the handshake's lines, secrets redacted by the stream
+    };
+  tether::stream ws(this_ex, so);
   ctl.ws = &ws;
+  state st;
+  asio::steady_timer wake(this_ex, asio::steady_timer::time_point::max());
+  st.wake = &wake;
+  line_reader input(this_ex);
+  // --timeout: counted from the start, connecting included.
+  asio::steady_timer deadline(this_ex);
+  bool connected = false;
+  if (opt.timeout.count() > 0) {
+    deadline.expires_after(opt.timeout);
+    deadline.async_wait([&](std::error_code ec) {
+      if (ec)
+        return;
+      st.timed_out = true;
+      out.error(fmt::format("timed out after {} ms (--timeout)", opt.timeout.count()));
+      if (!connected) {
+        ws.abort(); // connect() fails with operation_aborted
+        return;
+      }
+      input.stop();
+      request_close(st);
+    });
+  }
   std::string connect_error;
   try {
     co_await ws.connect(opt.url);
@@ -194,32 +295,40 @@ asio::awaitable<int> session(const options& opt, const printer& out, control& ct
   }
   if (!connect_error.empty()) {
     ctl.ws = nullptr;
+    deadline.cancel();
+    if (st.timed_out)
+      co_return exit_timeout;
     out.error(cannot_connect_text(opt.url, connect_error));
-    co_return 1;
+    co_return exit_failed;
   }
+  connected = true;
   if (ws.subprotocol().empty())
     out.info(fmt::format("connected to {}", shown));
   else
     out.info(fmt::format("connected to {} (subprotocol {})", shown, ws.subprotocol()));
 
-  line_reader input(this_ex);
-  ctl.input = &input;
-  if (ctl.interrupts > 0)
+  ctl.stop = [&] {
     input.stop();
-  state st;
+    request_close(st);
+  };
+  if (ctl.interrupts > 0 || st.timed_out)
+    ctl.stop();
   {
     using namespace tether::detail::awaitable_operators;
-    co_await (receive_loop(ws, input, out, st) && send_loop(ws, input, out, st));
+    co_await (receive_loop(ws, input, out, opt, st) && send_loop(ws, input, out, opt, st) && closer(ws, out, st));
   }
-  ctl.input = nullptr;
+  deadline.cancel();
+  ctl.stop = nullptr;
   if (st.server_closed) {
     std::error_code ignored; // The server's close is answered; this only waits for TCP to end.
     co_await ws.close(1000, std::string_view(), ignored);
   }
   ctl.ws = nullptr;
+  if (st.timed_out)
+    co_return exit_timeout;
   if (st.server_closed)
-    co_return st.close_code == 1000 || st.close_code == 1001 ? 0 : 3;
-  co_return st.failed ? 1 : 0;
+    co_return st.close_code == 1000 || st.close_code == 1001 ? exit_ok : exit_server_close;
+  co_return st.failed ? exit_failed : exit_ok;
 }
 
 /// SIGINT/SIGTERM: the first ends the input (a clean close follows), the next aborts.
@@ -230,8 +339,8 @@ struct on_signal {
   void operator()(const std::error_code& ec, int) const {
     if (ec)
       return;
-    if (++ctl.interrupts == 1 && ctl.input)
-      ctl.input->stop();
+    if (++ctl.interrupts == 1 && ctl.stop)
+      ctl.stop();
     else if (ctl.ws)
       ctl.ws->abort();
     signals.async_wait(*this);

@@ -1,5 +1,7 @@
 #include "repl_command.hpp"
 
+#include <tether/protocol.hpp>
+
 #include <algorithm>
 #include <charconv>
 
@@ -61,6 +63,16 @@ bool parse_ms(std::string_view s, long long& out) {
   long long v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || end != s.data() + s.size() || v < 0 || v > max_wait_ms)
+    return false;
+  out = v;
+  return true;
+}
+
+bool parse_close_code(std::string_view s, long long& out) {
+  long long v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < 0 || v > 65535 ||
+      !tether::is_valid_close_code(static_cast<std::uint16_t>(v)))
     return false;
   out = v;
   return true;

@@ -26,4 +26,8 @@ std::size_t json_depth(std::string_view text);
 /// Whole milliseconds in 0..max_wait_ms; `out` is written only on success.
 bool parse_ms(std::string_view s, long long& out);
 
+/// A close code that may be sent (1000-1003, 1007-1014, 3000-4999); `out` is
+/// written only on success.
+bool parse_close_code(std::string_view s, long long& out);
+
 } // namespace repl

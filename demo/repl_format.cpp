@@ -60,6 +60,8 @@ std::string pattern_error_text(std::string_view pattern, std::error_code ec) {
   return fmt::format("invalid pattern '{}': {}", printable(pattern), why ? std::string(why) : ec.message());
 }
 
+std::string rtt_text(std::chrono::nanoseconds rtt) { return fmt::format("{:.3f}", rtt.count() / 1e6); }
+
 std::string binary_text(std::string_view bytes) {
   std::string s = fmt::format("binary {} bytes", bytes.size());
   constexpr std::size_t preview = 16;

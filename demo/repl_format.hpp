@@ -6,6 +6,7 @@
 #include <tether/handler.hpp>
 #include <tether/router.hpp>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -27,6 +28,9 @@ std::string fields_text(const tether::envelope& e);
 /// "invalid pattern 'P': WHY", the router's reason when it gives one
 /// ("'#' must be the last segment"), else the error's message.
 std::string pattern_error_text(std::string_view pattern, std::error_code ec);
+
+/// A round-trip time in milliseconds with three decimals: "0.123".
+std::string rtt_text(std::chrono::nanoseconds rtt);
 
 /// "binary N bytes: 00 01 ..." (the first 16 bytes in hex).
 std::string binary_text(std::string_view bytes);

@@ -36,6 +36,11 @@ Scenarios (each a meson test in suite 'interop'):
                with the status and the library's message as it wrote it
   order        many sends whose echoes a route prints, over ws:// and wss://:
                each send's ok comes before its echo
+  ping         ping prints 'ok RTT ms' (also with a payload), refuses 126 bytes,
+               fails while closed
+  oneshot      --max-messages 1: the end of input waits for the message, exit 0;
+               --timeout: exit 5 with a '* timed out' line and a clean close;
+               -v prints the handshake lines as '* > ' and '* < '
 
 Nothing sleeps to synchronise: every step waits for a line of output (bounded).
 """
@@ -564,6 +569,46 @@ def scenario_order(repl, server_bin, certs_sh):
             check(results[i + 1] < out.index(echo), "%r printed before its send's ok" % echo)
     server.stop()
     shutil.rmtree(certs)
+
+
+def scenario_ping(repl, server_bin, certs_sh):
+    r = Repl(repl, "--ping-interval", "0")
+    connected(r)
+    for line in ("ping", "ping with a payload"):
+        m = r.do(line)
+        check(re.fullmatch(r"ok \d+\.\d{3} ms", m.string), "%r answered %r" % (line, m.string))
+    r.error("ping " + "x" * 126, "at most 125 bytes")
+    st = r.status()
+    check(st["rtt_ms"] is not None and st["last_pong"] is not None, "ping did not reach the status: %r" % st)
+    r.ok("close")
+    r.error("ping", r"ping failed: .*closed")
+    clean_close(r.finish(0))
+
+
+def scenario_oneshot(repl, server_bin, certs_sh):
+    import time
+    # The end of input comes at once; the echo still arrives and ends the session.
+    r = run(repl, "--max-messages", "1", input="send echo.one 1\n")
+    out = r.stdout.splitlines()
+    check(r.returncode == 0, "exit %d" % r.returncode)
+    check("< unrouted echo.one 1" in out, "the echo did not print: %r" % out)
+    clean_close(out)
+
+    start = time.monotonic()
+    r = run(repl, "--max-messages", "5", "--timeout", "500", input="send echo.one 1\n")
+    took = time.monotonic() - start
+    out = r.stdout.splitlines()
+    check(r.returncode == 5, "--timeout: exit %d, expected 5" % r.returncode)
+    check("* timed out after 500 ms (--timeout)" in out, "no timeout line: %r" % out)
+    check(0.5 <= took <= 2.5, "--timeout 500 took %.2f s" % took)
+    clean_close(out)
+
+    r = run(repl, "-v", "-H", "Authorization: Bearer s3cret", input="")
+    out = r.stdout.splitlines()
+    check(r.returncode == 0, "-v: exit %d" % r.returncode)
+    for line in ("* > GET / HTTP/1.1", "* > Authorization: [redacted]", "* < HTTP/1.1 101 Switching Protocols"):
+        check(line in out, "-v did not print %r: %r" % (line, out))
+    check("s3cret" not in r.stdout + r.stderr, "-v printed the secret")
 
 
 def main():

@@ -21,7 +21,8 @@ namespace {
 constexpr std::string_view usage_line =
     "usage: tether-repl [--raw] [--reconnect|--no-reconnect] [--max-retries N] [--backoff linear|exponential]\n"
     "                   [--ping-interval MS] [--pong-timeout MS] [--send-timeout MS] [--expect-timeout MS]\n"
-    "                   [--strict] [--ca FILE] [--insecure] [--header 'K: V']... [--subprotocol P]...\n"
+    "                   [--strict] [--max-messages N] [--timeout MS] [--slash] [-v|--verbose]\n"
+    "                   [--ca FILE] [-k|--insecure] [-H|--header 'K: V']... [-s|--subprotocol P]...\n"
     "                   [--no-color] [--help] [--version] [URL]\n";
 
 constexpr std::string_view help_text =
@@ -40,6 +41,7 @@ constexpr std::string_view help_text =
     "  expect PATTERN [MS]       wait for a message matching PATTERN (default: --expect-timeout)\n"
     "  close [CODE] [REASON]     close the connection (default 1000)\n"
     "  connect [URL]             (re)connect, to URL or to the last one\n"
+    "  ping [PAYLOAD]            ping the server and print the round-trip time\n"
     "  help                      list the commands\n"
     "  quit                      send what is queued, close cleanly and exit\n"
     "Every message received prints as '< PATH DATA' ('< unrouted PATH DATA' when no\n"
@@ -51,8 +53,9 @@ constexpr std::string_view help_text =
     "that are not UTF-8 are skipped) and prints every message received: text as is\n"
     "(on a terminal, control characters as \\xNN), binary as '<binary N bytes>' and\n"
     "a hex preview. At the end of input (or on Ctrl-C) it closes with 1000; replies\n"
-    "the server has not sent by then may never come. 'closed CODE REASON' means the\n"
-    "server closed.\n"
+    "the server has not sent by then may never come (--max-messages waits for them).\n"
+    "'closed CODE REASON' means the server closed. With --slash, '/ping [PAYLOAD]'\n"
+    "prints the round-trip time and '/close [CODE [REASON]]' closes.\n"
     "\n"
     "  --raw                 raw mode: lines out, messages in\n"
     "  --reconnect           reconnect after a drop (the default)\n"
@@ -64,10 +67,14 @@ constexpr std::string_view help_text =
     "  --send-timeout MS     longest wait of a message in the offline queue (default 30000)\n"
     "  --expect-timeout MS   expect's default timeout (default 10000)\n"
     "  --strict              a failed command makes the exit status 4\n"
+    "  --max-messages N      the end of input does not close: exit 0 once N messages have printed\n"
+    "  --timeout MS          exit with status 5 when the session has run MS milliseconds\n"
+    "  --slash               raw mode: /ping and /close are commands, not text\n"
+    "  -v, --verbose         print the handshake's request and response headers (secrets redacted)\n"
     "  --ca FILE             trust the PEM certificates in FILE instead of the system store\n"
-    "  --insecure            accept any TLS certificate and host name (testing only)\n"
-    "  --header 'K: V'       add a request header to the opening handshake (repeatable)\n"
-    "  --subprotocol P       offer subprotocol P (repeatable, in order of preference)\n"
+    "  -k, --insecure        accept any TLS certificate and host name (testing only)\n"
+    "  -H, --header 'K: V'   add a request header to the opening handshake (repeatable)\n"
+    "  -s, --subprotocol P   offer subprotocol P (repeatable, in order of preference)\n"
     "  --no-color            no ANSI colours (also: NO_COLOR set, or output not a terminal)\n"
     "  --help                show this help\n"
     "  --version             show the version\n"
@@ -76,7 +83,7 @@ constexpr std::string_view help_text =
     "Exit status: 0 after a clean end (in raw mode also the server's close with\n"
     "1000/1001), 1 when connecting fails (and in raw mode when the connection\n"
     "fails), 2 for a bad command line, 3 in raw mode when the server closes with\n"
-    "another code, 4 with --strict when a command failed.\n";
+    "another code, 4 with --strict when a command failed, 5 when --timeout passed.\n";
 
 /// "K: V" → (K, V), surrounding spaces trimmed; false if there is no name.
 bool split_header(std::string_view text, std::string& name, std::string& value) {
@@ -138,7 +145,7 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       return parse_outcome::exit_success;
     } else if (a == "--raw") {
       out.raw = true;
-    } else if (a == "--insecure") {
+    } else if (a == "--insecure" || a == "-k") {
       out.stream.tls.insecure_skip_verify = true;
     } else if (a == "--no-color") {
       out.color = false;
@@ -148,11 +155,21 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       out.handler.reconnect = false;
     } else if (a == "--strict") {
       out.strict = true;
-    } else if (a == "--ca" || a == "--header" || a == "--subprotocol" || a == "--max-retries" || a == "--backoff" ||
-               a == "--ping-interval" || a == "--pong-timeout" || a == "--send-timeout" || a == "--expect-timeout") {
+    } else if (a == "--verbose" || a == "-v") {
+      out.verbose = true;
+    } else if (a == "--slash") {
+      out.slash = true;
+    } else if (a == "--ca" || a == "--header" || a == "-H" || a == "--subprotocol" || a == "-s" ||
+               a == "--max-retries" || a == "--backoff" || a == "--ping-interval" || a == "--pong-timeout" ||
+               a == "--send-timeout" || a == "--expect-timeout" || a == "--max-messages" || a == "--timeout") {
       if (i + 1 >= args.size())
         return usage_error(fmt::format("{} needs a value", a));
       auto value = args[++i];
+      // The short forms are the long ones (wscat's and curl's letters).
+      if (a == "-H")
+        a = "--header";
+      else if (a == "-s")
+        a = "--subprotocol";
       long long n = 0;
       if (a == "--ca") {
         out.stream.tls.ca_file = value;
@@ -169,6 +186,10 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
         if (!parse_int(value, -1, std::numeric_limits<int>::max(), n))
           return usage_error(fmt::format("--max-retries wants a number, -1 for no limit, got '{}'", value));
         out.handler.max_retries = static_cast<int>(n);
+      } else if (a == "--max-messages") {
+        if (!parse_int(value, 1, std::numeric_limits<int>::max(), n))
+          return usage_error(fmt::format("--max-messages wants a number of messages (1 or more), got '{}'", value));
+        out.max_messages = n;
       } else if (a == "--backoff") {
         if (value == "linear")
           out.handler.backoff = tether::backoff::linear;
@@ -188,6 +209,8 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
           out.handler.pong_timeout = ms;
         else if (a == "--send-timeout")
           out.handler.send_timeout = ms;
+        else if (a == "--timeout")
+          out.timeout = ms;
         else
           out.expect_timeout = ms;
       }

@@ -16,6 +16,7 @@ enum exit_status : int {
   exit_usage = 2,        ///< Bad command line.
   exit_server_close = 3, ///< Raw mode: the server closed with a code other than 1000/1001.
   exit_strict = 4,       ///< Handler mode with --strict: at least one command failed.
+  exit_timeout = 5,      ///< --timeout passed before the session ended otherwise.
 };
 
 /// Everything the command line sets.
@@ -25,6 +26,13 @@ struct options {
   bool color = true;               ///< False with --no-color (the TTY and NO_COLOR are checked later).
   bool strict = false;             ///< --strict: a failed command makes the exit status 4.
   std::chrono::milliseconds expect_timeout{10000}; ///< Default TIMEOUT_MS of expect.
+  bool verbose = false;            ///< -v: the handshake's request and response headers (secrets redacted).
+  bool slash = false;              ///< --slash: raw mode reads /ping and /close as commands.
+  /// --max-messages N: the end of input does not close; the session ends after
+  /// N incoming messages have been printed (0 = no such limit).
+  long long max_messages = 0;
+  /// --timeout MS: the session ends with exit_timeout when it runs this long (0 = never).
+  std::chrono::milliseconds timeout{0};
   tether::stream_options stream;   ///< --ca, --insecure, --header, --subprotocol.
   /// Handler mode: --reconnect/--no-reconnect, --max-retries, --backoff,
   /// --ping-interval, --pong-timeout, --send-timeout (the rest as the library's defaults).

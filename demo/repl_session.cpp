@@ -58,6 +58,7 @@ const char* const help_lines[] = {
     "  expect PATTERN [MS]       wait for a message matching PATTERN that no expect took yet",
     "  close [CODE] [REASON]     close the connection (default 1000)",
     "  connect [URL]             connect again, to URL or to the last URL",
+    "  ping [PAYLOAD]            ping the server: 'ok RTT ms'",
     "  help                      this list",
     "  quit                      send what is queued, close and exit (also: end of input)",
     "patterns: dot-separated segments; '*' is one segment, '#' any number at the end",
@@ -89,6 +90,9 @@ struct session : std::enable_shared_from_this<session> {
   std::size_t pending_sends = 0;
   std::string connection_error; ///< The stream's last "connection error" warning: the details.
   bool interrupted = false;
+  bool timed_out = false;     // --timeout passed (exit 5)
+  long long printed = 0;      // incoming messages printed (--max-messages)
+  bool enough = false;        // --max-messages reached: the session ends
   bool failed = false; // a command failed (--strict)
   bool plan_pending = false; // connecting: say what the retry policy will do at the first failure
   /// Event lines (messages, state changes, notes) wait here while a send runs,
@@ -139,10 +143,20 @@ private:
 
 // ---- what arrives ----
 
+/// --max-messages: the N-th message printed ends the input, as quit would.
+void count_message(session& s) {
+  if (s.opt.max_messages > 0 && ++s.printed == s.opt.max_messages) {
+    s.enough = true;
+    s.in.stop();
+    s.notify();
+  }
+}
+
 void print_message(session& s, const tether::message& m, bool routed, bool show_captures) {
   const auto& e = m.env;
   if (e.binary) {
     s.event(tone::unrouted, "< " + binary_text(e.bytes));
+    count_message(s);
     return; // binary frames have no path: nothing for expect
   }
   const std::string path_data = path_text(e.path) + " " + one_line_json(e.data);
@@ -157,6 +171,7 @@ void print_message(session& s, const tether::message& m, bool routed, bool show_
     s.unmatched.pop_front();
   s.unmatched.push_back({e.path, path_data + fields});
   s.notify();
+  count_message(s);
 }
 
 void on_state(session& s, const tether::state_change& c) {
@@ -387,9 +402,7 @@ asio::awaitable<void> cmd_wait(std::shared_ptr<session> s, command_line c) {
 asio::awaitable<void> cmd_close(std::shared_ptr<session> s, command_line c) {
   long long code = 1000;
   if (!c.arg.empty()) {
-    auto [end, ec] = std::from_chars(c.arg.data(), c.arg.data() + c.arg.size(), code);
-    if (ec != std::errc() || end != c.arg.data() + c.arg.size() || code < 0 || code > 65535 ||
-        !tether::is_valid_close_code(static_cast<std::uint16_t>(code))) {
+    if (!parse_close_code(c.arg, code)) {
       s->fail(fmt::format("close: '{}' is not a close code that may be sent (1000-1003, 1007-1014, 3000-4999)",
                           printable(c.arg)));
       co_return;
@@ -429,6 +442,24 @@ asio::awaitable<void> cmd_connect(std::shared_ptr<session> s, command_line c) {
     s->ok();
   else
     s->fail(cannot_connect_text(s->url, error));
+}
+
+asio::awaitable<void> cmd_ping(std::shared_ptr<session> s, command_line c) {
+  std::string payload = c.arg;
+  if (!c.rest.empty())
+    payload += " " + c.rest;
+  if (payload.size() > 125 || !tether::detail::is_valid_utf8(payload)) {
+    s->fail("ping: PAYLOAD must be UTF-8 of at most 125 bytes");
+    co_return;
+  }
+  std::error_code ec;
+  const auto rtt = co_await s->ws->ping(std::move(payload), ec);
+  if (ec)
+    s->fail(fmt::format("ping failed: {}", ec == asio::error::not_connected
+                                               ? fmt::format("not connected ({})", tether::to_string(s->state))
+                                               : printable(ec.message())));
+  else
+    s->ok(rtt_text(rtt) + " ms");
 }
 
 void cmd_route(session& s, const command_line& c) {
@@ -492,6 +523,8 @@ asio::awaitable<bool> run_command(std::shared_ptr<session> s, std::string line) 
     co_await cmd_close(s, std::move(c));
   } else if (c.name == "connect") {
     co_await cmd_connect(s, std::move(c));
+  } else if (c.name == "ping") {
+    co_await cmd_ping(s, std::move(c));
   } else if (c.name == "route") {
     cmd_route(*s, c);
   } else if (c.name == "unroute") {
@@ -515,6 +548,11 @@ asio::awaitable<int> run_session(std::shared_ptr<session> s) {
   if (!connected) {
     if (active(s->state))
       co_await s->ws->close(1000, {}); // interrupted while connecting
+    if (s->timed_out) {
+      fmt::print(stderr, "tether-repl: timed out after {} ms (--timeout) while connecting to {}\n",
+                 s->opt.timeout.count(), without_userinfo(s->url));
+      co_return exit_timeout;
+    }
     fmt::print(stderr, "tether-repl: {}\n", cannot_connect_text(s->url, error));
     co_return exit_failed;
   }
@@ -530,15 +568,21 @@ asio::awaitable<int> run_session(std::shared_ptr<session> s) {
     if (!line)
       break;
     const bool go_on = co_await run_command(s, std::move(*line));
-    if (!go_on)
+    if (!go_on || s->enough)
       break;
   }
+  // --max-messages: the end of input does not end the session; the N-th
+  // message does (or --timeout, or a signal).
+  while (s->opt.max_messages > 0 && !s->enough && !s->interrupted)
+    co_await wait_change(s, never);
   // End of input or quit: let queued sends go out (each is bounded by
   // send_timeout), then close cleanly.
   while (s->pending_sends > 0 && !s->interrupted)
     co_await wait_change(s, never);
   if (active(s->state))
     co_await s->ws->close(1000, {});
+  if (s->timed_out)
+    co_return exit_timeout;
   co_return s->opt.strict && s->failed ? exit_strict : exit_ok;
 }
 
@@ -567,6 +611,10 @@ asio::awaitable<int> handler_session(options opt, std::string url, console& out,
     auto p = weak.lock();
     if (p && level == tether::log_level::warning && text.substr(0, prefix.size()) == prefix)
       p->connection_error = std::string(text.substr(prefix.size()));
+    // -v: the handshake's "> " request and "< " response lines, secrets redacted
+    // by the stream, as state lines (a bare "< " is a message here).
+    if (p && p->opt.verbose && level == tether::log_level::debug)
+      p->event(tone::state, "* " + printable(text));
   };
   s->ws.emplace(ex, std::move(hopts));
   auto unrouted = [weak](const tether::message& m, tether::connection_context&) {
@@ -581,6 +629,22 @@ asio::awaitable<int> handler_session(options opt, std::string url, console& out,
       p->notify();
     }
   };
+  // --timeout: counted from the start, connecting included; it ends the input
+  // and the command running, as a signal does, and the exit status is 5.
+  asio::steady_timer deadline(ex);
+  if (s->opt.timeout.count() > 0) {
+    deadline.expires_after(s->opt.timeout);
+    deadline.async_wait([weak](std::error_code ec) {
+      auto p = weak.lock();
+      if (ec || !p)
+        return;
+      p->timed_out = true;
+      p->event(tone::problem, fmt::format("* timed out after {} ms (--timeout)", p->opt.timeout.count()));
+      p->interrupted = true;
+      p->in.stop();
+      p->notify();
+    });
+  }
   int status = exit_failed;
   std::exception_ptr error;
   try {
@@ -590,6 +654,7 @@ asio::awaitable<int> handler_session(options opt, std::string url, console& out,
     error = std::current_exception();
   }
   ctl.interrupt = nullptr;
+  deadline.cancel();
   if (error) {
     // Never leave the handler running: main's io_context would not return.
     if (active(s->state))

@@ -23,10 +23,22 @@ Scenarios (each a meson test in suite 'interop'):
                 in messages and close reasons: escaped like handler mode when
                 stdout is a terminal (a pseudo-terminal), byte for byte in a
                 pipe; the URL's userinfo is never printed
+  oneshot       --max-messages: `--max-messages 1 <<<'hello'` prints the echo and
+                exits 0 (the end of input does not close first); N lines → N echoes
+  timeout       --timeout: exit 5 when the messages do not come (a clean close
+                1000 follows), and while the handshake is never answered; the
+                time taken has an exact lower bound and a loose upper one
+  slash         --slash: /ping prints the round-trip time, /close CODE REASON
+                closes with them, an unknown /command is an error; without
+                --slash the same lines go out as text
+  verbose       -v prints the handshake's request and response headers on
+                stderr with Authorization redacted; -H and -s are --header and
+                --subprotocol
 Every wait is bounded; peers get a stdin pipe that is closed at the end.
 """
 import os
 import pty
+import re
 import queue
 import select
 import shutil
@@ -227,6 +239,8 @@ def scenario_tls(repl, peer_script):
 
     echo_once(repl, by_ip, "anyway", "--insecure")
     peer.lines.expect("closed 1000 ")
+    echo_once(repl, by_ip, "short flag", "-k")
+    peer.lines.expect("closed 1000 ")
     peer.stop()
     shutil.rmtree(certs)
 
@@ -303,6 +317,92 @@ def scenario_escape(repl, peer_script):
     check(r.returncode == 1, "refused: exit %d" % r.returncode)
     check("cannot connect" in r.stderr and "ws://127.0.0.1:%d/" % port in r.stderr and "secret" not in r.stderr
           and "user" not in r.stderr, "refused: stderr %r" % r.stderr)
+
+
+def scenario_oneshot(repl, peer_script):
+    peer = Peer(peer_script)
+    url = "ws://127.0.0.1:%d/" % peer.port
+    # The README's one-shot request: stdin ends at once, the reply still comes.
+    r = run(repl, "--raw", url, "--max-messages", "1", input="hello\n")
+    check(r.returncode == 0 and r.stdout == "hello\n", "one-shot: exit %d, stdout %r" % (r.returncode, r.stdout))
+    peer.lines.expect("closed 1000 ")
+    r = run(repl, "--raw", url, "--max-messages", "3", input="a\nb\nc\n")
+    check(r.returncode == 0 and r.stdout == "a\nb\nc\n", "three: exit %d, stdout %r" % (r.returncode, r.stdout))
+    peer.lines.expect("closed 1000 ")
+    for bad in (["--max-messages", "0"], ["--max-messages", "x"], ["--timeout", "-1"], ["--timeout"]):
+        r = run(repl, "--raw", url, *bad)
+        check(r.returncode == 2 and "usage:" in r.stderr, "%r must exit 2" % bad)
+    peer.stop()
+
+
+def scenario_timeout(repl, peer_script):
+    import time
+    peer = Peer(peer_script)
+    url = "ws://127.0.0.1:%d/" % peer.port
+    start = time.monotonic()
+    r = run(repl, "--raw", url, "--max-messages", "2", "--timeout", "500", input="only one\n")
+    took = time.monotonic() - start
+    check(r.returncode == 5, "exit %d, expected 5" % r.returncode)
+    check(r.stdout == "only one\n", "stdout %r" % r.stdout)
+    check("timed out after 500 ms (--timeout)" in r.stderr, "stderr %r" % r.stderr)
+    check(0.5 <= took <= 2.5, "took %.2f s for --timeout 500" % took)  # T ≤ t ≤ 3T + 1 s
+    peer.lines.expect("closed 1000 ")  # a clean close, not a drop
+    peer.stop()
+
+    # A server that accepts TCP and never answers the handshake.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    start = time.monotonic()
+    r = run(repl, "--raw", "ws://127.0.0.1:%d/" % silent.getsockname()[1], "--timeout", "500", input="")
+    took = time.monotonic() - start
+    silent.close()
+    check(r.returncode == 5 and "timed out" in r.stderr, "silent server: exit %d, %r" % (r.returncode, r.stderr))
+    check(0.5 <= took <= 2.5, "silent server: took %.2f s" % took)
+
+
+def scenario_slash(repl, peer_script):
+    peer = Peer(peer_script)
+    url = "ws://127.0.0.1:%d/" % peer.port
+    proc, out = interactive(repl, url, "--slash")
+    send(proc, "/ping abc")
+    send(proc, "/nope")
+    send(proc, "after")
+    out.expect("after")  # stdin is read in order: the /ping is done by now
+    send(proc, "/close 4000 see you")
+    check(proc.wait(timeout=T) == 0, "our /close: exit %r" % proc.returncode)
+    proc.stdin.close()
+    err = proc.stderr.read()
+    check(re.search(r"^pong in \d+\.\d{3} ms$", err, re.M), "no round-trip time: %r" % err)
+    check("unknown command '/nope'" in err, "no error for /nope: %r" % err)
+    peer.lines.expect("closed 4000 see you")
+    # Without --slash, the same line is text.
+    echo_once(repl, url, "/ping abc")
+    peer.lines.expect("closed 1000 ")
+    peer.stop()
+
+
+def scenario_verbose(repl, peer_script):
+    peer = Peer(peer_script, "--subprotocols", "chat")
+    url = "ws://127.0.0.1:%d/path?q=1" % peer.port
+    proc, out = interactive(repl, url, "-v", "-H", "Authorization: Bearer s3cret", "-H", "X-Short: yes",
+                            "-s", "chat")
+    send(proc, "!headers")
+    headers = out.next("the headers")
+    check('"x-short": "yes"' in headers and '"authorization": "Bearer s3cret"' in headers,
+          "-H did not reach the server: %r" % headers)
+    send(proc, "!subprotocol")
+    out.expect("subprotocol chat")
+    proc.stdin.close()
+    check(proc.wait(timeout=T) == 0, "exit status %r" % proc.returncode)
+    err = proc.stderr.read()
+    for line in ("> GET /path?q=1 HTTP/1.1", "> Authorization: [redacted]", "> X-Short: yes",
+                 "> Sec-WebSocket-Protocol: chat", "< HTTP/1.1 101 Switching Protocols",
+                 "< Sec-WebSocket-Protocol: chat"):
+        check(line + "\n" in err, "-v did not print %r: %r" % (line, err))
+    check("s3cret" not in err, "-v printed the secret: %r" % err)
+    peer.lines.expect("closed 1000 ")
+    peer.stop()
 
 
 def main():
