@@ -27,7 +27,9 @@
       with CMAKE_PREFIX_PATH at the staged prefix (the package finds its prefix
       from its own place, so no path mapping is needed), builds and runs it
       against the echo peer; then checks that the version file accepts
-      find_package(tether 0.N) of its own minor and refuses 99.0.
+      find_package(tether 0.N) of its own minor and refuses 99.0; then builds
+      docs/getting-started.md's CMake recipe (its ```cmake block, verbatim)
+      with the README's C++ block as main.cpp and runs it against the peer.
 
 W is a scratch directory under the build dir, wiped at each run. Its path is
 stable so that ccache (which hashes the paths on the command line) hits on
@@ -403,6 +405,29 @@ def test_cmake(a):
     if not re.search(r'-std=(c|gnu)\+\+(20|2a|23|2b)', command):
         raise Failure(f'tether::tether did not ask for C++20: {command}')
     run_consumer(os.path.join(build, 'consumer'), a.echo_server)
+
+    # The getting-started recipe as written, with the README's program.
+    def first_block(path, lang):
+        with open(os.path.join(a.source_root, path), encoding='utf-8') as f:
+            m = re.search(rf'^```{lang}\n(.*?)^```$', f.read(), re.S | re.M)
+        if not m:
+            raise Failure(f'{path} has no ```{lang} block')
+        return m.group(1)
+    recipe = os.path.join(a.work, 'recipe')
+    os.makedirs(recipe)
+    with open(os.path.join(recipe, 'CMakeLists.txt'), 'w') as f:
+        f.write(first_block('docs/getting-started.md', 'cmake'))
+    with open(os.path.join(recipe, 'main.cpp'), 'w') as f:
+        f.write(first_block('README.md', 'cpp'))
+    run([cmake, '-S', recipe, '-B', os.path.join(recipe, 'build')] + args[5:], timeout=300)
+    run([cmake, '--build', os.path.join(recipe, 'build')], timeout=600)
+    peer = EchoPeer(a.echo_server)
+    try:
+        out = run([os.path.join(recipe, 'build', 'app'), f'ws://127.0.0.1:{peer.port}/'], timeout=60)
+    finally:
+        peer.stop()
+    if '"connected":true' not in out or '"messages_sent":1' not in out:
+        raise Failure(f'the README program built with the CMake recipe did not print its status: {out!r}')
 
     # The version file: the same 0.x minor is accepted, a newer version refused.
     version = re.search(r'set\(PACKAGE_VERSION "([0-9]+)\.([0-9]+)', open(os.path.join(
