@@ -83,6 +83,7 @@ enum class error {
   callback_failed,            ///< A user callback (hook, on_open step, interceptor, route handler) threw.
   server_closed,              ///< The server closed the connection with a close frame (code and reason in the text).
   handshake_no_response,      ///< TCP closed before a complete handshake response arrived.
+  compression_unavailable,    ///< compression::on in a build without zlib.
 };
 
 /// Coarse groups of errors, for retry policies and user code.

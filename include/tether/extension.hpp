@@ -33,16 +33,18 @@ class TETHER_API extension {
 public:
   virtual ~extension() = default;
 
-  /// The offer the client sends in Sec-WebSocket-Extensions.
-  virtual extension_offer offer() const = 0;
+  /// The offers the client sends in Sec-WebSocket-Extensions, most preferred
+  /// first (RFC 7692 §5: a fallback offer may follow); all have the same name.
+  virtual std::vector<extension_offer> offers() const = 0;
 
   /// Called with the server's answer for this extension's name; may reject its
   /// parameters (the handshake then fails with handshake_bad_extension).
   virtual std::error_code accept(const extension_offer& response) = 0;
 
-  /// Called before the first frame of an outgoing data message; returning true
-  /// sets RSV1 on that frame and routes the payload through encode().
-  virtual bool begin_encode(opcode type) = 0;
+  /// Called before the first frame of an outgoing data message, with that
+  /// frame's payload size and whether it is also the last; returning true sets
+  /// RSV1 on that frame and routes the message's payload through encode().
+  virtual bool begin_encode(opcode type, std::size_t first_frame_size, bool fin) = 0;
 
   /// Appends the transformed form of `in` to `out`. `fin` marks the message's last chunk.
   virtual std::error_code encode(std::string_view in, bool fin, std::string& out) = 0;

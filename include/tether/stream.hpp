@@ -8,6 +8,7 @@
 /// executor; with an io_context run by several threads, give the stream a strand
 /// and start the coroutines that use it on that strand.
 
+#include <tether/deflate.hpp>
 #include <tether/export.hpp>
 #include <tether/handshake.hpp>
 #include <tether/protocol.hpp>
@@ -71,6 +72,11 @@ struct stream_options {
   /// Unwritten pongs kept; past it only the latest is answered (RFC 6455 §5.5.3).
   std::size_t max_pong_backlog = 16;
   handshake_limits handshake{};
+
+  /// permessage-deflate (RFC 7692): offered by default when built with zlib;
+  /// the server decides. What it accepted is in response().extensions.
+  tether::compression compression = tether::compression::automatic;
+  deflate_options deflate{};               ///< Level, windows, threshold, context takeover.
 
   std::vector<std::string> subprotocols{}; ///< Offered in order; the chosen one is subprotocol().
   http_headers headers{};                  ///< Extra request headers (Authorization, Cookie, ...).

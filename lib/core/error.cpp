@@ -67,6 +67,7 @@ const char* message_of(error e) noexcept {
   case error::callback_failed: return "a user callback threw";
   case error::server_closed: return "the server closed the connection";
   case error::handshake_no_response: return "connection closed before the handshake response";
+  case error::compression_unavailable: return "permessage-deflate asked for, but tether was built without zlib";
   }
   return "unknown tether error";
 }
@@ -118,6 +119,7 @@ condition condition_of(error e) noexcept {
   case error::message_in_progress:
   case error::no_message_in_progress:
   case error::closed:
+  case error::compression_unavailable:
     return condition::invalid_argument;
   case error::resolve_timeout:
   case error::connect_timeout:

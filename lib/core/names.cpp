@@ -67,6 +67,7 @@ const char* to_string(error e) noexcept {
   case error::callback_failed: return "callback_failed";
   case error::server_closed: return "server_closed";
   case error::handshake_no_response: return "handshake_no_response";
+  case error::compression_unavailable: return "compression_unavailable";
   }
   return "unknown";
 }

@@ -350,7 +350,7 @@ std::error_code protocol::send_frame(opcode type, std::string_view payload, bool
 
   bool rsv1 = false;
   if (type != opcode::continuation) {
-    out_compressed_ = ext_ && ext_->begin_encode(type);
+    out_compressed_ = ext_ && ext_->begin_encode(type, payload.size(), fin);
     rsv1 = out_compressed_;
   }
   if (out_compressed_) {

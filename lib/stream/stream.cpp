@@ -21,6 +21,7 @@
 #include <asio/this_coro.hpp>
 
 #include <algorithm>
+#include <stdexcept>
 #include <deque>
 
 #include "asio_compat.hpp"
@@ -287,6 +288,12 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     req.headers = opts_.headers;
     if (u.authorization && !req.headers.find("Authorization"))
       req.headers.add("Authorization", *u.authorization);
+    // permessage-deflate: offered unless off; installed if the server accepts.
+    std::unique_ptr<extension> ext;
+    if (opts_.compression != compression::off)
+      ext = make_permessage_deflate(opts_.deflate);
+    if (ext)
+      req.extensions = ext->offers();
     const auto text = build_request(req, key);
     if (opts_.log)
       for (const auto& line : detail::request_log_lines(text))
@@ -333,6 +340,16 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       co_return ec;
     }
     subprotocol_ = response_.subprotocol;
+    for (const auto& accepted : response_.extensions) {
+      // validate_response admits only names we offered, each once.
+      if (!ext || accepted.name != req.extensions.front().name)
+        continue;
+      if (auto ec = ext->accept(accepted)) {
+        why = "the server's " + format_extension(accepted) + " is not what was offered";
+        co_return ec;
+      }
+      proto_.set_extension(std::move(ext));
+    }
     // A server may send its first frames in the same packet as the 101.
     if (!leftover.empty())
       proto_.feed(leftover);
@@ -358,6 +375,20 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     if ((ec = parse_url(text, u))) {
       set_error(ec);
       co_return;
+    }
+    if (opts_.compression == compression::on && !deflate_available()) {
+      set_error(error::compression_unavailable);
+      ec = error_;
+      co_return;
+    }
+    if (opts_.compression != compression::off) {
+      try {
+        (void)make_permessage_deflate(opts_.deflate); // settings out of range: fail before connecting
+      } catch (const std::invalid_argument& e) {
+        set_error(std::make_error_code(std::errc::invalid_argument), e.what());
+        ec = error_;
+        co_return;
+      }
     }
     if (u.secure) {
       std::string bad_file; // before any connection: a configuration error

@@ -63,9 +63,86 @@ void echo_sizes(peer_kind kind) {
   CHECK(*closed == "closed 1000 done");
 }
 
+/// Text that compresses well: words from a small vocabulary.
+std::string words(std::size_t n, std::uint64_t salt) {
+  static const char* vocabulary[] = {"tether ", "deflate ", "window ", "{\"path\": ", "\"data\" ", "42, "};
+  std::mt19937_64 rng(seed() + salt);
+  std::string s;
+  while (s.size() < n)
+    s += vocabulary[rng() % 6];
+  s.resize(n);
+  return s;
+}
+
+/// permessage-deflate with a peer started with `--deflate SPEC`: the server's
+/// answer has `param` (if not empty), and messages of every size come back.
+void deflate_echo(peer_kind kind, const std::string& spec, const std::string& param) {
+  CAPTURE(peer_process::name(kind));
+  CAPTURE(spec);
+  peer_process peer(kind, {"--deflate", spec});
+  run_async([&](asio::io_context& io) -> awaitable<void> {
+    stream ws(io.get_executor(), big_limits());
+    co_await ws.connect(peer.url());
+    REQUIRE(ws.response().extensions.size() == 1);
+    const auto accepted = format_extension(ws.response().extensions[0]);
+    CAPTURE(accepted);
+    CHECK(ws.response().extensions[0].name == "permessage-deflate");
+    if (!param.empty())
+      CHECK(accepted.find(param) != std::string::npos);
+    std::string buf;
+    for (std::size_t n : {0u, 1u, 31u, 32u, 125u, 4096u, 65536u, 200000u, 1u << 20}) {
+      CAPTURE(n);
+      const auto text = words(n, n);
+      co_await ws.send(text, message_kind::text);
+      auto r = co_await ws.read(buf);
+      CHECK(r.kind == message_kind::text);
+      CHECK(buf == text);
+      const auto bin = pattern(n, n); // random: deflate cannot shrink it
+      co_await ws.send(bin, message_kind::binary);
+      r = co_await ws.read(buf);
+      CHECK(r.kind == message_kind::binary);
+      CHECK(buf == bin);
+    }
+    co_await ws.close(1000, "done");
+  });
+  auto closed = peer.next_closed(std::chrono::seconds(5));
+  REQUIRE(closed);
+  CHECK(*closed == "closed 1000 done");
+}
+
 } // namespace
 
 TEST_SUITE("interop") {
+
+TEST_CASE("permessage-deflate with Python websockets: context takeover, none, small windows") {
+  deflate_echo(peer_kind::python, "on", "client_max_window_bits=12");
+  deflate_echo(peer_kind::python, "no-context-takeover", "server_no_context_takeover");
+  deflate_echo(peer_kind::python, "window=9", "server_max_window_bits=9");
+  // (window=8: Python's zlib refuses an 8-bit raw window, so the server fails;
+  // the unit tests cover an 8-bit client window.)
+}
+
+TEST_CASE("permessage-deflate with Node ws: context takeover, none, small windows") {
+  deflate_echo(peer_kind::node, "on", "");
+  deflate_echo(peer_kind::node, "no-context-takeover", "client_no_context_takeover");
+  deflate_echo(peer_kind::node, "window=9", "server_max_window_bits=9");
+}
+
+TEST_CASE("compression off: nothing is offered, the server's deflate stays unused") {
+  peer_process peer(peer_kind::python, {"--deflate", "on"});
+  run_async([&](asio::io_context& io) -> awaitable<void> {
+    auto o = big_limits();
+    o.compression = compression::off;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(peer.url());
+    CHECK(ws.response().extensions.empty());
+    co_await ws.send("plain", message_kind::text);
+    std::string buf;
+    co_await ws.read(buf);
+    CHECK(buf == "plain");
+    co_await ws.close(1000, "done");
+  });
+}
 
 TEST_CASE("python: echo text and binary from 0 bytes to 16 MiB") { echo_sizes(peer_kind::python); }
 TEST_CASE("node: echo text and binary from 0 bytes to 16 MiB") { echo_sizes(peer_kind::node); }

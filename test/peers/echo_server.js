@@ -9,10 +9,13 @@
 //   --subprotocols a,b    select the first client-offered protocol in this list
 //   --tls CERT KEY        serve wss:// with this certificate chain and key
 //   --max-size N          max incoming message size in bytes (default 256 MiB)
+//   --deflate SPEC        accept permessage-deflate: "on", "no-context-takeover"
+//                         (both directions) or "window=N" (both max_window_bits N)
 //
 // stdout: "listening PORT" once listening; "closed CODE REASON" per ended
 // connection (the close code/reason received from the client, 1006 if none).
-// Echoes text as text and binary as binary, in order; compression is off.
+// Echoes text as text and binary as binary, in order; compression is off
+// unless --deflate (then every message is compressed: threshold 0).
 // Text messages starting with "!" are commands:
 //   !close CODE REASON   start a close handshake with CODE (default 1000), REASON
 //   !ping PAYLOAD        send a ping; on the matching pong send "pong PAYLOAD"
@@ -36,6 +39,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '--subprotocols') opts.subprotocols = argv[++i].split(',').filter(Boolean);
   else if (a === '--tls') opts.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) };
   else if (a === '--max-size') opts.maxSize = Number(argv[++i]);
+  else if (a === '--deflate') opts.deflate = argv[++i];
   else { process.stderr.write(`echo_server.js: unknown argument ${a}\n`); process.exit(2); }
 }
 
@@ -50,7 +54,15 @@ process.stdin.resume();
 const server = opts.tls ? https.createServer(opts.tls) : http.createServer();
 const wss = new WebSocketServer({
   server,
-  perMessageDeflate: false,
+  perMessageDeflate: !opts.deflate ? false : {
+    threshold: 0,
+    serverNoContextTakeover: opts.deflate === 'no-context-takeover',
+    clientNoContextTakeover: opts.deflate === 'no-context-takeover',
+    ...(opts.deflate.startsWith('window=') ? {
+      serverMaxWindowBits: Number(opts.deflate.split('=')[1]),
+      clientMaxWindowBits: Number(opts.deflate.split('=')[1]),
+    } : {}),
+  },
   maxPayload: opts.maxSize,
   handleProtocols: (offered) => [...offered].find((p) => opts.subprotocols.includes(p)) || false,
 });

@@ -10,10 +10,14 @@ Same contract as echo_server.js (see README.md in this directory):
   --tls CERT KEY        serve wss:// with this certificate chain and key
   --client-ca FILE      with --tls: require a client certificate signed by FILE
   --max-size N          max incoming message size in bytes (default: unlimited)
+  --deflate SPEC        accept permessage-deflate: "on" (the library's defaults),
+                        "no-context-takeover" (both directions), or
+                        "window=N" (server_max_window_bits and client_max_window_bits N)
 
 stdout: "listening PORT" once listening; "closed CODE REASON" per ended
 connection (the close code/reason received from the client, 1006 if none).
-Echoes text as text and binary as binary, in order; compression is off.
+Echoes text as text and binary as binary, in order; compression is off
+unless --deflate.
 Text messages starting with "!" are commands:
   !close CODE REASON   start a close handshake with CODE (default 1000), REASON
   !ping PAYLOAD        send a ping; on the matching pong send "pong PAYLOAD"
@@ -127,10 +131,20 @@ async def main():
             ssl_ctx.load_verify_locations(OPTS.client_ca)
     protocols = [p for p in (OPTS.subprotocols or "").split(",") if p]
 
+    extensions = None
+    if OPTS.deflate:
+        from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+        settings = {}
+        if OPTS.deflate == "no-context-takeover":
+            settings = dict(server_no_context_takeover=True, client_no_context_takeover=True)
+        elif OPTS.deflate.startswith("window="):
+            bits = int(OPTS.deflate.split("=")[1])
+            settings = dict(server_max_window_bits=bits, client_max_window_bits=bits)
+        extensions = [ServerPerMessageDeflateFactory(**settings)]
     server = await websockets.serve(
         handler, OPTS.host, OPTS.port, ssl=ssl_ctx,
         subprotocols=protocols or None, select_subprotocol=select_subprotocol,
-        compression=None, max_size=OPTS.max_size, ping_interval=None)
+        compression=None, extensions=extensions, max_size=OPTS.max_size, ping_interval=None)
     out("listening %d" % server.sockets[0].getsockname()[1])
     await stop
     # Exit at once, like the Node peer: open connections just vanish.
@@ -146,5 +160,6 @@ if __name__ == "__main__":
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--client-ca", metavar="FILE")
     p.add_argument("--max-size", type=int, default=None)
+    p.add_argument("--deflate", default=None)
     OPTS = p.parse_args()
     asyncio.run(main())

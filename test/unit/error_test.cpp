@@ -52,6 +52,7 @@ TEST_CASE("every error code has its documented value and condition") {
       // Appended codes follow the last one; their condition is their own.
       {error::callback_failed, 507, c::handler},                 {error::server_closed, 508, c::transport},
       {error::handshake_no_response, 509, c::handshake_failed},
+      {error::compression_unavailable, 510, c::invalid_argument},
   };
   for (const auto& r : table) {
     CAPTURE(r.value);

@@ -323,9 +323,9 @@ namespace {
 // small frame decodes into a large message, and which works chunk by chunk.
 class rle_extension final : public tether::extension {
 public:
-  extension_offer offer() const override { return {"x-rle", {}}; }
+  std::vector<extension_offer> offers() const override { return {{"x-rle", {}}}; }
   std::error_code accept(const extension_offer&) override { return {}; }
-  bool begin_encode(opcode) override { return true; }
+  bool begin_encode(opcode, std::size_t, bool) override { return true; }
   std::error_code encode(std::string_view in, bool, std::string& out) override {
     for (char c : in) {
       out.push_back(1);
