@@ -23,6 +23,7 @@ constexpr std::string_view usage_line =
     "                   [--ping-interval MS] [--pong-timeout MS] [--send-timeout MS] [--expect-timeout MS]\n"
     "                   [--strict] [--max-messages N] [--timeout MS] [--slash] [-v|--verbose]\n"
     "                   [--ca FILE] [-k|--insecure] [-H|--header 'K: V']... [-s|--subprotocol P]...\n"
+    "                   [--deflate|--no-deflate]\n"
     "                   [--no-color] [--help] [--version] [URL]\n";
 
 constexpr std::string_view help_text =
@@ -75,6 +76,8 @@ constexpr std::string_view help_text =
     "  -k, --insecure        accept any TLS certificate and host name (testing only)\n"
     "  -H, --header 'K: V'   add a request header to the opening handshake (repeatable)\n"
     "  -s, --subprotocol P   offer subprotocol P (repeatable, in order of preference)\n"
+    "  --deflate             require permessage-deflate support (offered by default when built with zlib)\n"
+    "  --no-deflate          do not offer permessage-deflate\n"
     "  --no-color            no ANSI colours (also: NO_COLOR set, or output not a terminal)\n"
     "  --help                show this help\n"
     "  --version             show the version\n"
@@ -159,6 +162,10 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       out.verbose = true;
     } else if (a == "--slash") {
       out.slash = true;
+    } else if (a == "--deflate") {
+      out.stream.compression = tether::compression::on;
+    } else if (a == "--no-deflate") {
+      out.stream.compression = tether::compression::off;
     } else if (a == "--ca" || a == "--header" || a == "-H" || a == "--subprotocol" || a == "-s" ||
                a == "--max-retries" || a == "--backoff" || a == "--ping-interval" || a == "--pong-timeout" ||
                a == "--send-timeout" || a == "--expect-timeout" || a == "--max-messages" || a == "--timeout") {

@@ -34,8 +34,12 @@ Scenarios (each a meson test in suite 'interop'):
   verbose       -v prints the handshake's request and response headers on
                 stderr with Authorization redacted; -H and -s are --header and
                 --subprotocol
+  deflate       --deflate against a peer with permessage-deflate: -v shows the
+                offer and the server's answer, a long line round-trips, handler
+                mode's status names the extension; --no-deflate offers nothing
 Every wait is bounded; peers get a stdin pipe that is closed at the end.
 """
+import json
 import os
 import pty
 import re
@@ -401,6 +405,28 @@ def scenario_verbose(repl, peer_script):
                  "< Sec-WebSocket-Protocol: chat"):
         check(line + "\n" in err, "-v did not print %r: %r" % (line, err))
     check("s3cret" not in err, "-v printed the secret: %r" % err)
+    peer.lines.expect("closed 1000 ")
+    peer.stop()
+
+
+def scenario_deflate(repl, peer_script):
+    peer = Peer(peer_script, "--deflate", "on")
+    url = "ws://127.0.0.1:%d/" % peer.port
+    long_line = "tether compresses " * 6000  # about 100 KiB of text
+    r = run(repl, "--raw", url, "--deflate", "-v", "--max-messages", "1", input=long_line + "\n")
+    check(r.returncode == 0 and r.stdout == long_line + "\n", "the long line did not come back: exit %d" % r.returncode)
+    check("> Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12, permessage-deflate\n" in r.stderr,
+          "-v does not show the offer: %r" % r.stderr)
+    check(re.search(r"^< Sec-WebSocket-Extensions: permessage-deflate", r.stderr, re.M), "no answer: %r" % r.stderr)
+    peer.lines.expect("closed 1000 ")
+    r = run(repl, "--raw", url, "--no-deflate", "-v", input="")
+    check(r.returncode == 0 and "Sec-WebSocket-Extensions" not in r.stderr, "--no-deflate offered: %r" % r.stderr)
+    peer.lines.expect("closed 1000 ")
+    # Handler mode: the status names what the server accepted.
+    r = run(repl, url, input="status\n")
+    status = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    check(r.returncode == 0 and status and status[0]["extensions"].startswith("permessage-deflate"),
+          "status extensions: %r" % status)
     peer.lines.expect("closed 1000 ")
     peer.stop()
 

@@ -38,3 +38,4 @@ template <> struct fmt::formatter<tether::error> : tether::detail::enum_name_for
 template <> struct fmt::formatter<tether::condition> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::opcode> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::role> : tether::detail::enum_name_formatter {};
+template <> struct fmt::formatter<tether::compression> : tether::detail::enum_name_formatter {};

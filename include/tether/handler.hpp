@@ -185,6 +185,9 @@ struct status {
   std::optional<std::string> last_error;
   std::uint64_t invalid_messages = 0; ///< Frames the codec rejected.
   std::uint64_t unrouted = 0;         ///< Envelopes no route matched.
+  /// The extension the server accepted on the latest connection, as its
+  /// Sec-WebSocket-Extensions value ("permessage-deflate; ..."); null if none.
+  std::optional<std::string> extensions;
 
   /// The JSON object with exactly the documented field names.
   TETHER_API json to_json() const;

@@ -7,6 +7,7 @@
 /// does not include, so that it compiles the same with or without fmt.
 
 #include <tether/codec.hpp>
+#include <tether/deflate.hpp>
 #include <tether/error.hpp>
 #include <tether/extension.hpp>
 #include <tether/frame.hpp>

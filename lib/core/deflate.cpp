@@ -38,7 +38,7 @@ namespace {
 constexpr std::string_view extension_name = "permessage-deflate";
 // What a sync flush ends with; the sender strips it, the receiver appends it (§7.2.1, §7.2.2).
 constexpr std::string_view flush_tail{"\x00\x00\xff\xff", 4};
-constexpr std::size_t out_step = 16 * 1024;
+constexpr std::size_t out_step = 4096; // output grows by this much: small buffers for small messages
 
 /// A window-bits value: "8" to "15", digits only.
 bool parse_bits(const std::optional<std::string>& v, int& out) {

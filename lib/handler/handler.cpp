@@ -353,8 +353,14 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     s.ctx_.metadata = s.metadata_;
     s.last_frame_ = steady::now();
     s.flowing_ = false;
-    if (reconnected)
-      s.update_status([](tether::status& st) { ++st.reconnects; });
+    std::optional<std::string> accepted;
+    for (const auto& e : ws->response().extensions)
+      accepted = accepted ? *accepted + ", " + format_extension(e) : format_extension(e);
+    s.update_status([&](tether::status& st) {
+      st.extensions = accepted;
+      if (reconnected)
+        ++st.reconnects;
+    });
     s.set_state(connection_state::open, s.failures_); // the count holds until the connection is stable
 
     // The on_open steps run beside the loops (their own sends must be written

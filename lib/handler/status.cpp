@@ -40,6 +40,7 @@ json status::to_json() const {
   j["last_ping"] = opt(last_ping);
   j["last_pong"] = opt(last_pong);
   j["rtt_ms"] = opt(rtt_ms);
+  j["extensions"] = opt(extensions);
   j["queued"] = queued;
   j["last_error"] = opt(last_error);
   j["invalid_messages"] = invalid_messages;

@@ -88,6 +88,12 @@ tether::stream_options stream_options() {
   o.max_message_size = 64 * mib;
   o.max_frame_size = 64 * mib;
   o.max_read_queue_bytes = 64 * mib;
+  // Sections 12 and 13: offer permessage-deflate with a bare
+  // client_max_window_bits, so the fuzzingserver may pick any window for us
+  // (cases 13.x answer 9 to 15), and compress every message.
+  o.compression = tether::compression::automatic;
+  o.deflate.window_bits = 15;
+  o.deflate.threshold = 0;
   return o;
 }
 

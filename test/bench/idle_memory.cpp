@@ -2,11 +2,19 @@
 // handler layer, measured with mallinfo2 (after malloc_trim) around opening them.
 //
 //   bench-idle-memory --url URL --connections N [--handler] [--ca FILE]
+//                     [--active] [--no-deflate] [--window BITS] [--mem-level N]
 //
 // Opens N connections to URL (an echo server in another process, so its memory
 // is not counted), waits until all are open, then prints one JSON line:
 //
-//   {"layer":"stream","tls":false,"connections":N,"heap_bytes":B,"per_connection":B/N}
+//   {"layer":"stream","tls":false,"connections":N,"heap_bytes":B,"per_connection":B/N,
+//    "active":false,"deflate":"permessage-deflate; ..."}
+//
+// --active (stream layer): each connection first sends one 4 KiB compressible
+// text and reads its echo, so a negotiated permessage-deflate has created its
+// zlib streams (docs/options.md has the cost at each setting). --window and
+// --mem-level set deflate_options::window_bits and mem_level; --no-deflate
+// turns compression off. "deflate" is what the last connection negotiated.
 //
 // heap_bytes = allocated heap (mallinfo2().uordblks) with the connections open
 // minus before any was made, both after malloc_trim(0). Exits 1 if a connection
@@ -41,7 +49,24 @@ struct config {
   std::size_t connections = 1000;
   bool handler = false;
   std::string ca;
+  bool active = false;
+  bool deflate = true;
+  int window = 12;
+  int mem_level = 5;
 };
+
+/// Connects; with `active`, one compressible message goes out and comes back.
+asio::awaitable<void> open_stream(tether::stream& ws, std::string url, bool active) {
+  co_await ws.connect(url);
+  if (!active)
+    co_return;
+  std::string text;
+  while (text.size() < 4096)
+    text += "tether keeps connections up; ";
+  co_await ws.send(text);
+  std::string echo;
+  co_await ws.read(echo);
+}
 
 int parse(int argc, char** argv, config& c) {
   for (int i = 1; i < argc; ++i) {
@@ -57,6 +82,15 @@ int parse(int argc, char** argv, config& c) {
       c.handler = true;
     } else if (a == "--ca") {
       c.ca = value();
+    } else if (a == "--active") {
+      c.active = true;
+    } else if (a == "--no-deflate") {
+      c.deflate = false;
+    } else if (a == "--window" || a == "--mem-level") {
+      auto v = value();
+      int& n = a == "--window" ? c.window : c.mem_level;
+      if (std::from_chars(v.data(), v.data() + v.size(), n).ec != std::errc())
+        return 2;
     } else {
       return 2;
     }
@@ -69,12 +103,17 @@ int parse(int argc, char** argv, config& c) {
 int main(int argc, char** argv) {
   config cfg;
   if (parse(argc, argv, cfg) != 0) {
-    std::fprintf(stderr, "usage: bench-idle-memory --url URL --connections N [--handler] [--ca FILE]\n");
+    std::fprintf(stderr, "usage: bench-idle-memory --url URL --connections N [--handler] [--ca FILE]\n"
+                         "                         [--active] [--no-deflate] [--window BITS] [--mem-level N]\n");
     return 2;
   }
   asio::io_context io;
   tether::stream_options so;
   so.tls.ca_file = cfg.ca;
+  so.compression = cfg.deflate ? tether::compression::automatic : tether::compression::off;
+  so.deflate.window_bits = cfg.window;
+  so.deflate.mem_level = cfg.mem_level;
+  so.deflate.threshold = 0;
   std::vector<std::unique_ptr<tether::stream>> streams;
   std::vector<std::unique_ptr<tether::handler>> handlers;
   streams.reserve(cfg.connections);
@@ -101,7 +140,7 @@ int main(int argc, char** argv) {
       asio::co_spawn(io, handlers.back()->connect(cfg.url), done);
     } else {
       streams.push_back(std::make_unique<tether::stream>(io.get_executor(), so));
-      asio::co_spawn(io, streams.back()->connect(cfg.url), done);
+      asio::co_spawn(io, open_stream(*streams.back(), cfg.url, cfg.active), done);
     }
   }
   while (open < cfg.connections && !failed)
@@ -112,9 +151,13 @@ int main(int argc, char** argv) {
     return 1;
   const auto after = heap_in_use();
   const auto heap = after > before ? after - before : 0;
-  fmt::print("{{\"layer\":\"{}\",\"tls\":{},\"connections\":{},\"heap_bytes\":{},\"per_connection\":{}}}\n",
+  std::string negotiated;
+  if (!streams.empty() && !streams.back()->response().extensions.empty())
+    negotiated = tether::format_extension(streams.back()->response().extensions.front());
+  fmt::print("{{\"layer\":\"{}\",\"tls\":{},\"connections\":{},\"heap_bytes\":{},\"per_connection\":{},"
+             "\"active\":{},\"deflate\":\"{}\"}}\n",
              cfg.handler ? "handler" : "stream", cfg.url.rfind("wss://", 0) == 0, cfg.connections, heap,
-             heap / cfg.connections);
+             heap / cfg.connections, cfg.active, negotiated);
   std::fflush(stdout);
   return 0;
 }

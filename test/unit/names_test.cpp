@@ -74,6 +74,7 @@ TEST_CASE("fmt prints every public enum by name, with string format specs") {
   CHECK(fmt::format("{}", condition::timeout) == "timeout");
   CHECK(fmt::format("{}", opcode::text) == "text");
   CHECK(fmt::format("{}", role::client) == "client");
+  CHECK(fmt::format("{}", compression::automatic) == "automatic");
   CHECK(fmt::format("{}", backoff::linear) == "linear");
   CHECK(fmt::format("{}", offline_policy::fail) == "fail");
   CHECK(fmt::format("{}", message_kind::close) == "close");
