@@ -50,8 +50,10 @@ public:
   virtual std::error_code encode(std::string_view in, bool fin, std::string& out) = 0;
 
   /// Appends the inverse transform of `in` (a message that arrived with RSV1) to `out`.
-  /// If `out` would grow past `limit` bytes in total, stops and returns
-  /// error::message_too_big, so a small input cannot inflate without bound.
+  /// Once `out` holds more than `limit` bytes it stops (so a small input cannot
+  /// inflate without bound): the protocol delivers the message up to the limit
+  /// and fails with 1009 (returning error::message_too_big does the same). On
+  /// another error, what `out` holds is delivered before the failure (1007).
   virtual std::error_code decode(std::string_view in, bool fin, std::string& out, std::size_t limit) = 0;
 };
 

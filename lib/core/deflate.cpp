@@ -168,6 +168,8 @@ public:
     }
     if (auto ec = inflate_some(in, out, limit))
       return ec;
+    if (out.size() > limit)
+      return {}; // past the limit: the protocol delivers up to it, then fails with 1009
     if (fin) {
       // A message that ended its deflate stream (BFINAL) needs no tail.
       if (!stream_ended_)
@@ -190,7 +192,7 @@ private:
     i_.avail_in = static_cast<uInt>(in.size());
     for (;;) {
       if (out.size() > limit)
-        return error::message_too_big;
+        return {}; // one byte past the limit is known: stop inflating
       // One byte past the limit is enough to know it is exceeded (npos: no limit).
       const std::size_t left = limit - out.size();
       const std::size_t room = left >= out_step ? out_step : left + 1;
@@ -214,8 +216,6 @@ private:
       if (rc == Z_BUF_ERROR && i_.avail_out > 0)
         break;
     }
-    if (out.size() > limit)
-      return error::message_too_big;
     return {};
   }
 

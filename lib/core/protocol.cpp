@@ -216,12 +216,13 @@ std::optional<event> protocol::data_event(std::size_t available) {
     in_frame_ = false;
 
   std::string_view chunk{p, n};
+  std::error_code ext_err; // reported after the bytes decoded before it, like the checks below
   if (message_compressed_) {
     decoded_.clear();
     const std::size_t limit =
         opts_.max_message_size == 0 ? std::string::npos : opts_.max_message_size - static_cast<std::size_t>(message_size_);
     if (auto ec = ext_->decode(chunk, message_end, decoded_, limit))
-      return fail(ec == error::message_too_big ? ec : make_error_code(error::extension_failed));
+      ext_err = ec == error::message_too_big ? ec : make_error_code(error::extension_failed);
     chunk = decoded_;
   }
   // Limits and UTF-8 fail at the exact byte: whatever came before it is
@@ -237,10 +238,12 @@ std::optional<event> protocol::data_event(std::size_t available) {
     if (valid < keep) {
       keep = valid;
       err = error::invalid_utf8;
-    } else if (!err && message_end && utf8_ != detail::utf8_accept) {
+    } else if (!err && !ext_err && message_end && utf8_ != detail::utf8_accept) {
       err = error::invalid_utf8; // ends mid-character
     }
   }
+  if (!err && ext_err)
+    err = ext_err;
   message_size_ += keep;
   if (err) {
     if (keep == 0)
