@@ -159,6 +159,8 @@ asio::awaitable<void> receive_loop(tether::stream& ws, line_reader& input, const
       }
       break;
     }
+    if (opt.max_messages > 0 && st.messages >= opt.max_messages)
+      continue; // N printed: the rest is dropped while the close completes
     out.message(r.kind, buffer);
     if (opt.max_messages > 0 && ++st.messages == opt.max_messages) {
       input.stop(); // the session is complete: no more lines are sent
@@ -190,6 +192,10 @@ asio::awaitable<bool> slash_command(tether::stream& ws, const std::string& line,
     if (!c.arg.empty() && !parse_close_code(c.arg, code)) {
       out.error(fmt::format("/close: '{}' is not a close code that may be sent (1000-1003, 1007-1014, 3000-4999)",
                             printable(c.arg)));
+      co_return true;
+    }
+    if (c.rest.size() > 123 || !tether::detail::is_valid_utf8(c.rest)) {
+      out.error("/close: REASON must be UTF-8 of at most 123 bytes");
       co_return true;
     }
     request_close(st, static_cast<std::uint16_t>(code), c.rest);
@@ -248,8 +254,10 @@ asio::awaitable<void> closer(tether::stream& ws, const printer& out, state& st) 
   st.closing = true;
   std::error_code ec;
   co_await ws.close(st.our_code, st.our_reason, ec);
-  if (ec)
+  if (ec) {
     fail(st, out, fmt::format("close failed: {}", ec.message()));
+    ws.abort(); // the session must end: receive_loop sees the abort
+  }
 }
 
 /// Connects, runs the conversation, closes; returns the exit status.
@@ -479,6 +487,9 @@ int main(int argc, char** argv) {
     opt.url = embedded->url();
   }
   tether::demo::demo_server* server = embedded ? &*embedded : nullptr;
+  // --timeout bounds the session: the close handshake after it gets 1 s at most.
+  if (opt.timeout.count() > 0)
+    opt.stream.close_timeout = std::min<std::chrono::milliseconds>(opt.stream.close_timeout, std::chrono::seconds(1));
 
   if (opt.raw) {
     const repl::printer out(repl::color_allowed(opt.color, STDOUT_FILENO),

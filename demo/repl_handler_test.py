@@ -594,6 +594,11 @@ def scenario_oneshot(repl, server_bin, certs_sh):
     check("< unrouted echo.one 1" in out, "the echo did not print: %r" % out)
     clean_close(out)
 
+    # More messages than asked for: exactly N print.
+    r = run(repl, "--max-messages", "2", input="send echo.a 1\nsend echo.b 2\nsend echo.c 3\n")
+    shown = [l for l in r.stdout.splitlines() if l.startswith("<")]
+    check(r.returncode == 0 and len(shown) == 2, "--max-messages 2 printed %r" % shown)
+
     start = time.monotonic()
     r = run(repl, "--max-messages", "5", "--timeout", "500", input="send echo.one 1\n")
     took = time.monotonic() - start

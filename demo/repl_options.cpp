@@ -6,6 +6,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <string_view>
@@ -71,7 +73,9 @@ constexpr std::string_view help_text =
     "  --max-messages N      the end of input does not close: exit 0 once N messages have printed\n"
     "  --timeout MS          exit with status 5 when the session has run MS milliseconds\n"
     "  --slash               raw mode: /ping and /close are commands, not text\n"
-    "  -v, --verbose         print the handshake's request and response headers (secrets redacted)\n"
+    "  -v, --verbose         print the handshake's request and response headers; credential headers\n"
+    "                        (Authorization, Cookie, names with auth/token/key/secret/session/password)\n"
+    "                        show as [redacted]; the URL's query string is shown as it is\n"
     "  --ca FILE             trust the PEM certificates in FILE instead of the system store\n"
     "  -k, --insecure        accept any TLS certificate and host name (testing only)\n"
     "  -H, --header 'K: V'   add a request header to the opening handshake (repeatable)\n"
@@ -79,7 +83,7 @@ constexpr std::string_view help_text =
     "  --deflate             require permessage-deflate support (offered by default when built with zlib)\n"
     "  --no-deflate          do not offer permessage-deflate\n"
     "  --no-color            no ANSI colours (also: NO_COLOR set, or output not a terminal)\n"
-    "  --help                show this help\n"
+    "  -h, --help            show this help\n"
     "  --version             show the version\n"
     "The handler options apply to handler mode only.\n"
     "\n"
@@ -102,8 +106,21 @@ bool split_header(std::string_view text, std::string& name, std::string& value) 
   };
   name = trim(text.substr(0, colon));
   value = trim(text.substr(colon + 1));
-  return !name.empty() && name.find_first_of(" \t\r\n") == std::string::npos &&
-         value.find_first_of("\r\n") == std::string::npos;
+  auto token_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  };
+  auto control = [](char c) { return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f; };
+  return !name.empty() && std::all_of(name.begin(), name.end(), token_char) &&
+         std::none_of(value.begin(), value.end(), control);
+}
+
+/// Headers the opening handshake writes itself: a second copy breaks it.
+bool reserved_header(std::string_view name) {
+  std::string lower(name);
+  for (auto& c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "host" || lower == "upgrade" || lower == "connection" || lower.rfind("sec-websocket-", 0) == 0;
 }
 
 parse_outcome usage_error(std::string_view message) {
@@ -186,8 +203,13 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
         out.stream.subprotocols.emplace_back(value);
       } else if (a == "--header") {
         std::string name, field;
+        // Never echo the value: it is often a credential.
         if (!split_header(value, name, field))
-          return usage_error(fmt::format("--header wants 'Name: value', got '{}'", value));
+          return usage_error("--header wants 'Name: value' (a token, a colon, a value without control characters)");
+        if (reserved_header(name))
+          return usage_error(fmt::format("--header cannot set {}: tether writes it (use -s for subprotocols, "
+                                         "--deflate/--no-deflate for extensions)",
+                                         name));
         out.stream.headers.add(std::move(name), std::move(field));
       } else if (a == "--max-retries") {
         if (!parse_int(value, -1, std::numeric_limits<int>::max(), n))

@@ -153,6 +153,8 @@ void count_message(session& s) {
 }
 
 void print_message(session& s, const tether::message& m, bool routed, bool show_captures) {
+  if (s.enough)
+    return; // --max-messages: N printed, the rest is dropped while the session ends
   const auto& e = m.env;
   if (e.binary) {
     s.event(tone::unrouted, "< " + binary_text(e.bytes));

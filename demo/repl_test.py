@@ -218,7 +218,13 @@ def scenario_usage(repl, _peer_script):
     check(r.returncode == 0 and "--subprotocol" in r.stdout, "--help")
     r = run(repl, "--version")
     check(r.returncode == 0 and r.stdout.startswith("tether-repl "), "--version")
+    # A malformed header never echoes its value (it is often a credential).
+    r = run(repl, "-H", "Authorization Bearer SECRETTOKEN", "ws://x")
+    check(r.returncode == 2 and "SECRETTOKEN" not in r.stderr, "-H without a colon: %r" % r.stderr)
+    r = run(repl, "-H", "Host: evil", "ws://x")
+    check(r.returncode == 2 and "cannot set Host" in r.stderr, "-H Host: %r" % r.stderr)
     for bad in (["--bogus", "ws://x"], ["--header", "no colon", "ws://x"], ["--ca"],
+                ["-H", "X-Ctl: a\x01b", "ws://x"], ["-H", "Sec-WebSocket-Key: abc", "ws://x"],
                 ["ws://a", "ws://b"], ["http://example.com"], ["--subprotocol", "", "ws://x"]):
         r = run(repl, *bad)
         check(r.returncode == 2 and "usage:" in r.stderr and r.stdout == "", "%r must exit 2 with usage" % bad)
@@ -333,6 +339,10 @@ def scenario_oneshot(repl, peer_script):
     r = run(repl, "--raw", url, "--max-messages", "3", input="a\nb\nc\n")
     check(r.returncode == 0 and r.stdout == "a\nb\nc\n", "three: exit %d, stdout %r" % (r.returncode, r.stdout))
     peer.lines.expect("closed 1000 ")
+    # More arrive than asked for: exactly N print.
+    r = run(repl, "--raw", url, "--max-messages", "1", input="a\nb\nc\n")
+    check(r.returncode == 0 and r.stdout == "a\n", "one of three: exit %d, stdout %r" % (r.returncode, r.stdout))
+    peer.lines.expect("closed 1000 ")
     for bad in (["--max-messages", "0"], ["--max-messages", "x"], ["--timeout", "-1"], ["--timeout"]):
         r = run(repl, "--raw", url, *bad)
         check(r.returncode == 2 and "usage:" in r.stderr, "%r must exit 2" % bad)
@@ -364,6 +374,40 @@ def scenario_timeout(repl, peer_script):
     check(r.returncode == 5 and "timed out" in r.stderr, "silent server: exit %d, %r" % (r.returncode, r.stderr))
     check(0.5 <= took <= 2.5, "silent server: took %.2f s" % took)
 
+    # A server that completes the handshake, then never answers anything: the
+    # close after the timeout gets 1 s, so the REPL is gone by T + 1 s.
+    port = mute_server()
+    start = time.monotonic()
+    r = run(repl, "--raw", "ws://127.0.0.1:%d/" % port, "--timeout", "500", input="")
+    took = time.monotonic() - start
+    check(r.returncode == 5, "mute server: exit %d" % r.returncode)
+    check(0.5 <= took <= 4.5, "mute server: took %.2f s for --timeout 500 plus the 1 s close" % took)
+
+
+def mute_server():
+    """Accepts WebSocket handshakes, then reads nothing and sends nothing more."""
+    import base64
+    import hashlib
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    held = []
+
+    def serve():
+        while True:
+            conn, _ = srv.accept()
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = re.search(rb"Sec-WebSocket-Key: *(\S+)", request, re.I).group(1)
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            held.append(conn)  # kept open, never read again
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1]
+
 
 def scenario_slash(repl, peer_script):
     peer = Peer(peer_script)
@@ -371,6 +415,7 @@ def scenario_slash(repl, peer_script):
     proc, out = interactive(repl, url, "--slash")
     send(proc, "/ping abc")
     send(proc, "/nope")
+    send(proc, "/close 4000 " + "x" * 124)  # refused: the session goes on
     send(proc, "after")
     out.expect("after")  # stdin is read in order: the /ping is done by now
     send(proc, "/close 4000 see you")
@@ -379,6 +424,7 @@ def scenario_slash(repl, peer_script):
     err = proc.stderr.read()
     check(re.search(r"^pong in \d+\.\d{3} ms$", err, re.M), "no round-trip time: %r" % err)
     check("unknown command '/nope'" in err, "no error for /nope: %r" % err)
+    check("REASON must be UTF-8 of at most 123 bytes" in err, "a long /close reason was not refused: %r" % err)
     peer.lines.expect("closed 4000 see you")
     # Without --slash, the same line is text.
     echo_once(repl, url, "/ping abc")

@@ -39,3 +39,5 @@ template <> struct fmt::formatter<tether::condition> : tether::detail::enum_name
 template <> struct fmt::formatter<tether::opcode> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::role> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::compression> : tether::detail::enum_name_formatter {};
+template <> struct fmt::formatter<tether::event::kind> : tether::detail::enum_name_formatter {};
+template <> struct fmt::formatter<tether::retry_decision::kind> : tether::detail::enum_name_formatter {};

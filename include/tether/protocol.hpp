@@ -70,6 +70,9 @@ struct event {
   std::error_code error;            ///< For error.
 };
 
+/// "message_begin", "data", "message_end", "ping", "pong", "close", "error".
+TETHER_API const char* to_string(event::kind k) noexcept;
+
 /// Close codes with a meaning in RFC 6455 §7.4.1.
 namespace close_code {
 inline constexpr std::uint16_t normal = 1000;

@@ -52,10 +52,13 @@ struct outcome {
 
 /// What to do next.
 struct retry_decision {
-  enum kind { retry, retry_after, stop } what = retry;
+  enum kind { retry, retry_after, stop } what = retry; ///< to_string(kind): "retry", "retry_after", "stop".
   std::chrono::milliseconds delay{0}; ///< For retry_after: the server's delay (capped).
   std::string reason;                 ///< Why, for logs and docs.
 };
+
+/// "retry", "retry_after" or "stop".
+TETHER_API const char* to_string(retry_decision::kind k) noexcept;
 
 /// Settings the default classification reads.
 struct retry_rules {

@@ -85,8 +85,9 @@ struct stream_options {
 
   /// Receives warnings and state changes; silent by default. At debug level,
   /// the opening handshake line by line ("> " request, "< " response, as curl
-  /// -v shows it). Never given Authorization, Cookie, Set-Cookie or
-  /// Proxy-Authorization values (they show as [redacted]), nor URL userinfo.
+  /// -v shows it). Never given the values of Authorization, Cookie, Set-Cookie,
+  /// Proxy-Authorization or of fields named like credentials (auth, token,
+  /// key, secret, session, password; they show as [redacted]), nor URL userinfo.
   std::function<void(log_level, std::string_view)> log{};
 };
 
@@ -162,7 +163,8 @@ public:
   asio::awaitable<void> send(std::string_view data, message_kind kind, std::error_code& ec);
 
   /// Sends a ping and waits for the matching pong; returns the round-trip time.
-  /// Fails with error::pong_timeout after `timeout`.
+  /// Fails with error::pong_timeout after `timeout`, with error::server_closed
+  /// as soon as the peer's close frame arrives instead (no pong follows a close).
   asio::awaitable<std::chrono::nanoseconds> ping(std::string_view payload = {},
                                                  std::chrono::milliseconds timeout = std::chrono::seconds{10});
   asio::awaitable<std::chrono::nanoseconds> ping(std::string_view payload, std::chrono::milliseconds timeout,

@@ -98,6 +98,19 @@ const char* to_string(opcode op) noexcept {
   return "reserved"; // 0x3-0x7, 0xB-0xF: values the RFC leaves undefined
 }
 
+const char* to_string(event::kind k) noexcept {
+  switch (k) {
+  case event::kind::message_begin: return "message_begin";
+  case event::kind::data: return "data";
+  case event::kind::message_end: return "message_end";
+  case event::kind::ping: return "ping";
+  case event::kind::pong: return "pong";
+  case event::kind::close: return "close";
+  case event::kind::error: return "error";
+  }
+  return "unknown";
+}
+
 const char* to_string(role r) noexcept {
   switch (r) {
   case role::client: return "client";

@@ -16,6 +16,15 @@ const char* to_string(backoff b) noexcept {
   return "unknown";
 }
 
+const char* to_string(retry_decision::kind k) noexcept {
+  switch (k) {
+  case retry_decision::retry: return "retry";
+  case retry_decision::retry_after: return "retry_after";
+  case retry_decision::stop: return "stop";
+  }
+  return "unknown";
+}
+
 std::chrono::milliseconds backoff_delay(const backoff_policy& p, unsigned attempt, double draw) {
   if (attempt == 0)
     attempt = 1;

@@ -7,10 +7,19 @@
 namespace tether::detail {
 namespace {
 
+// Authorization, Proxy-Authorization, Cookie, Set-Cookie and any name that
+// looks like a credential (X-Api-Key, X-Auth-Token, X-Session-Id, ...); the
+// handshake's own Sec-WebSocket-* fields are not secrets.
 bool is_secret(std::string_view name) {
-  constexpr std::array<std::string_view, 4> secret{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"};
-  for (auto s : secret)
-    if (iequals(name, s))
+  std::string lower(name);
+  for (auto& c : lower)
+    c = ascii_lower(c);
+  if (lower.rfind("sec-websocket-", 0) == 0)
+    return false;
+  constexpr std::array<std::string_view, 8> marks{"auth", "cookie", "token", "key", "secret", "session", "password",
+                                                  "passwd"};
+  for (auto m : marks)
+    if (lower.find(m) != std::string::npos)
       return true;
   return false;
 }

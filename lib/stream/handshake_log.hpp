@@ -2,7 +2,9 @@
 // The opening handshake as log lines, for stream_options::log at debug level
 // (tether-repl -v): "> " request lines, "< " response lines, as curl -v shows
 // them. Secrets never reach the log: the values of Authorization,
-// Proxy-Authorization, Cookie and Set-Cookie print as [redacted].
+// Proxy-Authorization, Cookie, Set-Cookie and of any field whose name contains
+// auth, cookie, token, key, secret, session or password (Sec-WebSocket-*
+// excepted) print as [redacted].
 #include <tether/handshake.hpp>
 
 #include <string>

@@ -488,6 +488,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       close_seen_ = true;
       peer_close_code_ = ev.code;
       peer_close_reason_ = std::string(ev.data);
+      for (auto& p : pings_) // no pong follows a close: fail them now
+        p->timer.cancel();
       if (state_ == state::open) {
         state_ = state::closing; // the core queued the echo; the writer sends it
         log(log_level::info, "peer closed with " + std::to_string(ev.code));
@@ -842,6 +844,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       ec = asio::error::operation_aborted;
     else if (!tec)
       ec = error::pong_timeout;
+    else if (close_seen_ && !error_)
+      ec = error::server_closed; // the peer's close came first
     else
       ec = ended_error();
     co_return std::chrono::nanoseconds{};

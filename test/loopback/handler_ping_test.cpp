@@ -5,6 +5,7 @@
 #include <tether/handler.hpp>
 
 #include <asio/error.hpp>
+#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 
 #include <algorithm>
@@ -81,6 +82,34 @@ TEST_CASE("handler ping: a server that never answers fails it after pong_timeout
   });
 }
 
+TEST_CASE("stream ping: the server's close fails a ping in flight at once, not after the timeout") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_answer_pings(false);
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    std::error_code ec;
+    bool done = false;
+    auto ping = [](stream& s, std::error_code& e, bool& d) -> awaitable<void> {
+      co_await s.ping("anyone?", std::chrono::seconds(10), e);
+      d = true;
+    };
+    const auto start = clock_type::now();
+    asio::co_spawn(io, ping(ws, ec, done), asio::detached);
+    co_await server.wait_accepted(1);
+    // A close frame the server does not track: it takes our echo for a
+    // client-initiated close it never answers, and keeps TCP open.
+    server.set_answer_close(false);
+    server.send_raw(encode_frame(opcode::close, std::string("\x0f\xa0", 2) + "bye"));
+    co_await eventually([&] { return done; }, 15s);
+    CHECK(ec == error::server_closed);
+    CHECK(since(start) < 5s); // far below the 10 s timeout
+    std::error_code ignored;
+    co_await ws.close(ignored);
+  });
+}
+
 TEST_CASE("handler last_response: the 101's headers once open, a refusal's status and body") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
@@ -114,6 +143,7 @@ TEST_CASE("stream log: the handshake line by line at debug level, secrets redact
     so.headers.add("Authorization", "Bearer s3cret-token");
     so.headers.add("Cookie", "session=also-s3cret");
     so.headers.add("X-Trace", "visible-value");
+    so.headers.add("X-Api-Key", "s3cret-key");
     so.log = [&](log_level level, std::string_view text) {
       if (level == log_level::debug)
         lines.emplace_back(text);
@@ -127,6 +157,9 @@ TEST_CASE("stream log: the handshake line by line at debug level, secrets redact
     CHECK(has("> Authorization: [redacted]"));
     CHECK(has("> Cookie: [redacted]"));
     CHECK(has("> X-Trace: visible-value"));
+    CHECK(has("> X-Api-Key: [redacted]"));
+    CHECK(std::any_of(lines.begin(), lines.end(),
+                      [](const std::string& l) { return l.rfind("> Sec-WebSocket-Key: ", 0) == 0 && l.size() > 30; }));
     CHECK(has("> Upgrade: websocket"));
     CHECK(has("< HTTP/1.1 101 Switching Protocols"));
     CHECK(has("< Upgrade: websocket"));

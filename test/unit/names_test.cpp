@@ -75,6 +75,8 @@ TEST_CASE("fmt prints every public enum by name, with string format specs") {
   CHECK(fmt::format("{}", opcode::text) == "text");
   CHECK(fmt::format("{}", role::client) == "client");
   CHECK(fmt::format("{}", compression::automatic) == "automatic");
+  CHECK(fmt::format("{}", event::kind::message_end) == "message_end");
+  CHECK(fmt::format("{}", retry_decision::retry_after) == "retry_after");
   CHECK(fmt::format("{}", backoff::linear) == "linear");
   CHECK(fmt::format("{}", offline_policy::fail) == "fail");
   CHECK(fmt::format("{}", message_kind::close) == "close");
