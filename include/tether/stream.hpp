@@ -39,6 +39,7 @@ struct tls_options {
   std::string cert_file{}; ///< Client certificate (PEM), for mutual TLS.
   std::string key_file{};  ///< Client private key (PEM).
   /// Accept any certificate and host name. Never the default; for tests only.
+  /// The stream logs a warning at its first wss:// connect with it set.
   bool insecure_skip_verify = false;
 };
 

@@ -120,6 +120,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   state state_ = state::closed;
   std::error_code error_;
   std::string detail_;
+  bool insecure_warned_ = false; // tls.insecure_skip_verify is logged once per stream
   int running_ = 0;      // reader + writer coroutines alive
   bool fatal_ = false;   // the connection must end now (violation, transport error, abort)
   bool writer_done_ = false;
@@ -410,6 +411,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       if (e)
         set_error(e, "connecting to " + u.to_string());
     }
+    if (!e && u.secure && opts_.tls.insecure_skip_verify && !std::exchange(insecure_warned_, true))
+      log(log_level::warning, "TLS certificate and host name checks are off (tls.insecure_skip_verify): "
+                              "for tests only, anyone on the path can read and change this connection");
     if (!e && u.secure) {
       std::string why;
       e = co_await tr_->start_tls(u, opts_.tls, opts_.tls_timeout, why);

@@ -286,13 +286,57 @@ TEST_CASE("wss: verification against a test CA, host checks, insecure_skip_verif
       }
       CHECK(threw);
 
+      // insecure_skip_verify: accepted, and said once per stream at warning level.
+      std::vector<std::string> warnings;
       stream_options insecure;
       insecure.tls.insecure_skip_verify = true;
+      insecure.log = [&](log_level level, std::string_view text) {
+        if (level == log_level::warning)
+          warnings.emplace_back(text);
+      };
       stream ok(io.get_executor(), insecure);
       co_await ok.connect(other.url(true, "127.0.0.2"));
       co_await ok.close();
+      co_await ok.connect(other.url(true, "127.0.0.2"));
+      co_await ok.close();
+      REQUIRE(warnings.size() == 1);
+      CHECK(warnings[0].find("insecure_skip_verify") != std::string::npos);
+      // With verification on nothing like it is logged.
+      warnings.clear();
+      trusted.log = insecure.log;
+      stream checked(io.get_executor(), trusted);
+      co_await checked.connect(peer.url(true));
+      co_await checked.close();
+      CHECK(warnings.empty());
     });
   }
+}
+
+TEST_CASE("wss: a server that offers at most TLS 1.1 is refused, with no fallback") {
+  const auto& dir = cert_dir();
+  peer_process peer(peer_kind::python,
+                    {"--tls", dir + "/server.pem", dir + "/server.key", "--tls-max-version", "1.1"});
+  run_async([&](asio::io_context& io) -> awaitable<void> {
+    stream_options o;
+    o.tls.ca_file = dir + "/ca.pem";
+    stream ws(io.get_executor(), o);
+    std::error_code ec;
+    co_await ws.connect(peer.url(true), ec);
+    // (Python's server ends TCP without a protocol_version alert, so OpenSSL
+    // can only say "stream truncated"; the point is that no TLS 1.1 session opens.)
+    CHECK(ec == error::tls_failed);
+    CHECK(!ws.is_open());
+  });
+  // The same server at TLS 1.2 is accepted: the refusal is about the version.
+  peer_process modern(peer_kind::python,
+                      {"--tls", dir + "/server.pem", dir + "/server.key", "--tls-max-version", "1.2"});
+  run_async([&](asio::io_context& io) -> awaitable<void> {
+    stream_options o;
+    o.tls.ca_file = dir + "/ca.pem";
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(modern.url(true));
+    co_await ws.close();
+  });
 }
 
 TEST_CASE("wss with a client certificate (mutual TLS)") {

@@ -9,6 +9,8 @@ Same contract as echo_server.js (see README.md in this directory):
   --subprotocols a,b    select the first client-offered protocol in this list
   --tls CERT KEY        serve wss:// with this certificate chain and key
   --client-ca FILE      with --tls: require a client certificate signed by FILE
+  --tls-max-version V   with --tls: the newest TLS version offered, "1.1" (to test
+                        that clients refuse it) or "1.2"
   --max-size N          max incoming message size in bytes (default: unlimited)
   --deflate SPEC        accept permessage-deflate: "on" (the library's defaults),
                         "no-context-takeover" (both directions), or
@@ -126,6 +128,11 @@ async def main():
     if OPTS.tls:
         ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_ctx.load_cert_chain(OPTS.tls[0], OPTS.tls[1])
+        if OPTS.tls_max_version:
+            version = {"1.1": ssl.TLSVersion.TLSv1_1, "1.2": ssl.TLSVersion.TLSv1_2}[OPTS.tls_max_version]
+            ssl_ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS 1.1 above level 0
+            ssl_ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            ssl_ctx.maximum_version = version
         if OPTS.client_ca:
             ssl_ctx.verify_mode = ssl.CERT_REQUIRED
             ssl_ctx.load_verify_locations(OPTS.client_ca)
@@ -159,6 +166,7 @@ if __name__ == "__main__":
     p.add_argument("--subprotocols", default="")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--client-ca", metavar="FILE")
+    p.add_argument("--tls-max-version", default=None)
     p.add_argument("--max-size", type=int, default=None)
     p.add_argument("--deflate", default=None)
     OPTS = p.parse_args()
