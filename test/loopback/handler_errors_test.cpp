@@ -318,6 +318,7 @@ TEST_CASE("handler cancellation: connect() stops connecting; close() stops waiti
     CHECK(ws.status().connected);
 
     // A send already handed to the socket is not interrupted by cancellation.
+    std::uint64_t reconnects_before = 0;
     server.stall();
     {
       asio::cancellation_signal cancel;
@@ -327,13 +328,18 @@ TEST_CASE("handler cancellation: connect() stops connecting; close() stops waiti
       cancel.emit(asio::cancellation_type::terminal);
       const bool early = co_await eventually([&] { return sending->done; }, 300ms);
       CHECK_FALSE(early); // still being written
+      reconnects_before = ws.status().reconnects;
       server.drop();
       const bool ended = co_await eventually([&] { return sending->done; });
       CHECK(ended);
       CHECK(sending->ec);
       CHECK(sending->ec != asio::error::operation_aborted);
     }
-    co_await ws.wait_for(connection_state::open);
+    // The drop's reconnect, not the old connection's "open" (the send can fail
+    // before the supervisor has noticed the drop).
+    const bool reopened =
+        co_await eventually([&] { return ws.status().reconnects > reconnects_before && ws.status().connected; });
+    CHECK(reopened);
 
     // close() cancelled while the server ignores our close frame: the wait ends
     // at once, the handler still closes once close_timeout passes.
