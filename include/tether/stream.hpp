@@ -13,6 +13,10 @@
 #include <tether/handshake.hpp>
 #include <tether/protocol.hpp>
 
+// Before any Asio header: Asio picks its aligned allocator from libstdc++'s
+// macros, and every translation unit, libtether's included, must pick the same.
+#include <cstdlib>
+
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
