@@ -178,9 +178,7 @@ asio::awaitable<bool> slash_command(tether::stream& ws, const std::string& line,
     co_return false;
   const auto c = split_command(std::string_view(line).substr(1));
   if (c.name == "ping") {
-    std::string payload = c.arg;
-    if (!c.rest.empty())
-      payload += " " + c.rest;
+    const std::string payload = arguments(c);
     std::error_code ec;
     const auto rtt = co_await ws.ping(payload, std::chrono::seconds(10), ec);
     if (ec)

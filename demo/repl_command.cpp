@@ -37,6 +37,8 @@ command_line split_command(std::string_view whole) {
   return c;
 }
 
+std::string arguments(const command_line& c) { return c.rest.empty() ? c.arg : c.arg + " " + c.rest; }
+
 std::size_t json_depth(std::string_view text) {
   std::size_t depth = 0, deepest = 0;
   bool in_string = false, escaped = false;

@@ -16,6 +16,9 @@ struct command_line {
 };
 command_line split_command(std::string_view line);
 
+/// Everything after the command name: `arg`, then `rest` after one blank.
+std::string arguments(const command_line& c);
+
 /// Longest wait/expect timeout: a day.
 constexpr long long max_wait_ms = 24LL * 3600 * 1000;
 

@@ -447,9 +447,7 @@ asio::awaitable<void> cmd_connect(std::shared_ptr<session> s, command_line c) {
 }
 
 asio::awaitable<void> cmd_ping(std::shared_ptr<session> s, command_line c) {
-  std::string payload = c.arg;
-  if (!c.rest.empty())
-    payload += " " + c.rest;
+  std::string payload = arguments(c);
   if (payload.size() > 125 || !tether::detail::is_valid_utf8(payload)) {
     s->fail("ping: PAYLOAD must be UTF-8 of at most 125 bytes");
     co_return;

@@ -642,6 +642,14 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   // ---- heartbeat ----
 
+  // A pong arrived (the heartbeat's or ping()'s): the status says when, and the round trip.
+  void record_pong(std::chrono::nanoseconds rtt) {
+    update_status([&](tether::status& st) {
+      st.last_pong = epoch_ms();
+      st.rtt_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rtt).count();
+    });
+  }
+
   static asio::awaitable<void> heartbeat(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
     auto& s = *self;
     asio::steady_timer t(s.strand_);
@@ -660,10 +668,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       std::error_code ec;
       const auto rtt = co_await ws->ping({}, s.opts_.pong_timeout, ec);
       if (!ec) {
-        s.update_status([&](tether::status& st) {
-          st.last_pong = epoch_ms();
-          st.rtt_ms = std::chrono::duration_cast<std::chrono::milliseconds>(rtt).count();
-        });
+        s.record_pong(rtt);
         continue;
       }
       if (ec == error::pong_timeout) {
@@ -868,10 +873,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     const auto timeout = s.opts_.pong_timeout.count() > 0 ? s.opts_.pong_timeout : std::chrono::milliseconds(10000);
     const auto got = co_await ws->ping(payload, timeout);
     *rtt = got;
-    s.update_status([&](tether::status& st) {
-      st.last_pong = epoch_ms();
-      st.rtt_ms = std::chrono::duration_cast<std::chrono::milliseconds>(got).count();
-    });
+    s.record_pong(got);
   }
 
   static asio::awaitable<std::chrono::nanoseconds> ping_op(std::shared_ptr<impl> self, std::string payload,
