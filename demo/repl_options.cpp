@@ -25,7 +25,7 @@ constexpr std::string_view usage_line =
     "                   [--ping-interval MS] [--pong-timeout MS] [--send-timeout MS] [--expect-timeout MS]\n"
     "                   [--strict] [--max-messages N] [--timeout MS] [--slash] [-v|--verbose]\n"
     "                   [--ca FILE] [-k|--insecure] [-H|--header 'K: V']... [-s|--subprotocol P]...\n"
-    "                   [--deflate|--no-deflate]\n"
+    "                   [--deflate|--no-deflate] [--proxy URL|--no-proxy] [--unix-socket PATH]\n"
     "                   [--no-color] [--help] [--version] [URL]\n";
 
 constexpr std::string_view help_text =
@@ -82,6 +82,12 @@ constexpr std::string_view help_text =
     "  -s, --subprotocol P   offer subprotocol P (repeatable, in order of preference)\n"
     "  --deflate             require permessage-deflate support (offered by default when built with zlib)\n"
     "  --no-deflate          do not offer permessage-deflate\n"
+    "  --proxy URL           connect through this proxy: http://[user:pass@]host[:port] (HTTP CONNECT),\n"
+    "                        socks5://... (resolves here) or socks5h://... (the proxy resolves); port\n"
+    "                        1080 if not given. Without it: http_proxy (ws://), https_proxy/HTTPS_PROXY\n"
+    "                        (wss://), all_proxy/ALL_PROXY, except hosts in no_proxy/NO_PROXY\n"
+    "  --no-proxy            connect directly, whatever the environment says\n"
+    "  --unix-socket PATH    connect to the Unix-domain socket PATH; the URL still gives Host, path, ws/wss\n"
     "  --no-color            no ANSI colours (also: NO_COLOR set, or output not a terminal)\n"
     "  -h, --help            show this help\n"
     "  --version             show the version\n"
@@ -183,9 +189,12 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       out.stream.compression = tether::compression::on;
     } else if (a == "--no-deflate") {
       out.stream.compression = tether::compression::off;
+    } else if (a == "--no-proxy") {
+      out.stream.proxy = "none";
     } else if (a == "--ca" || a == "--header" || a == "-H" || a == "--subprotocol" || a == "-s" ||
                a == "--max-retries" || a == "--backoff" || a == "--ping-interval" || a == "--pong-timeout" ||
-               a == "--send-timeout" || a == "--expect-timeout" || a == "--max-messages" || a == "--timeout") {
+               a == "--send-timeout" || a == "--expect-timeout" || a == "--max-messages" || a == "--timeout" ||
+               a == "--proxy" || a == "--unix-socket") {
       if (i + 1 >= args.size())
         return usage_error(fmt::format("{} needs a value", a));
       auto value = args[++i];
@@ -197,6 +206,14 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       long long n = 0;
       if (a == "--ca") {
         out.stream.tls.ca_file = value;
+      } else if (a == "--proxy") {
+        if (value.empty() || value == "none") // "none" is --no-proxy
+          return usage_error("--proxy wants http://, socks5:// or socks5h://[user:password@]host[:port]");
+        out.stream.proxy = value; // connect() checks the rest (proxy_bad_url, exit 1)
+      } else if (a == "--unix-socket") {
+        if (value.empty())
+          return usage_error("--unix-socket needs a path");
+        out.stream.unix_socket = value;
       } else if (a == "--subprotocol") {
         if (value.empty())
           return usage_error("--subprotocol needs a non-empty name");

@@ -84,6 +84,22 @@ enum class error {
   server_closed,              ///< The server closed the connection with a close frame (code and reason in the text).
   handshake_no_response,      ///< TCP closed before a complete handshake response arrived.
   compression_unavailable,    ///< compression::on in a build without zlib.
+  proxy_bad_url,              ///< stream_options::proxy or a *_proxy variable is not a proxy URL.
+  proxy_unreachable,          ///< The proxy could not be resolved or connected to (the text says why).
+  proxy_timeout,              ///< The proxy did not complete the tunnel within proxy_timeout.
+  proxy_malformed,            ///< The proxy's answer is neither HTTP nor SOCKS5, or it closed mid-answer.
+  proxy_auth_required,        ///< HTTP 407: the proxy wants (other) credentials.
+  proxy_denied,               ///< The proxy refused CONNECT with a 4xx other than 407 (403: not allowed).
+  proxy_failed,               ///< The proxy answered CONNECT with 5xx: it could not reach the server.
+  socks_auth_failed,          ///< SOCKS5: no acceptable method, or the user/password was refused.
+  socks_general_failure,      ///< SOCKS5 reply 1: general server failure.
+  socks_not_allowed,          ///< SOCKS5 reply 2: connection not allowed by ruleset.
+  socks_network_unreachable,  ///< SOCKS5 reply 3.
+  socks_host_unreachable,     ///< SOCKS5 reply 4.
+  socks_connection_refused,   ///< SOCKS5 reply 5: the server refused the proxy's connection.
+  socks_ttl_expired,          ///< SOCKS5 reply 6.
+  socks_command_not_supported,     ///< SOCKS5 reply 7.
+  socks_address_type_not_supported, ///< SOCKS5 reply 8 (a socks5h:// name the proxy cannot take).
 };
 
 /// Coarse groups of errors, for retry policies and user code.

@@ -58,6 +58,7 @@ struct stream_options {
   // Timeouts for each phase of connect() and for close(); 0 disables one.
   std::chrono::milliseconds resolve_timeout{10000};
   std::chrono::milliseconds connect_timeout{10000}; ///< TCP, over all resolved addresses.
+  std::chrono::milliseconds proxy_timeout{10000}; ///< The CONNECT or SOCKS5 exchange with the proxy.
   std::chrono::milliseconds tls_timeout{10000};
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds close_timeout{5000}; ///< Close handshake plus TCP shutdown.
@@ -87,6 +88,20 @@ struct stream_options {
   http_headers headers{};                  ///< Extra request headers (Authorization, Cookie, ...).
   std::string origin{};                    ///< Origin header, omitted when empty.
   tls_options tls{};
+
+  /// The proxy: empty (the default) reads the environment as curl does:
+  /// http_proxy (lower case only) for ws://, https_proxy or HTTPS_PROXY for
+  /// wss://, else all_proxy or ALL_PROXY, skipped for hosts in no_proxy or
+  /// NO_PROXY. "none" connects directly. Otherwise a proxy URL, used for every
+  /// host (the environment is not read): http://[user:password@]host[:port]
+  /// (HTTP CONNECT, Basic auth), socks5://... (the target is resolved here) or
+  /// socks5h://... (resolved by the proxy); port 1080 if not given. TLS for
+  /// wss:// runs inside the tunnel, verified against the URL's host.
+  std::string proxy{};
+  /// A Unix-domain socket to connect to instead of resolving the URL's host
+  /// (no proxy is used). The URL still gives Host, the path and the scheme:
+  /// wss:// runs TLS over the socket with SNI and verification for the URL's host.
+  std::string unix_socket{};
 
   /// Receives warnings and state changes; silent by default. At debug level,
   /// the opening handshake line by line ("> " request, "< " response, as curl

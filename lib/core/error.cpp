@@ -68,6 +68,22 @@ const char* message_of(error e) noexcept {
   case error::server_closed: return "the server closed the connection";
   case error::handshake_no_response: return "connection closed before the handshake response";
   case error::compression_unavailable: return "permessage-deflate asked for, but tether was built without zlib";
+  case error::proxy_bad_url: return "invalid proxy URL";
+  case error::proxy_unreachable: return "cannot reach the proxy";
+  case error::proxy_timeout: return "timed out setting up the proxy tunnel";
+  case error::proxy_malformed: return "malformed answer from the proxy";
+  case error::proxy_auth_required: return "the proxy requires authentication (HTTP 407)";
+  case error::proxy_denied: return "the proxy refused the connection";
+  case error::proxy_failed: return "the proxy could not connect to the server";
+  case error::socks_auth_failed: return "SOCKS5 authentication failed";
+  case error::socks_general_failure: return "SOCKS5: general server failure";
+  case error::socks_not_allowed: return "SOCKS5: connection not allowed by ruleset";
+  case error::socks_network_unreachable: return "SOCKS5: network unreachable";
+  case error::socks_host_unreachable: return "SOCKS5: host unreachable";
+  case error::socks_connection_refused: return "SOCKS5: connection refused";
+  case error::socks_ttl_expired: return "SOCKS5: TTL expired";
+  case error::socks_command_not_supported: return "SOCKS5: command not supported";
+  case error::socks_address_type_not_supported: return "SOCKS5: address type not supported";
   }
   return "unknown tether error";
 }
@@ -108,11 +124,19 @@ condition condition_of(error e) noexcept {
   case error::handshake_bad_key:
   case error::handshake_bad_method:
   case error::handshake_no_response:
+  case error::proxy_malformed:
+  case error::proxy_auth_required:
+  case error::proxy_denied:
+  case error::socks_auth_failed:
+  case error::socks_not_allowed:
+  case error::socks_command_not_supported:
+  case error::socks_address_type_not_supported:
     return condition::handshake_failed;
   case error::url_bad_scheme:
   case error::url_malformed:
   case error::url_bad_port:
   case error::url_userinfo:
+  case error::proxy_bad_url:
     return condition::invalid_url;
   case error::invalid_close_code:
   case error::control_payload_too_big:
@@ -130,11 +154,19 @@ condition condition_of(error e) noexcept {
   case error::write_timeout:
   case error::send_timeout:
   case error::dead_connection:
+  case error::proxy_timeout:
     return condition::timeout;
   case error::tls_failed:
   case error::partial_write_cancelled:
   case error::connection_lost:
   case error::server_closed:
+  case error::proxy_unreachable:
+  case error::proxy_failed:
+  case error::socks_general_failure:
+  case error::socks_network_unreachable:
+  case error::socks_host_unreachable:
+  case error::socks_connection_refused:
+  case error::socks_ttl_expired:
     return condition::transport;
   case error::route_conflict:
   case error::invalid_pattern:

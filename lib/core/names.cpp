@@ -68,6 +68,22 @@ const char* to_string(error e) noexcept {
   case error::server_closed: return "server_closed";
   case error::handshake_no_response: return "handshake_no_response";
   case error::compression_unavailable: return "compression_unavailable";
+  case error::proxy_bad_url: return "proxy_bad_url";
+  case error::proxy_unreachable: return "proxy_unreachable";
+  case error::proxy_timeout: return "proxy_timeout";
+  case error::proxy_malformed: return "proxy_malformed";
+  case error::proxy_auth_required: return "proxy_auth_required";
+  case error::proxy_denied: return "proxy_denied";
+  case error::proxy_failed: return "proxy_failed";
+  case error::socks_auth_failed: return "socks_auth_failed";
+  case error::socks_general_failure: return "socks_general_failure";
+  case error::socks_not_allowed: return "socks_not_allowed";
+  case error::socks_network_unreachable: return "socks_network_unreachable";
+  case error::socks_host_unreachable: return "socks_host_unreachable";
+  case error::socks_connection_refused: return "socks_connection_refused";
+  case error::socks_ttl_expired: return "socks_ttl_expired";
+  case error::socks_command_not_supported: return "socks_command_not_supported";
+  case error::socks_address_type_not_supported: return "socks_address_type_not_supported";
   }
   return "unknown";
 }

@@ -3,6 +3,7 @@
 #include <tether/error.hpp>
 
 #include <asio/connect.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/read.hpp>
 #include <asio/ssl/host_name_verification.hpp>
 #include <asio/steady_timer.hpp>
@@ -10,9 +11,11 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include "asio_compat.hpp"
 #include "timeout.hpp"
@@ -24,13 +27,14 @@ using asio::ip::tcp;
 transport::transport(asio::any_io_executor ex) : ex_(std::move(ex)) {}
 transport::~transport() = default;
 
-tcp::socket& transport::socket() noexcept { return tls_ ? tls_->next_layer() : *tcp_; }
+transport::socket_type& transport::socket() noexcept { return tls_ ? tls_->next_layer() : *sock_; }
 
 bool transport::is_open() const noexcept {
-  return tls_ ? tls_->next_layer().is_open() : (tcp_ && tcp_->is_open());
+  return tls_ ? tls_->next_layer().is_open() : (sock_ && sock_->is_open());
 }
 
-asio::awaitable<std::error_code> transport::resolve(const url& target, std::chrono::milliseconds timeout) {
+asio::awaitable<std::error_code> transport::resolve(const std::string& host, std::uint16_t port,
+                                                    std::chrono::milliseconds timeout) {
   // The lookup runs on Asio's resolver thread and cannot be cancelled in 1.22;
   // the shared state lets us stop waiting while it finishes in the background.
   struct state {
@@ -46,7 +50,7 @@ asio::awaitable<std::error_code> transport::resolve(const url& target, std::chro
     st->done.expires_after(timeout);
   else
     st->done.expires_at(asio::steady_timer::time_point::max());
-  st->resolver.async_resolve(target.host, std::to_string(target.port),
+  st->resolver.async_resolve(host, std::to_string(port),
                              [st](std::error_code ec, tcp::resolver::results_type r) {
                                st->ec = ec;
                                st->results = std::move(r);
@@ -63,8 +67,12 @@ asio::awaitable<std::error_code> transport::resolve(const url& target, std::chro
 
 asio::awaitable<std::error_code> transport::connect(std::chrono::milliseconds timeout) {
   tls_.reset();
-  tcp_.emplace(ex_);
-  auto r = co_await with_timeout(asio::async_connect(*tcp_, endpoints_, use_nothrow), timeout);
+  sock_.emplace(ex_);
+  // The generic socket takes any endpoint; async_connect opens it per address family.
+  std::vector<socket_type::endpoint_type> endpoints;
+  for (const auto& entry : endpoints_)
+    endpoints.emplace_back(entry.endpoint());
+  auto r = co_await with_timeout(asio::async_connect(*sock_, endpoints, use_nothrow), timeout);
   if (!r) {
     close();
     co_return error::connect_timeout;
@@ -72,8 +80,23 @@ asio::awaitable<std::error_code> transport::connect(std::chrono::milliseconds ti
   auto [ec, endpoint] = *r;
   if (ec)
     co_return ec;
-  tcp_->set_option(tcp::no_delay(true), ec);
+  sock_->set_option(tcp::no_delay(true), ec);
   co_return std::error_code{};
+}
+
+asio::awaitable<std::error_code> transport::connect_unix(const std::string& path, std::chrono::milliseconds timeout) {
+  tls_.reset();
+  sock_.emplace(ex_);
+  if (path.size() >= sizeof(sockaddr_un::sun_path))
+    co_return std::make_error_code(std::errc::filename_too_long);
+  const socket_type::endpoint_type endpoint{asio::local::stream_protocol::endpoint(path)};
+  auto r = co_await with_timeout(sock_->async_connect(endpoint, use_nothrow), timeout);
+  if (!r) {
+    close();
+    co_return error::connect_timeout;
+  }
+  auto [ec] = *r;
+  co_return ec;
 }
 
 std::error_code check_tls_files(const tls_options& tls, std::string& what) {
@@ -125,8 +148,8 @@ asio::awaitable<std::error_code> transport::start_tls(const url& target, const t
     }
   }
 
-  tls_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*tcp_), *ctx_);
-  tcp_.reset();
+  tls_ = std::make_unique<ssl::stream<socket_type>>(std::move(*sock_), *ctx_);
+  sock_.reset();
   // RFC 6066 §3: SNI carries DNS names only, never IP literals.
   if (!target.host_is_ip)
     SSL_set_tlsext_host_name(tls_->native_handle(), target.host.c_str());
@@ -170,13 +193,13 @@ asio::awaitable<std::error_code> transport::start_tls(const url& target, const t
 asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::read_some(asio::mutable_buffer buf) {
   if (tls_)
     return tls_->async_read_some(buf, use_nothrow);
-  return tcp_->async_read_some(buf, use_nothrow);
+  return sock_->async_read_some(buf, use_nothrow);
 }
 
 asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio::const_buffer buf) {
   if (tls_)
     return asio::async_write(*tls_, buf, use_nothrow);
-  return asio::async_write(*tcp_, buf, use_nothrow);
+  return asio::async_write(*sock_, buf, use_nothrow);
 }
 
 asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {
@@ -190,12 +213,9 @@ asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {
 
 void transport::close() noexcept {
   std::error_code ignored;
-  if (tls_) {
-    tls_->next_layer().shutdown(tcp::socket::shutdown_both, ignored);
-    tls_->next_layer().close(ignored);
-  } else if (tcp_) {
-    tcp_->shutdown(tcp::socket::shutdown_both, ignored);
-    tcp_->close(ignored);
+  if (tls_ || sock_) {
+    socket().shutdown(socket_type::shutdown_both, ignored);
+    socket().close(ignored);
   }
 }
 

@@ -1,11 +1,15 @@
 #pragma once
-// The byte transport under a stream: TCP, optionally wrapped in TLS. Connecting
-// is a chain of phases (resolve → TCP → TLS), each with its own timeout and
+// The byte transport under a stream: a TCP or Unix-domain socket, optionally
+// through a proxy tunnel, optionally wrapped in TLS. Connecting is a chain of
+// phases (resolve → connect → tunnel → TLS), each with its own timeout and
 // error; the target host (SNI, verification) is kept apart from the endpoint.
 #include <tether/stream.hpp>
 #include <tether/url.hpp>
 
+#include "proxy.hpp"
+
 #include <asio/buffer.hpp>
+#include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/stream.hpp>
@@ -28,9 +32,17 @@ public:
   ~transport();
 
   /// Resolves `host`; a timeout abandons the lookup (Asio 1.22 cannot cancel it).
-  asio::awaitable<std::error_code> resolve(const url& target, std::chrono::milliseconds timeout);
+  asio::awaitable<std::error_code> resolve(const std::string& host, std::uint16_t port,
+                                           std::chrono::milliseconds timeout);
   /// Connects to each resolved address in turn; sets TCP_NODELAY.
   asio::awaitable<std::error_code> connect(std::chrono::milliseconds timeout);
+  /// Connects to a Unix-domain stream socket at `path` instead.
+  asio::awaitable<std::error_code> connect_unix(const std::string& path, std::chrono::milliseconds timeout);
+  /// Over the connected socket, asks the proxy for a tunnel to `target` (HTTP
+  /// CONNECT or SOCKS5; tunnel.cpp). Errors are proxy_* and socks_*; `detail`
+  /// says what the proxy answered.
+  asio::awaitable<std::error_code> tunnel(const url& target, const proxy_url& proxy, std::chrono::milliseconds timeout,
+                                          std::string& detail);
   /// TLS 1.2+ with SNI for DNS names and host (or IP) verification. On failure
   /// `detail` holds OpenSSL's reason.
   asio::awaitable<std::error_code> start_tls(const url& target, const tls_options& tls,
@@ -48,14 +60,18 @@ public:
   bool is_open() const noexcept;
 
 private:
-  asio::ip::tcp::socket& socket() noexcept;
+  using socket_type = asio::generic::stream_protocol::socket; // TCP or Unix
+
+  socket_type& socket() noexcept;
+  asio::awaitable<std::error_code> http_connect(const url& target, const proxy_url& proxy, std::string& detail);
+  asio::awaitable<std::error_code> socks5_connect(const url& target, const proxy_url& proxy, std::string& detail);
 
   asio::any_io_executor ex_;
   asio::ip::tcp::resolver::results_type endpoints_;
-  std::optional<asio::ip::tcp::socket> tcp_;
+  std::optional<socket_type> sock_;
   // Allocated only for wss://.
   std::unique_ptr<asio::ssl::context> ctx_;
-  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+  std::unique_ptr<asio::ssl::stream<socket_type>> tls_;
 };
 
 } // namespace tether::detail

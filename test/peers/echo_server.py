@@ -148,11 +148,14 @@ async def main():
             bits = int(OPTS.deflate.split("=")[1])
             settings = dict(server_max_window_bits=bits, client_max_window_bits=bits)
         extensions = [ServerPerMessageDeflateFactory(**settings)]
-    server = await websockets.serve(
-        handler, OPTS.host, OPTS.port, ssl=ssl_ctx,
-        subprotocols=protocols or None, select_subprotocol=select_subprotocol,
-        compression=None, extensions=extensions, max_size=OPTS.max_size, ping_interval=None)
-    out("listening %d" % server.sockets[0].getsockname()[1])
+    common = dict(ssl=ssl_ctx, subprotocols=protocols or None, select_subprotocol=select_subprotocol,
+                  compression=None, extensions=extensions, max_size=OPTS.max_size, ping_interval=None)
+    if OPTS.unix:
+        server = await websockets.unix_serve(handler, OPTS.unix, **common)
+        out("listening 0")  # no port: the socket is at --unix PATH
+    else:
+        server = await websockets.serve(handler, OPTS.host, OPTS.port, **common)
+        out("listening %d" % server.sockets[0].getsockname()[1])
     await stop
     # Exit at once, like the Node peer: open connections just vanish.
     sys.stdout.flush()
@@ -169,5 +172,6 @@ if __name__ == "__main__":
     p.add_argument("--tls-max-version", default=None)
     p.add_argument("--max-size", type=int, default=None)
     p.add_argument("--deflate", default=None)
+    p.add_argument("--unix", metavar="PATH", help="listen on a Unix-domain socket instead of TCP")
     OPTS = p.parse_args()
     asyncio.run(main())

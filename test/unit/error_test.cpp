@@ -53,6 +53,22 @@ TEST_CASE("every error code has its documented value and condition") {
       {error::callback_failed, 507, c::handler},                 {error::server_closed, 508, c::transport},
       {error::handshake_no_response, 509, c::handshake_failed},
       {error::compression_unavailable, 510, c::invalid_argument},
+      {error::proxy_bad_url, 511, c::invalid_url},
+      {error::proxy_unreachable, 512, c::transport},
+      {error::proxy_timeout, 513, c::timeout},
+      {error::proxy_malformed, 514, c::handshake_failed},
+      {error::proxy_auth_required, 515, c::handshake_failed},
+      {error::proxy_denied, 516, c::handshake_failed},
+      {error::proxy_failed, 517, c::transport},
+      {error::socks_auth_failed, 518, c::handshake_failed},
+      {error::socks_general_failure, 519, c::transport},
+      {error::socks_not_allowed, 520, c::handshake_failed},
+      {error::socks_network_unreachable, 521, c::transport},
+      {error::socks_host_unreachable, 522, c::transport},
+      {error::socks_connection_refused, 523, c::transport},
+      {error::socks_ttl_expired, 524, c::transport},
+      {error::socks_command_not_supported, 525, c::handshake_failed},
+      {error::socks_address_type_not_supported, 526, c::handshake_failed},
   };
   for (const auto& r : table) {
     CAPTURE(r.value);
