@@ -37,6 +37,12 @@ Scenarios (each a meson test in suite 'interop'):
   deflate       --deflate against a peer with permessage-deflate: -v shows the
                 offer and the server's answer, a long line round-trips, handler
                 mode's status names the extension; --no-deflate offers nothing
+  proxy         --proxy through tinyproxy (the server sees the proxy's address),
+                http_proxy from the environment, --no-proxy ignoring it, an
+                unreachable proxy (exit 1, its password never printed), a bad
+                proxy URL (exit 1), an empty --proxy (exit 2)
+  unix          --unix-socket to a websockets server on a Unix-domain socket;
+                a missing socket exits 1 naming its path
 Every wait is bounded; peers get a stdin pipe that is closed at the end.
 """
 import json
@@ -51,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 from repl_support import T, Lines, check, run
 
@@ -475,6 +482,71 @@ def scenario_deflate(repl, peer_script):
           "status extensions: %r" % status)
     peer.lines.expect("closed 1000 ")
     peer.stop()
+
+
+def start_tinyproxy(tmp, bind):
+    """tinyproxy in the foreground with our own config, outgoing from `bind`."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = os.path.join(tmp, "tinyproxy.conf")
+    with open(conf, "w") as f:
+        f.write("Port %d\nListen 127.0.0.1\nTimeout 60\nBind %s\n" % (port, bind))
+    proc = subprocess.Popen(["/usr/bin/tinyproxy", "-d", "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    # tinyproxy prints nothing when it listens: try its port until it answers.
+    deadline = time.monotonic() + T
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            check(proc.poll() is None and time.monotonic() < deadline, "tinyproxy did not start")
+            time.sleep(0.02)
+
+
+def scenario_proxy(repl, peer_script):
+    peer = Peer(peer_script)
+    url = "ws://127.0.0.1:%d/" % peer.port
+    with tempfile.TemporaryDirectory() as tmp:
+        proxy, port = start_tinyproxy(tmp, "127.0.0.2")
+        try:
+            proxy_url = "http://127.0.0.1:%d" % port
+            r = run(repl, "--raw", "--max-messages", "1", "--proxy", proxy_url, url, input="!peer\n")
+            check(r.returncode == 0 and r.stdout == "peer 127.0.0.2\n", "--proxy: %r" % r.stdout)
+            r = run(repl, "--raw", "--max-messages", "1", url, input="!peer\n", env={"http_proxy": proxy_url})
+            check(r.returncode == 0 and r.stdout == "peer 127.0.0.2\n", "http_proxy: %r" % r.stdout)
+            r = run(repl, "--raw", "--max-messages", "1", "--no-proxy", url, input="!peer\n",
+                    env={"http_proxy": proxy_url})
+            check(r.returncode == 0 and r.stdout == "peer 127.0.0.1\n", "--no-proxy: %r" % r.stdout)
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=T)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    r = run(repl, "--raw", "--proxy", "http://user:SECRET@127.0.0.1:%d" % dead, url, input="")
+    check(r.returncode == 1 and "cannot reach the proxy" in r.stderr and "http://127.0.0.1:%d" % dead in r.stderr,
+          "unreachable proxy: %r" % r.stderr)
+    check("SECRET" not in r.stderr + r.stdout, "the proxy's password was printed")
+    r = run(repl, "--raw", "--proxy", "ftp://127.0.0.1:21", url, input="")
+    check(r.returncode == 1 and "invalid proxy URL" in r.stderr, "bad proxy URL: %r" % r.stderr)
+    r = run(repl, "--raw", "--proxy", "", url, input="")
+    check(r.returncode == 2, "empty --proxy: exit %d" % r.returncode)
+    peer.stop()
+
+
+def scenario_unix(repl, peer_script):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ws.sock")
+        peer = Peer(peer_script, "--unix", path)
+        r = run(repl, "--raw", "--max-messages", "1", "--unix-socket", path, "ws://localhost/x", input="!peer\n")
+        check(r.returncode == 0 and r.stdout == "peer unix\n", "--unix-socket: %r" % r.stdout)
+        peer.lines.expect("closed 1000 ")
+        missing = os.path.join(tmp, "missing.sock")
+        r = run(repl, "--raw", "--unix-socket", missing, "ws://localhost/", input="")
+        check(r.returncode == 1 and "unix socket " + missing in r.stderr, "missing socket: %r" % r.stderr)
+        peer.stop()
 
 
 def main():

@@ -88,7 +88,7 @@ enum class error {
   proxy_unreachable,          ///< The proxy could not be resolved or connected to (the text says why).
   proxy_timeout,              ///< The proxy did not complete the tunnel within proxy_timeout.
   proxy_malformed,            ///< The proxy's answer is neither HTTP nor SOCKS5, or it closed mid-answer.
-  proxy_auth_required,        ///< HTTP 407: the proxy wants (other) credentials.
+  proxy_auth_required,        ///< HTTP 407 (or 401): the proxy wants (other) credentials.
   proxy_denied,               ///< The proxy refused CONNECT with a 4xx other than 407 (403: not allowed).
   proxy_failed,               ///< The proxy answered CONNECT with 5xx: it could not reach the server.
   socks_auth_failed,          ///< SOCKS5: no acceptable method, or the user/password was refused.

@@ -202,7 +202,8 @@ std::error_code parse_connect_response(std::string_view head, int& status, std::
 std::error_code connect_status_error(int status) {
   if (status >= 200 && status < 300)
     return {};
-  if (status == 407)
+  // 407 is the standard answer; some proxies (tinyproxy) say 401 to wrong credentials.
+  if (status == 407 || status == 401)
     return error::proxy_auth_required;
   if (status >= 500)
     return error::proxy_failed;

@@ -56,7 +56,7 @@ std::string connect_request(const url& target, const proxy_url& proxy);
 /// the blank line): its code and reason. error::proxy_malformed when it is not
 /// an HTTP/1.x status line.
 std::error_code parse_connect_response(std::string_view head, int& status, std::string& reason);
-/// The error for a CONNECT status: none for 2xx, proxy_auth_required for 407,
+/// The error for a CONNECT status: none for 2xx, proxy_auth_required for 407 (and 401),
 /// proxy_failed for 5xx, proxy_denied for anything else.
 std::error_code connect_status_error(int status);
 

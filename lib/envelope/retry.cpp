@@ -118,6 +118,12 @@ retry_decision classify(const outcome& o, const retry_rules& rules) {
       ec == error::handshake_bad_extension || ec == error::handshake_bad_upgrade ||
       ec == error::handshake_bad_connection)
     return decide(retry_decision::retry, "handshake answer was not WebSocket: may be a proxy or a restart");
+  if (ec == error::proxy_auth_required || ec == error::socks_auth_failed)
+    return decide(retry_decision::stop, "the proxy refuses our credentials");
+  if (ec == error::proxy_denied || ec == error::socks_not_allowed)
+    return decide(retry_decision::stop, "the proxy does not allow this connection");
+  if (ec == error::socks_command_not_supported || ec == error::socks_address_type_not_supported)
+    return decide(retry_decision::stop, "the proxy cannot make this kind of connection");
   if (ec == error::tls_failed)
     return decide(retry_decision::retry, "TLS failed: retried, since certificates rotate");
   // Transport errors, timeouts (including a dead connection) and our own

@@ -78,6 +78,10 @@ async def command(ws, text, tasks):
         task.add_done_callback(tasks.discard)
     elif name == "!drop":
         ws.transport.abort()
+    elif name == "!peer":
+        # The client's address as the server sees it (a proxy's, through one).
+        peer = ws.remote_address
+        await ws.send("peer %s" % (peer[0] if isinstance(peer, tuple) else "unix"))
     elif name == "!subprotocol":
         await ws.send("subprotocol " + (ws.subprotocol or ""))
     elif name == "!headers":

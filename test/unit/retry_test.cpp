@@ -137,6 +137,19 @@ TEST_CASE("default classification table") {
   CHECK(kind_of(failed(error::tls_failed)) == k::retry);
   CHECK(kind_of(failed(error::invalid_utf8)) == k::retry); // our own protocol failure: backoff, not immediate
   CHECK(kind_of(failed(error::url_bad_scheme)) == k::stop);
+  // Proxies: what credentials or rules refuse stops; what may pass is retried.
+  for (auto e : {error::proxy_bad_url, error::proxy_auth_required, error::proxy_denied, error::socks_auth_failed,
+                 error::socks_not_allowed, error::socks_command_not_supported,
+                 error::socks_address_type_not_supported}) {
+    CAPTURE(to_string(e));
+    CHECK(kind_of(failed(e)) == k::stop);
+  }
+  for (auto e : {error::proxy_unreachable, error::proxy_timeout, error::proxy_malformed, error::proxy_failed,
+                 error::socks_general_failure, error::socks_network_unreachable, error::socks_host_unreachable,
+                 error::socks_connection_refused, error::socks_ttl_expired}) {
+    CAPTURE(to_string(e));
+    CHECK(kind_of(failed(e)) == k::retry);
+  }
 }
 
 TEST_CASE("Retry-After in delta-seconds") {
