@@ -115,14 +115,15 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
 
   void on_message(connection_id from, opcode op, std::string_view payload) {
     try {
-      if (op == opcode::binary) {
-        log("connection {}: binary, {} bytes: echoed", from, payload.size());
+      std::vector<envelope> envs;
+      std::string reason;
+      if (op == opcode::binary && codec.decode(payload, true, envs, reason)) {
+        // Not a binary envelope (docs/protocol.md): raw bytes come back as they are.
+        log("connection {}: binary, {} bytes, not a binary envelope: echoed", from, payload.size());
         server.send_binary_to(from, std::string(payload));
         return;
       }
-      std::vector<envelope> envs;
-      std::string reason;
-      if (auto ec = codec.decode(payload, false, envs, reason)) {
+      if (op != opcode::binary && codec.decode(payload, false, envs, reason)) {
         envelope e;
         e.path = "server.error";
         e.error = "not an envelope: " + reason;
@@ -148,8 +149,14 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
     } else if (first == "chat") {
       std::string out;
       bool binary = false;
-      if (!codec.encode(e, out, binary))
-        server.send_text_except(from, std::move(out));
+      if (!codec.encode(e, out, binary)) {
+        if (binary) {
+          for (auto id : server.connection_ids())
+            if (id != from)
+              server.send_binary_to(id, out);
+        } else
+          server.send_text_except(from, std::move(out));
+      }
     } else if (first == "server") {
       return server_command(from, rest, e);
     } else {

@@ -37,6 +37,19 @@ struct TETHER_API envelope {
   }
 };
 
+/// How tether's codecs map binary frames to envelopes (docs/protocol.md).
+enum class binary_format {
+  /// A binary envelope: the path's length (2 bytes, big-endian), the path
+  /// (UTF-8), then the payload's raw bytes. Binary messages route like text.
+  path_prefixed,
+  /// The frame is the payload, for servers that send unframed binary: it
+  /// decodes with path "" (so the fallback sees it); encoding sends `bytes` alone.
+  raw,
+};
+
+/// "path_prefixed" or "raw".
+TETHER_API const char* to_string(binary_format f) noexcept;
+
 /// Turns envelopes into frames and frames into envelopes.
 ///
 /// Implementations return error codes and never throw (std::bad_alloc aside).
@@ -83,10 +96,15 @@ public:
 /// is not a string or number, or when a value holds a JSON binary or discarded
 /// value (not representable in JSON text).
 ///
-/// Binary frames carry no envelope structure: decode() yields one envelope with
-/// binary == true, path "" and bytes = the frame, so the router's fallback sees
-/// it; encode() of a binary envelope sends `bytes` as a binary frame and drops
-/// every other field (path, data, id, reply_to, error, extra are not representable).
+/// Binary frames, binary_format::path_prefixed (the default): decode() yields
+/// one envelope with binary == true, the path and bytes = the payload, data
+/// null; it fails with invalid_envelope when the frame is shorter than 2 bytes,
+/// the path length runs past the frame, or the path is not UTF-8. encode() of
+/// a binary envelope writes the path's length, the path and `bytes`, and fails
+/// with invalid_envelope for a path over 65535 bytes or not UTF-8.
+/// binary_format::raw: decode() yields binary == true, path "" and bytes = the
+/// frame, so the router's fallback sees it; encode() sends `bytes` alone.
+/// Either way id, reply_to, error and extra are not carried by binary frames.
 class TETHER_API field_codec final : public codec {
 public:
   /// Deepest nesting of arrays/objects decode() accepts, counted over the whole
@@ -98,7 +116,8 @@ public:
   /// field_codec("type", "payload") or field_codec("stream", "data").
   /// Throws std::invalid_argument when a name is empty, the two are equal, or
   /// either is "id", "reply_to" or "error" (a configuration mistake, caught at startup).
-  field_codec(std::string path_field, std::string data_field);
+  field_codec(std::string path_field, std::string data_field,
+              binary_format binary = binary_format::path_prefixed);
 
   /// See codec::encode and the class rules.
   std::error_code encode(const envelope& e, std::string& out, bool& binary_frame) const override;
@@ -110,10 +129,13 @@ public:
   const std::string& path_field() const noexcept { return path_field_; }
   /// The name of the data field.
   const std::string& data_field() const noexcept { return data_field_; }
+  /// How binary frames are read and written.
+  binary_format binary() const noexcept { return binary_; }
 
 private:
   std::string path_field_;
   std::string data_field_;
+  binary_format binary_;
 };
 
 /// The default codec: field_codec("path", "data"), i.e. text frames
@@ -121,11 +143,18 @@ private:
 /// See field_codec for the decoding rules, batching and binary frames.
 class TETHER_API json_codec final : public codec {
 public:
+  /// binary_format::raw for servers that send unframed binary.
+  explicit json_codec(binary_format binary = binary_format::path_prefixed) noexcept : binary_(binary) {}
   /// See codec::encode and field_codec's rules.
   std::error_code encode(const envelope& e, std::string& out, bool& binary_frame) const override;
   /// See codec::decode and field_codec's rules.
   std::error_code decode(std::string_view frame, bool binary_frame, std::vector<envelope>& out,
                          std::string& reason) const override;
+  /// How binary frames are read and written.
+  binary_format binary() const noexcept { return binary_; }
+
+private:
+  binary_format binary_;
 };
 
 } // namespace tether

@@ -31,6 +31,8 @@ struct fmt::formatter<tether::status> : fmt::formatter<fmt::string_view> {
 
 template <> struct fmt::formatter<tether::connection_state> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::offline_policy> : tether::detail::enum_name_formatter {};
+template <> struct fmt::formatter<tether::route_kind> : tether::detail::enum_name_formatter {};
+template <> struct fmt::formatter<tether::binary_format> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::backoff> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::message_kind> : tether::detail::enum_name_formatter {};
 template <> struct fmt::formatter<tether::log_level> : tether::detail::enum_name_formatter {};

@@ -81,11 +81,25 @@ struct connection_context {
 /// What a route handler taking the whole message receives.
 struct message {
   std::string_view path;
-  const json& data;
+  const json& data;           ///< null for a binary message.
   const envelope& env;        ///< All fields, including id/reply_to/extra.
   const captures& wildcards;  ///< Segments matched by '*' and '#'.
   std::string_view raw;       ///< The frame as received.
+  bool binary = false;        ///< A binary message: its payload is `bytes`.
+  std::string_view bytes{};   ///< The payload of a binary message (env.bytes).
 };
+
+/// Which messages a route takes (route::accepts). A message of another kind
+/// for its pattern is counted as invalid (status().invalid_messages), reported
+/// through on_error with error::invalid_envelope, and the connection carries on.
+enum class route_kind {
+  text,   ///< JSON envelopes in text frames (the default).
+  binary, ///< Binary envelopes (docs/protocol.md); take `const message&` to see the bytes.
+  any,    ///< Both.
+};
+
+/// "text", "binary" or "any".
+TETHER_API const char* to_string(route_kind k) noexcept;
 
 /// A route: a pattern and a plain or coroutine function taking either
 /// (const json&, connection_context&) or (const message&, connection_context&).
@@ -99,10 +113,15 @@ struct route {
   template <class F>
   route(std::string pattern_, F&& f, bool replace_ = false)
       : pattern(std::move(pattern_)), fn(wrap(std::forward<F>(f))), replace(replace_) {}
+  /// A route for binary messages, or for both kinds: {"files.#", fn, route_kind::binary}.
+  template <class F>
+  route(std::string pattern_, F&& f, route_kind accepts_, bool replace_ = false)
+      : pattern(std::move(pattern_)), fn(wrap(std::forward<F>(f))), replace(replace_), accepts(accepts_) {}
 
   std::string pattern;
   function fn;
   bool replace = false; ///< Replace an existing route with the same pattern instead of failing.
+  route_kind accepts = route_kind::text; ///< Which messages it takes; others are invalid for it.
 
 private:
   template <class F>
@@ -183,7 +202,7 @@ struct status {
   /// ended it: the same text as state_change::reason. A successful reconnect
   /// keeps it (connected says the link is up); null until something ended.
   std::optional<std::string> last_error;
-  std::uint64_t invalid_messages = 0; ///< Frames the codec rejected.
+  std::uint64_t invalid_messages = 0; ///< Frames the codec rejected, and messages of a kind their route does not take.
   std::uint64_t unrouted = 0;         ///< Envelopes no route matched.
   /// The extension the server accepted on the latest connection, as its
   /// Sec-WebSocket-Extensions value ("permessage-deflate; ..."); null if none.
@@ -278,6 +297,11 @@ public:
   /// interrupted: it completes with the write (or the connection's end).
   asio::awaitable<void> send(std::string path, json data);
   asio::awaitable<void> send(std::string path, json data, std::error_code& ec);
+  /// Sends `bytes` to `path` as a binary envelope (binary_format::path_prefixed:
+  /// the path, then the raw bytes; no base64). With a raw-binary codec the path
+  /// is not sent. Otherwise as send(path, data): same queue, order and errors.
+  asio::awaitable<void> send_binary(std::string path, std::string bytes);
+  asio::awaitable<void> send_binary(std::string path, std::string bytes, std::error_code& ec);
   /// Sends a prepared envelope (ids, reply_to, extra fields, binary).
   asio::awaitable<void> send(envelope e);
   asio::awaitable<void> send(envelope e, std::error_code& ec);

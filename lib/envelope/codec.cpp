@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "utf8.hpp"
+
 namespace tether {
 namespace {
 
@@ -142,15 +144,57 @@ std::optional<std::string> to_envelope(json& j, field_names names, envelope& e) 
   return std::nullopt;
 }
 
-std::error_code decode_frame(std::string_view frame, bool binary_frame, field_names names,
-                             std::vector<envelope>& out, std::string& reason) {
-  if (binary_frame) {
-    envelope e;
-    e.binary = true;
+// [path length: 2 bytes, big-endian][path][payload] (docs/protocol.md).
+std::error_code decode_binary(std::string_view frame, binary_format format, std::vector<envelope>& out,
+                              std::string& reason) {
+  envelope e;
+  e.binary = true;
+  if (format == binary_format::raw) {
     e.bytes.assign(frame);
     out.push_back(std::move(e));
     return {};
   }
+  if (frame.size() < 2) {
+    set_reason(reason, "binary envelope of " + std::to_string(frame.size()) +
+                           " bytes: shorter than its 2-byte path length");
+    return error::invalid_envelope;
+  }
+  const std::size_t length =
+      static_cast<std::size_t>(static_cast<unsigned char>(frame[0])) << 8 | static_cast<unsigned char>(frame[1]);
+  if (length > frame.size() - 2) {
+    set_reason(reason, "binary envelope: path length " + std::to_string(length) + " runs past the " +
+                           std::to_string(frame.size() - 2) + " bytes that follow");
+    return error::invalid_envelope;
+  }
+  const auto path = frame.substr(2, length);
+  if (!detail::is_valid_utf8(path)) {
+    set_reason(reason, "binary envelope: the path is not UTF-8");
+    return error::invalid_envelope;
+  }
+  e.path.assign(path);
+  e.bytes.assign(frame.substr(2 + length));
+  out.push_back(std::move(e));
+  return {};
+}
+
+std::error_code encode_binary(const envelope& e, binary_format format, std::string& out) {
+  if (format == binary_format::raw) {
+    out += e.bytes;
+    return {};
+  }
+  if (e.path.size() > 0xffff || !detail::is_valid_utf8(e.path))
+    return error::invalid_envelope;
+  out += static_cast<char>(e.path.size() >> 8);
+  out += static_cast<char>(e.path.size() & 0xff);
+  out += e.path;
+  out += e.bytes;
+  return {};
+}
+
+std::error_code decode_frame(std::string_view frame, bool binary_frame, field_names names, binary_format format,
+                             std::vector<envelope>& out, std::string& reason) {
+  if (binary_frame)
+    return decode_binary(frame, format, out, reason);
   if (nested_deeper_than(frame, field_codec::max_depth)) {
     set_reason(reason, "JSON nested deeper than " + std::to_string(field_codec::max_depth) + " levels");
     return error::invalid_envelope;
@@ -199,9 +243,11 @@ void append_member(std::string& out, std::string_view key, const json& value) {
   out += ',';
 }
 
-std::error_code encode_envelope(const envelope& e, field_names names, std::string& out, bool& binary_frame) {
+std::error_code encode_envelope(const envelope& e, field_names names, binary_format format, std::string& out,
+                                bool& binary_frame) {
   if (e.binary) {
-    out += e.bytes;
+    if (auto ec = encode_binary(e, format, out))
+      return ec;
     binary_frame = true;
     return {};
   }
@@ -240,8 +286,16 @@ constexpr field_names default_names{"path", "data"};
 
 } // namespace
 
-field_codec::field_codec(std::string path_field, std::string data_field)
-    : path_field_(std::move(path_field)), data_field_(std::move(data_field)) {
+const char* to_string(binary_format f) noexcept {
+  switch (f) {
+  case binary_format::path_prefixed: return "path_prefixed";
+  case binary_format::raw: return "raw";
+  }
+  return "unknown";
+}
+
+field_codec::field_codec(std::string path_field, std::string data_field, binary_format binary)
+    : path_field_(std::move(path_field)), data_field_(std::move(data_field)), binary_(binary) {
   const auto fixed = [](std::string_view n) { return n == id_field || n == reply_to_field || n == error_field; };
   if (path_field_.empty() || data_field_.empty() || path_field_ == data_field_ || fixed(path_field_) ||
       fixed(data_field_))
@@ -249,21 +303,21 @@ field_codec::field_codec(std::string path_field, std::string data_field)
 }
 
 std::error_code field_codec::encode(const envelope& e, std::string& out, bool& binary_frame) const {
-  return encode_envelope(e, {path_field_, data_field_}, out, binary_frame);
+  return encode_envelope(e, {path_field_, data_field_}, binary_, out, binary_frame);
 }
 
 std::error_code field_codec::decode(std::string_view frame, bool binary_frame, std::vector<envelope>& out,
                                     std::string& reason) const {
-  return decode_frame(frame, binary_frame, {path_field_, data_field_}, out, reason);
+  return decode_frame(frame, binary_frame, {path_field_, data_field_}, binary_, out, reason);
 }
 
 std::error_code json_codec::encode(const envelope& e, std::string& out, bool& binary_frame) const {
-  return encode_envelope(e, default_names, out, binary_frame);
+  return encode_envelope(e, default_names, binary_, out, binary_frame);
 }
 
 std::error_code json_codec::decode(std::string_view frame, bool binary_frame, std::vector<envelope>& out,
                                    std::string& reason) const {
-  return decode_frame(frame, binary_frame, default_names, out, reason);
+  return decode_frame(frame, binary_frame, default_names, binary_, out, reason);
 }
 
 } // namespace tether

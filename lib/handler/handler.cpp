@@ -501,17 +501,29 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     captures caps;
     std::shared_ptr<const route::function> fn;
     bool routed = false;
+    bool wrong_kind = false;
     {
       std::lock_guard lock(routes_->m);
       if (auto id = routes_->router.match(env.path, caps)) {
         auto it = routes_->fns.find(*id);
         if (it != routes_->fns.end()) {
-          fn = it->second;
+          const auto accepts = it->second.accepts;
+          wrong_kind = accepts != route_kind::any && (accepts == route_kind::binary) != env.binary;
+          fn = it->second.fn;
           routed = true;
         }
       }
       if (!fn)
         fn = routes_->fallback;
+    }
+    if (wrong_kind) {
+      // Neither the route's function nor the fallback: the message is not what
+      // its route takes, like a frame the codec rejects.
+      update_status([](tether::status& st) { ++st.invalid_messages; });
+      report(error::invalid_envelope, std::string(env.binary ? "binary" : "text") + " message for path '" +
+                                          env.path + "', whose route takes " +
+                                          (env.binary ? "text" : "binary") + " only");
+      return;
     }
     if (!routed)
       update_status([](tether::status& st) { ++st.unrouted; });
@@ -521,7 +533,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       if (auto* f = std::get_if<route::json_fn>(fn.get())) {
         (*f)(env.data, ctx_);
       } else if (auto* g = std::get_if<route::message_fn>(fn.get())) {
-        message m{env.path, env.data, env, caps, raw};
+        message m{env.path, env.data, env, caps, raw, env.binary, env.bytes};
         (*g)(m, ctx_);
       } else {
         // Offsets, not views: moving a short (SSO) path moves its characters.
@@ -567,7 +579,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     if (auto* f = std::get_if<route::json_coro>(fn.get())) {
       co_await (*f)(env.data, ctx);
     } else if (auto* g = std::get_if<route::message_coro>(fn.get())) {
-      message m{env.path, env.data, env, caps, raw};
+      message m{env.path, env.data, env, caps, raw, env.binary, env.bytes};
       co_await (*g)(m, ctx);
     }
     (void)self;
@@ -971,6 +983,18 @@ asio::awaitable<void> handler::send(std::string path, json data) {
 
 asio::awaitable<void> handler::send(std::string path, json data, std::error_code& ec) {
   return impl::into(send(std::move(path), std::move(data)), ec);
+}
+
+asio::awaitable<void> handler::send_binary(std::string path, std::string bytes) {
+  envelope e;
+  e.path = std::move(path);
+  e.bytes = std::move(bytes);
+  e.binary = true;
+  return send(std::move(e));
+}
+
+asio::awaitable<void> handler::send_binary(std::string path, std::string bytes, std::error_code& ec) {
+  return impl::into(send_binary(std::move(path), std::move(bytes)), ec);
 }
 
 asio::awaitable<void> handler::send(envelope e) { return impl::encode_and_send(impl_, std::move(e)); }

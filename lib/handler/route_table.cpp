@@ -9,7 +9,7 @@ namespace tether {
 
 route_table::route_table() : table_(std::make_shared<route_handle::table>()) {}
 
-std::uint64_t route_handle::table::insert(const std::string& pattern, bool replace,
+std::uint64_t route_handle::table::insert(const std::string& pattern, bool replace, route_kind accepts,
                                          std::shared_ptr<const route::function> fn) {
   auto& t = *this;
   std::lock_guard lock(t.m);
@@ -21,17 +21,17 @@ std::uint64_t route_handle::table::insert(const std::string& pattern, bool repla
   if (auto old = t.ids.find(pattern); old != t.ids.end())
     t.fns.erase(old->second);
   t.ids[pattern] = id;
-  t.fns[id] = std::move(fn);
+  t.fns[id] = entry{std::move(fn), accepts};
   return id;
 }
 
 route_handle route_table::add(route&& r) {
-  const auto id = table_->insert(r.pattern, r.replace, std::make_shared<const route::function>(std::move(r.fn)));
+  const auto id = table_->insert(r.pattern, r.replace, r.accepts, std::make_shared<const route::function>(std::move(r.fn)));
   return route_handle(table_, r.pattern, id);
 }
 
 route_handle route_table::add(const route& r) {
-  const auto id = table_->insert(r.pattern, r.replace, std::make_shared<const route::function>(r.fn));
+  const auto id = table_->insert(r.pattern, r.replace, r.accepts, std::make_shared<const route::function>(r.fn));
   return route_handle(table_, r.pattern, id);
 }
 

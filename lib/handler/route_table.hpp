@@ -15,14 +15,19 @@ namespace tether {
 struct route_handle::table {
   std::mutex m;
   path_router router;
-  std::unordered_map<std::uint64_t, std::shared_ptr<const route::function>> fns;
+  struct entry {
+    std::shared_ptr<const route::function> fn;
+    route_kind accepts = route_kind::text;
+  };
+  std::unordered_map<std::uint64_t, entry> fns;
   std::unordered_map<std::string, std::uint64_t> ids; // pattern → id, so a stale handle cannot remove a replacement
   std::uint64_t next_id = 1;
   std::shared_ptr<const route::function> fallback;
 
   /// Registers `fn` under `pattern` and returns its id; throws
   /// std::system_error(route_conflict / invalid_pattern, saying why).
-  std::uint64_t insert(const std::string& pattern, bool replace, std::shared_ptr<const route::function> fn);
+  std::uint64_t insert(const std::string& pattern, bool replace, route_kind accepts,
+                       std::shared_ptr<const route::function> fn);
 };
 
 } // namespace tether

@@ -26,6 +26,15 @@ const char* to_string(offline_policy p) noexcept {
   return "unknown";
 }
 
+const char* to_string(route_kind k) noexcept {
+  switch (k) {
+  case route_kind::text: return "text";
+  case route_kind::binary: return "binary";
+  case route_kind::any: return "any";
+  }
+  return "unknown";
+}
+
 json status::to_json() const {
   auto opt = [](const auto& v) -> json { return v ? json(*v) : json(nullptr); };
   json j = json::object();

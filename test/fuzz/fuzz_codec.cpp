@@ -1,5 +1,6 @@
 // libFuzzer target for the envelope codecs: the input is decoded as a text
-// frame by json_codec and field_codec("type", "payload") and as a binary frame.
+// frame by json_codec and field_codec("type", "payload") and as a binary frame
+// (path-prefixed binary envelopes, and raw).
 // A rejection appends nothing and gives a short printable reason; every decoded
 // envelope encodes, and decoding that frame again gives back exactly it.
 #include <tether/codec.hpp>
@@ -15,14 +16,14 @@
 
 namespace {
 
-void check(const tether::codec& codec, std::string_view frame, bool binary) {
+void check(const tether::codec& codec, std::string_view frame, bool binary, bool raw_binary = false) {
   std::vector<tether::envelope> out(1);
   out[0].path = "sentinel";
   std::string reason;
   const auto ec = codec.decode(frame, binary, out, reason);
   if (ec) {
     TETHER_FUZZ_ASSERT(ec == tether::error::invalid_envelope);
-    TETHER_FUZZ_ASSERT(!binary); // a binary frame always decodes
+    TETHER_FUZZ_ASSERT(!(binary && raw_binary)); // a raw binary frame always decodes
     TETHER_FUZZ_ASSERT(out.size() == 1 && out[0].path == "sentinel");
     TETHER_FUZZ_ASSERT(!reason.empty() && reason.size() <= tether::codec::max_reason_size);
     for (const char c : reason)
@@ -31,7 +32,11 @@ void check(const tether::codec& codec, std::string_view frame, bool binary) {
   }
   TETHER_FUZZ_ASSERT(!out.empty() && out[0].path == "sentinel");
   if (binary)
-    TETHER_FUZZ_ASSERT(out.size() == 2 && out[1].binary && out[1].bytes == frame);
+    TETHER_FUZZ_ASSERT(out.size() == 2 && out[1].binary && out[1].data.is_null());
+  if (binary && raw_binary)
+    TETHER_FUZZ_ASSERT(out[1].bytes == frame && out[1].path.empty());
+  if (binary && !raw_binary) // [length][path][payload], nothing lost
+    TETHER_FUZZ_ASSERT(2 + out[1].path.size() + out[1].bytes.size() == frame.size());
 
   for (std::size_t i = 1; i < out.size(); ++i) {
     const auto& e = out[i];
@@ -64,5 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(json_codec, frame, false);
   check(typed, frame, false);
   check(json_codec, frame, true);
+  static const tether::json_codec raw_codec(tether::binary_format::raw);
+  check(raw_codec, frame, true, true);
   return 0;
 }

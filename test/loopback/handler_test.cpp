@@ -124,6 +124,106 @@ TEST_CASE("handler: wildcards, captures, fallback, invalid messages, a throwing 
   });
 }
 
+TEST_CASE("handler: binary routes share the trie with text routes; a wrong kind is invalid, not fatal") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    std::vector<std::string> errors;
+    handler_options o = fast();
+    o.on_error = [&](std::error_code ec, std::string_view what) {
+      CHECK(ec == error::invalid_envelope);
+      errors.emplace_back(what);
+    };
+    handler ws{io.get_executor(), o};
+    std::vector<std::string> seen;
+    ws.add_route({"files.*", [&](const message& m, connection_context&) {
+                    CHECK(m.binary);
+                    CHECK(m.data.is_null());
+                    seen.push_back("bin:" + std::string(m.wildcards[0]) + ":" + std::string(m.bytes));
+                  }, route_kind::binary});
+    ws.add_route({"files.index", [&](const json& d, connection_context&) { seen.push_back("text:" + d.dump()); }});
+    ws.add_route({"either", [&](const message& m, connection_context&) {
+                    seen.push_back(m.binary ? "either:bin:" + std::string(m.bytes) : "either:text");
+                  }, route_kind::any});
+    ws.set_fallback(route::message_fn([&](const message& m, connection_context&) {
+      seen.push_back("fallback:" + std::string(m.path));
+    }));
+    co_await ws.connect(server.url());
+    const auto binary_envelope = [](std::string_view path, std::string_view bytes) {
+      std::string f;
+      f += static_cast<char>(path.size() >> 8);
+      f += static_cast<char>(path.size() & 0xff);
+      f += path;
+      f += bytes;
+      return f;
+    };
+    server.send_binary(binary_envelope("files.a", std::string("\x00\xff", 2)));
+    server.send_text(envelope_text("files.index", 1));      // the literal beats '*', and is text
+    server.send_binary(binary_envelope("files.index", "x")); // binary for a text-only route
+    server.send_text(envelope_text("files.b", 2));           // text for a binary-only route
+    server.send_binary(binary_envelope("either", "y"));
+    server.send_text(envelope_text("either", 3));
+    server.send_binary(binary_envelope("nobody", "z"));
+    server.send_binary(std::string("\x00", 1));             // not a binary envelope
+    {
+      const bool reached = co_await eventually([&] { return seen.size() == 5 && errors.size() == 3; });
+      CHECK(reached);
+    }
+    CHECK(seen == std::vector<std::string>{"bin:a:" + std::string("\x00\xff", 2), "text:1", "either:bin:y",
+                                           "either:text", "fallback:nobody"});
+    REQUIRE(errors.size() == 3);
+    CHECK(errors[0].find("binary message for path 'files.index', whose route takes text only") != std::string::npos);
+    CHECK(errors[1].find("text message for path 'files.b', whose route takes binary only") != std::string::npos);
+    CHECK(errors[2].find("shorter than its 2-byte path length") != std::string::npos);
+    const auto st = ws.status();
+    CHECK(st.invalid_messages == 3);
+    CHECK(st.unrouted == 1);
+    CHECK(st.connected); // nothing of it closed the connection
+
+    // send_binary: the path and the raw bytes, no base64, in order with text sends.
+    const std::string payload("\x00\x01\x02\xfe\xff", 5);
+    co_await ws.send("before", 1);
+    co_await ws.send_binary("files.up", payload);
+    co_await server.wait_messages(2);
+    const auto got = server.messages();
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].first == opcode::text);
+    CHECK(got[1].first == opcode::binary);
+    CHECK(got[1].second == binary_envelope("files.up", payload));
+    std::error_code ec;
+    co_await ws.send_binary(std::string("\xc3\x28"), "x", ec); // a path that is not UTF-8
+    CHECK(ec == error::invalid_envelope);
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("handler: a raw-binary codec hands binary frames to the fallback as they are") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    handler_options o = fast();
+    o.wire_codec = std::make_shared<json_codec>(binary_format::raw);
+    handler ws{io.get_executor(), o};
+    std::vector<std::string> seen;
+    ws.set_fallback(route::message_fn([&](const message& m, connection_context&) {
+      seen.push_back(std::string(m.path) + "|" + std::string(m.bytes));
+    }));
+    co_await ws.connect(server.url());
+    server.send_binary(std::string("\x00\x05" "hello", 7));
+    {
+      const bool reached = co_await eventually([&] { return seen.size() == 1; });
+      CHECK(reached);
+    }
+    CHECK(seen == std::vector<std::string>{"|" + std::string("\x00\x05" "hello", 7)});
+    co_await ws.send_binary("ignored.path", "raw bytes");
+    co_await server.wait_messages(1);
+    CHECK(server.messages().at(0).second == "raw bytes");
+    co_await ws.close();
+  });
+}
+
 TEST_CASE("handler: coroutine handlers own their message; removal during dispatch is safe") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {

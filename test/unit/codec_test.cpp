@@ -269,10 +269,11 @@ TEST_CASE("field_codec with other field names") {
   CHECK_THROWS_AS(tether::field_codec("error", "data"), std::invalid_argument);
 }
 
-TEST_CASE("binary frames") {
+TEST_CASE("binary frames, raw: the frame is the payload, routed to the fallback") {
   const std::string raw("\x00\xff{\"path\":\"a\"}\x80", 15);
-  const tether::field_codec typed("type", "payload");
-  const std::vector<const tether::codec*> codecs = {&codec, &typed};
+  const tether::json_codec plain(tether::binary_format::raw);
+  const tether::field_codec typed("type", "payload", tether::binary_format::raw);
+  const std::vector<const tether::codec*> codecs = {&plain, &typed};
   for (const auto* c : codecs) {
     auto out = decode_ok(raw, *c, true);
     REQUIRE(out.size() == 1);
@@ -282,7 +283,7 @@ TEST_CASE("binary frames") {
     CHECK(out[0].data.is_null());
     CHECK(round_trip(out[0], *c).bytes == raw);
   }
-  CHECK(decode_ok("", codec, true).at(0).bytes.empty());
+  CHECK(decode_ok("", plain, true).at(0).bytes.empty());
 
   // Only the bytes go out: path and the JSON fields are not representable.
   envelope e;
@@ -292,8 +293,69 @@ TEST_CASE("binary frames") {
   e.data = 1;
   e.id = 2;
   e.extra = {{"k", 1}};
-  CHECK(encode_ok(e) == raw);
+  CHECK(encode_ok(e, plain) == raw);
   CHECK(encode_ok(e, typed) == raw);
+  CHECK(std::string(to_string(tether::binary_format::raw)) == "raw");
+}
+
+TEST_CASE("binary frames, path_prefixed (the default): [length][path][payload], byte for byte") {
+  const tether::field_codec typed("type", "payload");
+  CHECK(codec.binary() == tether::binary_format::path_prefixed);
+  CHECK(typed.binary() == tether::binary_format::path_prefixed);
+  envelope e;
+  e.binary = true;
+  e.path = "files.up";
+  e.bytes = std::string("\x00\x01\xff\x80", 4);
+  e.id = 2; // not carried by binary frames
+  const std::string wire = std::string("\x00\x08", 2) + "files.up" + std::string("\x00\x01\xff\x80", 4);
+  for (const tether::codec* c : {static_cast<const tether::codec*>(&codec), static_cast<const tether::codec*>(&typed)}) {
+    CHECK(encode_ok(e, *c) == wire);
+    auto back = decode_one(wire, *c, true);
+    CHECK(back.binary);
+    CHECK(back.path == "files.up");
+    CHECK(back.bytes == e.bytes);
+    CHECK(back.data.is_null());
+    CHECK(!back.id);
+  }
+  // An empty path and an empty payload are valid.
+  CHECK(decode_one(std::string("\x00\x00", 2), codec, true).path.empty());
+  CHECK(decode_one(std::string("\x00\x01x", 3), codec, true).bytes.empty());
+  // A 300-byte path: the length's high byte counts.
+  envelope longer;
+  longer.binary = true;
+  longer.path = std::string(300, 'p');
+  longer.bytes = "z";
+  const auto frame = encode_ok(longer);
+  CHECK(frame.substr(0, 2) == std::string("\x01\x2c", 2));
+  CHECK(decode_one(frame, codec, true).path == longer.path);
+
+  // Malformed frames: invalid_envelope with a reason, nothing appended.
+  const std::pair<std::string, const char*> bad[] = {
+      {std::string(), "shorter than its 2-byte path length"},
+      {std::string("\x05", 1), "shorter than its 2-byte path length"},
+      {std::string("\x00\x05" "abc", 5), "path length 5 runs past the 3 bytes that follow"},
+      {std::string("\xff\xff", 2), "path length 65535 runs past the 0 bytes that follow"},
+      {std::string("\x00\x02\xc3\x28", 4), "the path is not UTF-8"},
+  };
+  for (const auto& [frame_bytes, why] : bad) {
+    CAPTURE(std::string(why));
+    std::vector<envelope> out;
+    std::string reason;
+    CHECK(codec.decode(frame_bytes, true, out, reason) == error::invalid_envelope);
+    CHECK(out.empty());
+    CHECK(reason.find(why) != std::string::npos);
+  }
+  // A path that cannot be written: over 65535 bytes, or not UTF-8.
+  for (const auto& path : {std::string(65536, 'p'), std::string("\xc3\x28")}) {
+    envelope x;
+    x.binary = true;
+    x.path = path;
+    std::string out = "before";
+    bool binary_frame = false;
+    CHECK(codec.encode(x, out, binary_frame) == error::invalid_envelope);
+    CHECK(out == "before");
+  }
+  CHECK(std::string(to_string(tether::binary_format::path_prefixed)) == "path_prefixed");
 }
 
 TEST_CASE("encode rejects what JSON text cannot carry") {

@@ -65,6 +65,9 @@ TEST_CASE("conditions, opcodes, roles and the handler's and stream's enums have 
   CHECK(std::string(to_string(backoff::exponential)) == "exponential");
   CHECK(std::string(to_string(offline_policy::drop_oldest)) == "drop_oldest");
   CHECK(std::string(to_string(message_kind::binary)) == "binary");
+  CHECK(std::string(to_string(route_kind::any)) == "any");
+  CHECK(std::string(to_string(binary_format::path_prefixed)) == "path_prefixed");
+  CHECK(std::string(to_string(error::socks_address_type_not_supported)) == "socks_address_type_not_supported");
   CHECK(std::string(to_string(log_level::warning)) == "warning");
   CHECK(std::string(to_string(connection_state::reconnecting)) == "reconnecting");
 }
@@ -80,6 +83,9 @@ TEST_CASE("fmt prints every public enum by name, with string format specs") {
   CHECK(fmt::format("{}", backoff::linear) == "linear");
   CHECK(fmt::format("{}", offline_policy::fail) == "fail");
   CHECK(fmt::format("{}", message_kind::close) == "close");
+  CHECK(fmt::format("{}", route_kind::binary) == "binary");
+  CHECK(fmt::format("{}", binary_format::raw) == "raw");
+  CHECK(fmt::format("{}", error::proxy_unreachable) == "proxy_unreachable");
   CHECK(fmt::format("{}", log_level::info) == "info");
   CHECK(fmt::format("{}", connection_state::open) == "open");
   CHECK(fmt::format("[{:>8}]", role::server) == "[  server]");
