@@ -61,12 +61,23 @@ asio::awaitable<void> echo_and_errors(std::string url) {
   CHECK(first["path"] == "echo.a");
   CHECK(second["path"] == "echo.b");
 
-  // Binary frames come back as they are.
+  // Binary frames that are not binary envelopes come back as they are.
   co_await a->send(std::string("\x00\x01\xff", 3), tether::message_kind::binary);
   std::string buf;
   auto r = co_await a->read(buf);
   CHECK(r.kind == tether::message_kind::binary);
   CHECK(buf == std::string("\x00\x01\xff", 3));
+  // Binary envelopes route like text ones: echo.* echoes, unknown paths get server.error.
+  const std::string echo_envelope = std::string("\x00\x06", 2) + "echo.b" + std::string("\x00\xfe", 2);
+  co_await a->send(echo_envelope, tether::message_kind::binary);
+  r = co_await a->read(buf);
+  CHECK(r.kind == tether::message_kind::binary);
+  CHECK(buf == echo_envelope);
+  const std::string unknown_binary = std::string("\x00\x03", 2) + "x.y" + "z";
+  co_await a->send(unknown_binary, tether::message_kind::binary);
+  json refused = co_await read_json(*a);
+  CHECK(refused["path"] == "server.error");
+  CHECK(refused["data"]["path"] == "x.y");
 
   // Unknown paths, bad requests and non-envelopes get server.error.
   co_await a->send(R"({"path":"nowhere.x","data":null,"id":"q1"})");

@@ -54,14 +54,17 @@ namespace {
 /// screen); into a pipe or file it goes as is.
 class printer {
 public:
-  printer(bool color_out, bool color_err, bool escape_out)
-      : color_out_(color_out), color_err_(color_err), escape_out_(escape_out) {}
+  printer(bool color_out, bool color_err, bool escape_out, bool full_hex)
+      : color_out_(color_out), color_err_(color_err), escape_out_(escape_out), full_hex_(full_hex) {}
 
   void message(tether::message_kind kind, std::string_view data) const {
     if (kind == tether::message_kind::text) {
       const std::string shown = escape_out_ ? printable(data) : std::string(data);
       std::fwrite(shown.data(), 1, shown.size(), stdout);
       std::fputc('\n', stdout);
+    } else if (full_hex_) {
+      // --binary: the whole message, in the form the input takes.
+      fmt::print(stdout, "{}{}{}\n", on(color_out_, cyan), hex_text(data), off(color_out_));
     } else {
       std::string line = fmt::format("<binary {} bytes>", data.size());
       constexpr std::size_t preview = 16;
@@ -98,6 +101,7 @@ private:
   bool color_out_;
   bool color_err_;
   bool escape_out_;
+  bool full_hex_;
 };
 
 /// What main() and a signal can reach while the session runs.
@@ -221,14 +225,24 @@ asio::awaitable<void> send_loop(tether::stream& ws, line_reader& input, const pr
       if (handled)
         continue;
     }
-    if (!tether::detail::is_valid_utf8(*line)) {
+    auto kind = tether::message_kind::text;
+    if (opt.binary) {
+      std::string bytes;
+      std::size_t column = 0;
+      if (!parse_hex(*line, bytes, column)) {
+        out.error(fmt::format("not sent: the line is not hex (column {})", column));
+        continue;
+      }
+      *line = std::move(bytes);
+      kind = tether::message_kind::binary;
+    } else if (!tether::detail::is_valid_utf8(*line)) {
       // stream::send() does not check outgoing text; the server would fail the
       // connection with 1007 (RFC 6455 §8.1). Skip the line instead.
       out.error("not sent: the line is not valid UTF-8");
       continue;
     }
     std::error_code ec;
-    co_await ws.send(*line, tether::message_kind::text, ec);
+    co_await ws.send(*line, kind, ec);
     if (ec == tether::error::closed)
       co_return; // The connection is ending; receive_loop sees why and reports it.
     if (ec) {
@@ -491,7 +505,7 @@ int main(int argc, char** argv) {
 
   if (opt.raw) {
     const repl::printer out(repl::color_allowed(opt.color, STDOUT_FILENO),
-                            repl::color_allowed(opt.color, STDERR_FILENO), isatty(STDOUT_FILENO) != 0);
+                            repl::color_allowed(opt.color, STDERR_FILENO), isatty(STDOUT_FILENO) != 0, opt.binary);
     if (server)
       out.info(fmt::format("embedded demo server listening on {}", opt.url));
     repl::control ctl;

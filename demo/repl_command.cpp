@@ -61,6 +61,32 @@ std::size_t json_depth(std::string_view text) {
   return deepest;
 }
 
+bool parse_hex(std::string_view text, std::string& out, std::size_t& bad_column) {
+  const auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string bytes;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == ' ' || text[i] == '\t')
+      continue;
+    if (digit(text[i]) < 0 || i + 1 >= text.size() || digit(text[i + 1]) < 0) {
+      // The offending character, or a lone last digit.
+      bad_column = digit(text[i]) < 0 || i + 1 >= text.size() ? i + 1 : i + 2;
+      return false;
+    }
+    bytes += static_cast<char>(digit(text[i]) * 16 + digit(text[i + 1]));
+    ++i;
+  }
+  out = std::move(bytes);
+  return true;
+}
+
 bool parse_ms(std::string_view s, long long& out) {
   long long v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);

@@ -33,4 +33,9 @@ bool parse_ms(std::string_view s, long long& out);
 /// written only on success.
 bool parse_close_code(std::string_view s, long long& out);
 
+/// Bytes written as hex digit pairs, blanks allowed between pairs ("00 ff10").
+/// On failure returns false with `bad_column` the 1-based column of the first
+/// character that is not part of a pair; `out` is written only on success.
+bool parse_hex(std::string_view text, std::string& out, std::size_t& bad_column);
+
 } // namespace repl

@@ -25,8 +25,8 @@
 namespace repl {
 
 /// The commands tab completion offers first (keep in step with repl_session.cpp).
-static const char* const command_names[] = {"close", "connect", "expect", "help",   "quit", "route",
-                                            "routes", "send",   "status", "unroute", "wait"};
+static const char* const command_names[] = {"close", "connect", "expect", "help",    "ping", "quit",
+                                            "route", "routes",  "send",   "sendb", "status", "unroute", "wait"};
 
 struct line_editor::state {
   explicit state(asio::any_io_executor ex) : fd(ex) {}
@@ -113,7 +113,8 @@ char** complete(const char* text, int start, int) {
     const auto word = before.substr(0, space);
     // Only the argument right after these commands is a pattern or a path.
     const bool first_arg = before.find_first_not_of(' ', space) == std::string_view::npos;
-    if (first_arg && (word == "route" || word == "unroute" || word == "expect" || word == "send"))
+    if (first_arg && (word == "route" || word == "unroute" || word == "expect" || word == "send" ||
+                      word == "sendb"))
       candidates.assign(active->words.begin(), active->words.end());
   }
   return rl_completion_matches(text, generate);

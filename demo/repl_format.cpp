@@ -72,6 +72,17 @@ std::string binary_text(std::string_view bytes) {
   return s;
 }
 
+std::string hex_text(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    s += digits[b >> 4];
+    s += digits[b & 0xf];
+  }
+  return s;
+}
+
 namespace {
 
 /// "N/M" (retry N of --max-retries M), or "N" without a limit.

@@ -34,6 +34,9 @@ std::string rtt_text(std::chrono::nanoseconds rtt);
 
 /// "binary N bytes: 00 01 ..." (the first 16 bytes in hex).
 std::string binary_text(std::string_view bytes);
+/// Every byte as two lowercase hex digits, nothing between ("00ff10"): what
+/// raw mode's --binary prints and reads back.
+std::string hex_text(std::string_view bytes);
 
 /// The state line for `c` ("* connected to URL", ...), URL without userinfo;
 /// empty when the state prints nothing.

@@ -41,6 +41,10 @@ Scenarios (each a meson test in suite 'interop'):
   oneshot      --max-messages 1: the end of input waits for the message, exit 0;
                --timeout: exit 5 with a '* timed out' line and a clean close;
                -v prints the handshake lines as '* > ' and '* < '
+  binary       sendb PATH HEX: tether-demo-server echoes the binary envelope,
+               a route prints '< PATH binary N bytes: HEX', expect takes it;
+               chat.* in binary reaches the other client; malformed hex names
+               its column; nothing of it counts as an invalid message
 
 Nothing sleeps to synchronise: every step waits for a line of output (bounded).
 """
@@ -569,6 +573,36 @@ def scenario_order(repl, server_bin, certs_sh):
             check(results[i + 1] < out.index(echo), "%r printed before its send's ok" % echo)
     server.stop()
     shutil.rmtree(certs)
+
+
+def scenario_binary(repl, server_bin, certs_sh):
+    server = DemoServer(server_bin)
+    a = Repl(repl, server.url, name="alice")
+    b = Repl(repl, server.url, name="bob")
+    connected(a, server.url)
+    connected(b, server.url)
+    a.ok("route echo.*")
+    a.ok("sendb echo.file 00 01 fe ff")
+    a.out.wait_for(r"^< echo\.file binary 4 bytes: 00 01 fe ff \[file\]$")
+    a.ok("expect echo.file", "echo.file binary 4 bytes: 00 01 fe ff")
+    a.ok("sendb echo.empty")
+    a.out.wait_for(r"^< echo\.empty binary 0 bytes \[empty\]$")
+    a.ok("sendb echo.long " + "ab" * 20)
+    a.out.wait_for(r"^< echo\.long binary 20 bytes: (ab ){16}\.\.\. \[long\]$")
+    a.error("sendb echo.x 0g", r"malformed hex at column 15")
+    a.error("sendb echo.x abc", r"malformed hex at column 16")
+    a.error("sendb", r"sendb needs PATH \[HEX\]")
+    # Binary chat reaches the other client, whose route takes any kind.
+    b.ok("route chat.*")
+    a.ok("sendb chat.blob 41 42")
+    b.out.wait_for(r"^< chat\.blob binary 2 bytes: 41 42 \[blob\]$")
+    st = a.status()
+    check(st["invalid_messages"] == 0 and st["connected"], "status after binary: %r" % st)
+    a.send("quit")
+    b.send("quit")
+    for r in (a, b):
+        clean_close(r.finish(0), r.name)
+    server.stop()
 
 
 def scenario_ping(repl, server_bin, certs_sh):

@@ -23,7 +23,7 @@ namespace {
 constexpr std::string_view usage_line =
     "usage: tether-repl [--raw] [--reconnect|--no-reconnect] [--max-retries N] [--backoff linear|exponential]\n"
     "                   [--ping-interval MS] [--pong-timeout MS] [--send-timeout MS] [--expect-timeout MS]\n"
-    "                   [--strict] [--max-messages N] [--timeout MS] [--slash] [-v|--verbose]\n"
+    "                   [--strict] [--max-messages N] [--timeout MS] [--slash] [--binary] [-v|--verbose]\n"
     "                   [--ca FILE] [-k|--insecure] [-H|--header 'K: V']... [-s|--subprotocol P]...\n"
     "                   [--deflate|--no-deflate] [--proxy URL|--no-proxy] [--unix-socket PATH]\n"
     "                   [--no-color] [--help] [--version] [URL]\n";
@@ -36,6 +36,7 @@ constexpr std::string_view help_text =
     "(docs/protocol.md) through tether::handler, which reconnects by itself, and\n"
     "reads commands from standard input, one per line:\n"
     "  send PATH [JSON]          send an envelope (data null without JSON)\n"
+    "  sendb PATH [HEX]          send a binary envelope: PATH and the bytes in hex ('00 ff 10')\n"
     "  route PATTERN             print messages matching PATTERN with their captures\n"
     "  unroute PATTERN           remove that route\n"
     "  routes                    list the routes\n"
@@ -73,6 +74,8 @@ constexpr std::string_view help_text =
     "  --max-messages N      the end of input does not close: exit 0 once N messages have printed\n"
     "  --timeout MS          exit with status 5 when the session has run MS milliseconds\n"
     "  --slash               raw mode: /ping and /close are commands, not text\n"
+    "  --binary              raw mode: each input line is hex ('00ff10', blanks allowed) sent as one\n"
+    "                        binary message; each binary message received prints as one full hex line\n"
     "  -v, --verbose         print the handshake's request and response headers; credential headers\n"
     "                        (Authorization, Cookie, names with auth/token/key/secret/session/password)\n"
     "                        show as [redacted]; the URL's query string is shown as it is\n"
@@ -185,6 +188,8 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       out.verbose = true;
     } else if (a == "--slash") {
       out.slash = true;
+    } else if (a == "--binary") {
+      out.binary = true;
     } else if (a == "--deflate") {
       out.stream.compression = tether::compression::on;
     } else if (a == "--no-deflate") {

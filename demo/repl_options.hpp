@@ -27,6 +27,7 @@ struct options {
   bool strict = false;             ///< --strict: a failed command makes the exit status 4.
   std::chrono::milliseconds expect_timeout{10000}; ///< Default TIMEOUT_MS of expect.
   bool verbose = false;            ///< -v: the handshake's request and response headers (secrets redacted).
+  bool binary = false;             ///< --binary: raw mode reads hex lines as binary messages and prints binary as hex.
   bool slash = false;              ///< --slash: raw mode reads /ping and /close as commands.
   /// --max-messages N: the end of input does not close; the session ends after
   /// N incoming messages have been printed (0 = no such limit).

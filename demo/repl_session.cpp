@@ -50,6 +50,7 @@ constexpr std::size_t max_json_depth = tether::field_codec::max_depth;
 const char* const help_lines[] = {
     "commands (one per line; '#' starts a comment):",
     "  send PATH [JSON]          send an envelope; 'ok' once written, 'ok queued' while offline",
+    "  sendb PATH [HEX]          send a binary envelope: PATH, then the bytes given in hex ('00 ff 10')",
     "  route PATTERN             print messages matching PATTERN with their captures [a, b]",
     "  unroute PATTERN           remove that route",
     "  routes                    list the routes: 'ok PATTERN...'",
@@ -62,7 +63,8 @@ const char* const help_lines[] = {
     "  help                      this list",
     "  quit                      send what is queued, close and exit (also: end of input)",
     "patterns: dot-separated segments; '*' is one segment, '#' any number at the end",
-    "output: '< PATH DATA' routed, '< unrouted PATH DATA', '* ...' state, '! ...' trouble",
+    "output: '< PATH DATA' routed, '< unrouted PATH DATA', '* ...' state, '! ...' trouble;",
+    "        a binary envelope's DATA is 'binary N bytes: HEX ...'",
 };
 
 /// A message kept for expect.
@@ -156,12 +158,8 @@ void print_message(session& s, const tether::message& m, bool routed, bool show_
   if (s.enough)
     return; // --max-messages: N printed, the rest is dropped while the session ends
   const auto& e = m.env;
-  if (e.binary) {
-    s.event(tone::unrouted, "< " + binary_text(e.bytes));
-    count_message(s);
-    return; // binary frames have no path: nothing for expect
-  }
-  const std::string path_data = path_text(e.path) + " " + one_line_json(e.data);
+  // A binary envelope shows its path and "binary N bytes: hex preview".
+  const std::string path_data = path_text(e.path) + " " + (e.binary ? binary_text(e.bytes) : one_line_json(e.data));
   const std::string fields = fields_text(e);
   std::string line = routed ? "< " : "< unrouted ";
   line += path_data;
@@ -229,6 +227,10 @@ asio::awaitable<void> send_one(std::shared_ptr<session> s, std::string path, jso
   co_await s->ws->send(std::move(path), std::move(data));
 }
 
+asio::awaitable<void> send_one_binary(std::shared_ptr<session> s, std::string path, std::string bytes) {
+  co_await s->ws->send_binary(std::move(path), std::move(bytes));
+}
+
 /// Connects to s->url (following the retry policy); true once open. Gives up
 /// waiting when interrupted (the connect then fails with the final close).
 asio::awaitable<bool> connect_now(std::shared_ptr<session> s, std::string& error) {
@@ -265,13 +267,21 @@ bool active(tether::connection_state st) {
 
 // ---- commands ----
 
-asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c) {
+/// send PATH [JSON], or sendb PATH [HEX] (binary).
+asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c, bool binary) {
   if (c.arg.empty()) {
-    s->fail("send needs PATH [JSON]");
+    s->fail(binary ? "sendb needs PATH [HEX]" : "send needs PATH [JSON]");
     co_return;
   }
   json data = nullptr;
-  if (!c.rest.empty()) {
+  std::string bytes;
+  std::size_t bad_column = 0;
+  if (binary && !parse_hex(c.rest, bytes, bad_column)) {
+    s->fail(fmt::format("malformed hex at column {}: bytes are pairs of hex digits, blanks between them",
+                        c.rest_column + bad_column - 1));
+    co_return;
+  }
+  if (!binary && !c.rest.empty()) {
     if (json_depth(c.rest) > max_json_depth) {
       s->fail(fmt::format("malformed JSON: nested deeper than {} levels", max_json_depth));
       co_return;
@@ -313,7 +323,10 @@ asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c) {
     }
     s->notify();
   };
-  asio::co_spawn(s->ex, send_one(s, std::move(c.arg), std::move(data)), done);
+  if (binary)
+    asio::co_spawn(s->ex, send_one_binary(s, std::move(c.arg), std::move(bytes)), done);
+  else
+    asio::co_spawn(s->ex, send_one(s, std::move(c.arg), std::move(data)), done);
   for (;;) {
     if (result->done) {
       if (result->error.empty())
@@ -478,7 +491,8 @@ void cmd_route(session& s, const command_line& c) {
       print_message(*p, m, true, wild);
   };
   try {
-    s.routes.emplace(c.arg, s.ws->add_route(tether::route(c.arg, print)));
+    // Text and binary envelopes alike: the REPL shows whatever comes.
+    s.routes.emplace(c.arg, s.ws->add_route(tether::route(c.arg, print, tether::route_kind::any)));
   } catch (const std::system_error& e) {
     s.fail(pattern_error_text(c.arg, e.code()));
     return;
@@ -513,8 +527,9 @@ asio::awaitable<bool> run_command(std::shared_ptr<session> s, std::string line) 
     co_return true;
   if (c.name == "quit" || c.name == "exit")
     co_return false;
-  if (c.name == "send") {
-    co_await cmd_send(s, std::move(c));
+  if (c.name == "send" || c.name == "sendb") {
+    const bool binary = c.name == "sendb";
+    co_await cmd_send(s, std::move(c), binary);
   } else if (c.name == "expect") {
     co_await cmd_expect(s, std::move(c));
   } else if (c.name == "wait") {

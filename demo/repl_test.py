@@ -13,7 +13,9 @@ Scenarios (each a meson test in suite 'interop'):
                 server's close prints "closed CODE REASON" and sets the exit status
                 (1001 → 0, 4001 → 3); a dropped connection exits 1
   binary        binary messages print as "<binary N bytes>" and a hex preview
-                (from a websockets server inside this script)
+                (from a websockets server inside this script); with --binary as
+                one full hex line each, and hex input lines go out as binary
+                messages (a line that is not hex is not sent, with its column)
   refused       a refused connection exits 1 with the error on stderr
   usage         no arguments → the embedded demo server, a clean close at the end of
                 input, exit 0 (also with --raw); bad arguments → exit 2; --help, --version
@@ -201,6 +203,23 @@ def scenario_binary(repl, _peer_script):
     out.expect("closed 1000 done")
     check(proc.wait(timeout=T) == 0, "exit status %r after close 1000" % proc.returncode)
     proc.stdin.close()
+
+    # --binary: full hex lines out; hex lines in go out as binary (the Python
+    # echo peer echoes them back, so the output is the input).
+    proc, out = interactive(repl, "ws://127.0.0.1:%d" % port, "--binary")
+    out.expect("".join("%02x" % i for i in range(20)))
+    out.expect("ff")
+    out.expect("")
+    out.expect("text after binary")
+    out.expect("closed 1000 done")
+    proc.wait(timeout=T)
+    proc.stdin.close()
+    peer = Peer(_peer_script)
+    r = run(repl, "--raw", "--binary", "--max-messages", "2", "ws://127.0.0.1:%d/" % peer.port,
+            input="00 01 ff\nnot hex\nDEADbeef\n")
+    check(r.returncode == 0 and r.stdout == "0001ff\ndeadbeef\n", "--binary echo: %r" % r.stdout)
+    check("not sent: the line is not hex (column 1)" in r.stderr, "bad hex line: %r" % r.stderr)
+    peer.stop()
 
 
 def scenario_refused(repl, _peer_script):
