@@ -11,13 +11,17 @@
 
 #include <asio/use_awaitable.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <map>
 #include <ostream>
+#include <thread>
 
 #include "peer.hpp"
 #include "proxy_process.hpp"
@@ -260,6 +264,78 @@ TEST_CASE("an unreachable proxy and a silent one: proxy_unreachable at once, pro
     CHECK(took >= std::chrono::milliseconds(300));
     CHECK(took < std::chrono::milliseconds(3 * 300 + 1000));
     CHECK(text.find("tunnel to ws://example.com/ through proxy") != std::string::npos);
+  }
+}
+
+/// A one-shot hostile proxy on 127.0.0.1: accepts one connection, reads what
+/// the client sends first, answers `reply`, then keeps the connection open
+/// until the client leaves.
+class scripted_proxy {
+public:
+  explicit scripted_proxy(std::string reply) : reply_(std::move(reply)) {
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~scripted_proxy() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url(const char* scheme) const { return std::string(scheme) + "://127.0.0.1:" + std::to_string(port_); }
+
+private:
+  void serve() {
+    const int c = ::accept(fd_, nullptr, nullptr);
+    if (c < 0)
+      return;
+    char buf[4096];
+    (void)::recv(c, buf, sizeof buf, 0);
+    (void)::send(c, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+    while (::recv(c, buf, sizeof buf, 0) > 0) {
+    }
+    ::close(c);
+  }
+  std::string reply_;
+  std::uint16_t port_ = 0;
+  int fd_ = [this] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd, 1);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    return fd;
+  }();
+  std::thread thread_;
+};
+
+TEST_CASE("a hostile proxy: not HTTP, an endless header section, data before the server, a bad SOCKS answer") {
+  struct row {
+    std::string reply;
+    const char* scheme;
+    error expected;
+    const char* says;
+  };
+  const row rows[] = {
+      {"SSH-2.0-OpenSSH_9.2\r\n\r\n", "http", error::proxy_malformed, "its answer is not HTTP"},
+      {"HTTP/1.1 200 OK\r\nX: " + std::string(20000, 'a'), "http", error::proxy_malformed, "over 16384 bytes"},
+      {"HTTP/1.1 200 OK\r\n\r\nsurprise", "http", error::proxy_malformed, "followed by data before the server spoke"},
+      {"HTTP/1.1 200 OK\r\n", "http", error::proxy_timeout, "tunnel to"}, // never ends its header section
+      {std::string("\x04\x5a", 2), "socks5", error::proxy_malformed, "is not SOCKS5 (version 4)"},
+      {std::string("\x05\xff", 2), "socks5", error::socks_auth_failed, "requires authentication"},
+      {std::string("\x05\x00\x05\x02\x00\x01\x00", 7), "socks5h", error::socks_not_allowed, "reply code 2"},
+      {std::string("\x05\x00\x05\x00\x00\x09\x00", 7), "socks5h", error::proxy_malformed, "CONNECT answer is not SOCKS5"},
+  };
+  for (const auto& r : rows) {
+    CAPTURE(std::string(r.says));
+    scripted_proxy proxy(r.reply);
+    stream_options o = via(proxy.url(r.scheme));
+    o.proxy_timeout = std::chrono::milliseconds(500);
+    std::string text;
+    CHECK(connect_error("ws://example.com/", o, &text) == r.expected);
+    CHECK(text.find(r.says) != std::string::npos);
   }
 }
 

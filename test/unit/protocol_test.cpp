@@ -5,6 +5,8 @@
 #include <tether/protocol.hpp>
 
 #include <algorithm>
+#include <array>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -466,4 +468,36 @@ TEST_CASE("a failure mid-chunk delivers the valid prefix first, whatever the chu
     CHECK(got[1] == data(opcode::binary, "12345"));
     CHECK(got[2].error == error::message_too_big);
   });
+}
+
+TEST_CASE("masking keys look random: distinct across connections and frames, every bit balanced") {
+  // RFC 6455 §5.3: keys must be unpredictable. They come from OpenSSL's CSPRNG;
+  // this catches a constant, a counter or a key reused across connections.
+  std::set<std::uint32_t> keys;
+  std::array<int, 32> ones{};
+  constexpr int connections = 50, frames = 20;
+  for (int c = 0; c < connections; ++c) {
+    protocol p(client_opts());
+    for (int f = 0; f < frames; ++f) {
+      REQUIRE(!p.send_message(opcode::text, "x"));
+      const auto out = p.pending_output();
+      REQUIRE(out.size() == 2 + 4 + 1); // header, key, 1 masked byte
+      std::uint32_t key = 0;
+      for (int i = 0; i < 4; ++i)
+        key = key << 8 | static_cast<unsigned char>(out[2 + i]);
+      keys.insert(key);
+      for (int bit = 0; bit < 32; ++bit)
+        ones[bit] += (key >> bit) & 1;
+      p.consume_output(out.size());
+    }
+  }
+  constexpr int total = connections * frames;
+  // 1,000 random 32-bit keys collide with probability ~1e-4; two collisions ~1e-8.
+  CHECK(keys.size() >= total - 1);
+  for (int bit = 0; bit < 32; ++bit) {
+    CAPTURE(bit);
+    // Binomial(1000, 1/2): standard deviation 15.8; 350..650 is over 9 sigma.
+    CHECK(ones[bit] > 350);
+    CHECK(ones[bit] < 650);
+  }
 }
