@@ -1052,6 +1052,8 @@ std::error_code detail::stream_access::start_send(stream& s, std::string_view da
 }
 
 std::size_t detail::stream_access::queued_bytes(const stream& s) noexcept { return s.impl_->sendq_bytes_; }
+
+std::size_t detail::stream_access::buffered_read_bytes(const stream& s) noexcept { return s.impl_->inbox_bytes_; }
 asio::awaitable<std::chrono::nanoseconds> stream::ping(std::string_view payload, std::chrono::milliseconds timeout,
                                                        std::error_code& ec) {
   return impl::do_ping(impl_, std::string(payload), timeout, &ec);

@@ -27,6 +27,9 @@ struct stream_access {
 
   /// Bytes queued for the writer and not yet framed (the backpressure measure).
   static std::size_t queued_bytes(const stream& s) noexcept;
+
+  /// Bytes of received messages held for readers (bounded by max_read_queue_bytes).
+  static std::size_t buffered_read_bytes(const stream& s) noexcept;
 };
 
 } // namespace tether::detail

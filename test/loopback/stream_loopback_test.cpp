@@ -20,6 +20,7 @@
 #include <future>
 #include <thread>
 
+#include "stream/stream_access.hpp"
 #include "test_server.hpp"
 
 using namespace tether;
@@ -437,6 +438,52 @@ TEST_CASE("read_some hands over a large message in parts") {
     }
     CHECK(parts > 1);
     CHECK(whole == big);
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("max_read_queue_bytes: a reader that falls behind stops the socket reads; nothing is lost") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream_options o;
+    o.max_read_queue_bytes = 256 * 1024;
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+    // 32 MiB: far more than the kernel's socket buffers hold on loopback, so
+    // a stream that ignored its bound would buffer most of it.
+    constexpr std::size_t count = 512, size = 64 * 1024;
+    for (std::size_t i = 0; i < count; ++i)
+      server.send_binary(std::string(size, static_cast<char>(i % 251)));
+    // Past the bound by at most one socket read (1 MiB) and the message it finishes.
+    const std::size_t ceiling = o.max_read_queue_bytes + (1 << 20) + size;
+    const auto buffered = [&] { return tether::detail::stream_access::buffered_read_bytes(ws); };
+    asio::steady_timer tick(io);
+    const auto give_up = clock_type::now() + std::chrono::seconds(10);
+    while (buffered() < o.max_read_queue_bytes && clock_type::now() < give_up) {
+      tick.expires_after(std::chrono::milliseconds(5)); // a poll interval
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+    REQUIRE(buffered() >= o.max_read_queue_bytes);
+    // Nobody reads for 300 ms: an observation window (the rule is that nothing
+    // more is read), not synchronisation.
+    std::size_t most = 0;
+    const auto until = clock_type::now() + std::chrono::milliseconds(300);
+    while (clock_type::now() < until) {
+      most = std::max(most, buffered());
+      tick.expires_after(std::chrono::milliseconds(5));
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+    CHECK(most <= ceiling);
+    // Reading drains it; every message arrives, in order.
+    std::string buf;
+    for (std::size_t i = 0; i < count; ++i) {
+      auto r = co_await ws.read(buf);
+      most = std::max(most, buffered());
+      REQUIRE(r.kind == message_kind::binary);
+      REQUIRE(buf == std::string(size, static_cast<char>(i % 251)));
+    }
+    CHECK(most <= ceiling);
     co_await ws.close();
   });
 }
