@@ -63,13 +63,9 @@ std::size_t json_depth(std::string_view text) {
 
 bool parse_hex(std::string_view text, std::string& out, std::size_t& bad_column) {
   const auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
+    int v = 0;
+    auto [end, ec] = std::from_chars(&c, &c + 1, v, 16);
+    return ec == std::errc() && end == &c + 1 ? v : -1;
   };
   std::string bytes;
   for (std::size_t i = 0; i < text.size(); ++i) {

@@ -99,6 +99,17 @@ stream_options via(const std::string& proxy, stream_options o = {}) {
 
 const std::string outgoing = "127.0.0.2"; // where the proxies connect from
 
+/// Settings of a proxy that connects from `outgoing`, with a user when `auth`.
+proxy_settings bound(bool auth, const char* user, const char* password) {
+  proxy_settings ps;
+  ps.bind = outgoing;
+  if (auth) {
+    ps.user = user;
+    ps.password = password;
+  }
+  return ps;
+}
+
 } // namespace
 
 TEST_CASE("HTTP CONNECT through tinyproxy: ws:// and wss://, without and with Basic auth") {
@@ -106,13 +117,7 @@ TEST_CASE("HTTP CONNECT through tinyproxy: ws:// and wss://, without and with Ba
   peer_process tls(peer_kind::python, {"--tls", cert_dir() + "/server.pem", cert_dir() + "/server.key"});
   for (bool auth : {false, true}) {
     CAPTURE(auth);
-    proxy_settings ps;
-    ps.bind = outgoing;
-    if (auth) {
-      ps.user = "alice";
-      ps.password = "s3cret";
-    }
-    proxy_process proxy(kind::tinyproxy, ps);
+    proxy_process proxy(kind::tinyproxy, bound(auth, "alice", "s3cret"));
     CHECK(echo_and_peer(plain.url(), via(proxy.url())) == "peer " + outgoing);
     // TLS runs inside the tunnel, verified against the URL's host name.
     CHECK(echo_and_peer(tls.url(true, "localhost"), via(proxy.url(), tls_options_for_tests())) == "peer " + outgoing);
@@ -127,13 +132,7 @@ TEST_CASE("SOCKS5 through microsocks: socks5 and socks5h, ws:// and wss://, with
   peer_process tls(peer_kind::python, {"--tls", cert_dir() + "/server.pem", cert_dir() + "/server.key"});
   for (bool auth : {false, true}) {
     CAPTURE(auth);
-    proxy_settings ps;
-    ps.bind = outgoing;
-    if (auth) {
-      ps.user = "bob";
-      ps.password = "pa:ss@word";
-    }
-    proxy_process proxy(kind::microsocks, ps);
+    proxy_process proxy(kind::microsocks, bound(auth, "bob", "pa:ss@word"));
     for (const char* scheme : {"socks5", "socks5h"}) {
       CAPTURE(scheme);
       // "localhost": resolved here for socks5, by microsocks for socks5h.

@@ -20,6 +20,19 @@ std::string source_root() {
   return ".";
 }
 
+int spawn_process(std::vector<std::string> argv, const void* actions) {
+  std::vector<char*> cargv;
+  for (auto& a : argv)
+    cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  int pid = -1;
+  const int rc = posix_spawn(&pid, cargv[0], static_cast<const posix_spawn_file_actions_t*>(actions), nullptr,
+                             cargv.data(), environ);
+  if (rc != 0)
+    throw std::runtime_error(argv[0] + ": cannot start: " + std::strerror(rc));
+  return pid;
+}
+
 peer_process::peer_process(peer_kind kind, std::vector<std::string> args) {
   std::vector<std::string> argv;
   if (kind == peer_kind::python) {
@@ -39,18 +52,19 @@ peer_process::peer_process(peer_kind kind, std::vector<std::string> args) {
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_addclose(&fa, in[1]);
   posix_spawn_file_actions_addclose(&fa, out[0]);
-  std::vector<char*> cargv;
-  for (auto& a : argv)
-    cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  const int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
+  std::string started;
+  try {
+    pid_ = spawn_process(argv, &fa);
+  } catch (const std::runtime_error& e) {
+    started = e.what();
+  }
   posix_spawn_file_actions_destroy(&fa);
   close(in[0]);
   close(out[1]);
   stdin_fd_ = in[1]; // kept open: the peer exits when its stdin ends
   stdout_fd_ = out[0];
-  if (rc != 0)
-    throw std::runtime_error(std::string("cannot start peer: ") + std::strerror(rc));
+  if (!started.empty())
+    throw std::runtime_error("cannot start peer: " + started);
   auto line = next_line(std::chrono::seconds(15));
   if (!line || line->rfind("listening ", 0) != 0) {
     kill(SIGKILL);

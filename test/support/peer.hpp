@@ -15,6 +15,11 @@ enum class peer_kind { python, node };
 /// Where the source tree is (TETHER_SOURCE_ROOT, set by meson test).
 std::string source_root();
 
+/// posix_spawn of argv[0] with `argv` and the environment; `actions` is a
+/// posix_spawn_file_actions_t* (or nullptr). Returns the pid; throws
+/// std::runtime_error naming the program if it cannot start.
+int spawn_process(std::vector<std::string> argv, const void* actions);
+
 class peer_process {
 public:
   /// Starts the echo peer of `kind` with extra arguments and waits (≤ 15 s) for

@@ -1,5 +1,7 @@
 #include "proxy_process.hpp"
 
+#include "peer.hpp"
+
 #include <arpa/inet.h>
 #include <cctype>
 #include <csignal>
@@ -18,8 +20,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-extern char** environ;
 
 namespace tether::test {
 
@@ -91,14 +91,13 @@ proxy_process::proxy_process(kind k, proxy_settings settings) : kind_(k), settin
   const std::string log_path = dir_ + "/log";
   posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  std::vector<char*> cargv;
-  for (auto& a : argv)
-    cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  const int rc = posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ);
+  try {
+    pid_ = spawn_process(argv, &fa);
+  } catch (...) {
+    posix_spawn_file_actions_destroy(&fa);
+    throw;
+  }
   posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0)
-    throw std::runtime_error(argv[0] + ": cannot start: " + std::strerror(rc));
   // Neither proxy says when it listens: poll its port (an event, not a sleep
   // standing in for one), giving up after 10 s or when the process exits.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
