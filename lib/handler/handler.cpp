@@ -29,6 +29,7 @@
 #include <unordered_map>
 
 #include "asio_compat.hpp"
+#include "fifo.hpp"
 #include "live.hpp"
 #include "signal.hpp"
 #include "route_table.hpp"
@@ -121,8 +122,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   steady::time_point last_frame_{};
   bool reader_paused_ = false;
 
-  std::deque<std::shared_ptr<item>> queue_;
-  std::deque<std::shared_ptr<item>> in_flight_; // handed to the stream, not yet written
+  detail::fifo<std::shared_ptr<item>> queue_;
+  detail::fifo<std::shared_ptr<item>> in_flight_; // handed to the stream, not yet written
   std::shared_ptr<asio::cancellation_signal> opening_signal_; // the running on_open steps
   asio::cancellation_slot opening_slot_;                      // their coroutine's, to recognise their sends
   std::vector<std::shared_ptr<running>> handlers_;
@@ -637,7 +638,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     if (!in_flight_.empty() && in_flight_.front() == it)
       in_flight_.pop_front();
     else
-      std::erase(in_flight_, it);
+      in_flight_.erase_if([&it](const std::shared_ptr<item>& x) { return x == it; });
     const bool counted = !it->done && !ec;
     complete(it, ec);
     if (counted) {
@@ -805,7 +806,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         co_await asio::this_coro::reset_cancellation_state();
         continue;
       }
-      std::erase(s.queue_, it);
+      s.queue_.erase_if([&it](const std::shared_ptr<item>& x) { return x == it; });
       s.set_queued();
       s.notify();
       throw std::system_error(asio::error::operation_aborted);

@@ -13,7 +13,9 @@
 
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <system_error>
+#include <utility>
 
 #include "asio_compat.hpp"
 
@@ -35,28 +37,49 @@ private:
   void shutdown() override { down = true; }
 };
 
+// The channel is made at the first wait, on the heap: most signals of an idle
+// connection never have a waiter, and a channel costs about 200 bytes inline
+// plus what it allocates. A notify before that is the token the first wait finds.
 class signal {
 public:
   explicit signal(const asio::any_io_executor& ex)
-      : ch_(ex, 1), down_(asio::use_service<signal_shutdown>(asio::query(ex, asio::execution::context)).down) {}
+      : ex_(ex), down_(asio::use_service<signal_shutdown>(asio::query(ex, asio::execution::context)).down) {}
 
   /// co_await s.wait(): completes on a notify, or with an error when the
   /// awaiting coroutine is cancelled (check its cancellation state after).
-  auto wait() { return ch_.async_receive(use_nothrow); }
+  auto wait() {
+    if (!ch_) {
+      ch_ = std::make_unique<channel>(ex_, 1);
+      if (std::exchange(pending_, false))
+        (void)ch_->try_send(std::error_code{}, true);
+    }
+    return ch_->async_receive(use_nothrow);
+  }
 
   void notify_one() {
-    if (!down_)
-      (void)ch_.try_send(std::error_code{}, true);
+    if (down_)
+      return;
+    if (ch_)
+      (void)ch_->try_send(std::error_code{}, true);
+    else
+      pending_ = true;
   }
   void notify_all() {
-    if (!down_)
-      (void)ch_.try_send_n(std::numeric_limits<std::size_t>::max(), std::error_code{}, true);
+    if (down_)
+      return;
+    if (ch_)
+      (void)ch_->try_send_n(std::numeric_limits<std::size_t>::max(), std::error_code{}, true);
+    else
+      pending_ = true;
   }
 
 private:
   // (error_code, bool), not (error_code): Asio 1.22 cannot instantiate a
   // channel whose signature is void(error_code) alone (ambiguous traits).
-  asio::experimental::channel<void(std::error_code, bool)> ch_;
+  using channel = asio::experimental::channel<void(std::error_code, bool)>;
+  asio::any_io_executor ex_;
+  std::unique_ptr<channel> ch_;
+  bool pending_ = false; // a notify with no channel yet: the first wait's token
   const bool& down_;
 };
 

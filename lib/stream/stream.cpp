@@ -22,9 +22,9 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <deque>
 
 #include "asio_compat.hpp"
+#include "fifo.hpp"
 #include "handshake_log.hpp"
 #include "timeout.hpp"
 #include "live.hpp"
@@ -53,8 +53,9 @@ namespace {
 
 // Reads ask for between min_read and max_read bytes: the size doubles while
 // reads fill the buffer (a large message arrives in few system calls) and
-// halves when they use under a quarter of it (an idle connection holds little).
-constexpr std::size_t min_read = 4 * 1024;
+// halves when they use under a quarter of it (an idle connection holds little:
+// the pending read's buffer is all the input memory an idle stream has).
+constexpr std::size_t min_read = 1024;
 constexpr std::size_t max_read = 1024 * 1024;
 constexpr std::size_t read_chunk = 16 * 1024; // handshake and discard reads
 // Frames gathered into one write, at most (one system call per batch).
@@ -134,7 +135,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   asio::steady_timer watchdog_; // bounds the close handshake and TCP shutdown
 
   // inbound
-  std::deque<inbound> inbox_;
+  detail::fifo<inbound> inbox_;
   std::size_t inbox_bytes_ = 0;
   std::vector<std::string> spare_;
   bool close_seen_ = false;
@@ -143,7 +144,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::string peer_close_reason_;
 
   // outbound
-  std::deque<outgoing> sendq_;
+  detail::fifo<outgoing> sendq_;
   std::size_t sendq_bytes_ = 0;
   std::uint64_t next_seq_ = 0;
   std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
@@ -157,10 +158,10 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     detail::signal* done;
     std::function<void(std::error_code)> callback;
   };
-  std::deque<send_wait> send_waits_;
+  detail::fifo<send_wait> send_waits_;
   std::vector<std::unique_ptr<detail::signal>> spare_signals_;
-  std::deque<std::string> pongs_;
-  std::deque<std::shared_ptr<ping_wait>> pings_;
+  detail::fifo<std::string> pongs_;
+  detail::fifo<std::shared_ptr<ping_wait>> pings_;
   bool close_requested_ = false;
   std::uint16_t close_code_ = 0;
   std::string close_reason_;
@@ -210,6 +211,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     po.max_message_size = opts_.max_message_size;
     po.max_frame_size = opts_.max_frame_size;
     po.auto_pong = false; // pongs go through pongs_ so a backlog can be merged
+    po.initial_buffer_size = min_read; // what the input buffer shrinks back to
     proto_ = protocol(po);
     response_ = {};
     subprotocol_.clear();
@@ -802,7 +804,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
         s.send_waits_.push_back({seq, signal.get(), {}});
       }
       ~registration() {
-        std::erase_if(s.send_waits_, [this](const send_wait& w) { return w.seq == seq; });
+        s.send_waits_.erase_if([this](const send_wait& w) { return w.seq == seq; });
         if (s.spare_signals_.size() < max_spare_signals)
           s.spare_signals_.push_back(std::move(signal)); // a stale token only costs a re-check
       }
@@ -877,7 +879,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     pings_.push_back(p);
     writer_wake_.notify_one();
     auto [tec] = co_await p->timer.async_wait(use_nothrow);
-    std::erase(pings_, p);
+    pings_.erase_if([&p](const std::shared_ptr<ping_wait>& q) { return q == p; });
     if (p->answered)
       co_return p->rtt;
     auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
