@@ -19,6 +19,7 @@
 
 #include "asio_compat.hpp"
 #include "timeout.hpp"
+#include "tls_context.hpp"
 
 namespace tether::detail {
 
@@ -115,38 +116,9 @@ std::error_code check_tls_files(const tls_options& tls, std::string& what) {
 asio::awaitable<std::error_code> transport::start_tls(const url& target, const tls_options& tls,
                                                       std::chrono::milliseconds timeout, std::string& detail) {
   namespace ssl = asio::ssl;
-  std::error_code ec;
-  ctx_ = std::make_unique<ssl::context>(ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx_->native_handle(), TLS1_2_VERSION);
-  if (tls.insecure_skip_verify) {
-    ctx_->set_verify_mode(ssl::verify_none);
-  } else {
-    ctx_->set_verify_mode(ssl::verify_peer);
-    std::string from = "the system store";
-    if (!tls.ca_file.empty()) {
-      from = "tls.ca_file '" + tls.ca_file + "'";
-      ctx_->load_verify_file(tls.ca_file, ec);
-    }
-    if (!ec && !tls.ca_dir.empty()) {
-      from = "tls.ca_dir '" + tls.ca_dir + "'";
-      ctx_->add_verify_path(tls.ca_dir, ec);
-    }
-    if (!ec && tls.ca_file.empty() && tls.ca_dir.empty())
-      ctx_->set_default_verify_paths(ec);
-    if (ec) {
-      detail = "cannot load CA certificates from " + from + ": " + ec.message();
-      co_return error::tls_failed;
-    }
-  }
-  if (!tls.cert_file.empty()) {
-    ctx_->use_certificate_chain_file(tls.cert_file, ec);
-    if (!ec)
-      ctx_->use_private_key_file(tls.key_file.empty() ? tls.cert_file : tls.key_file, ssl::context::pem, ec);
-    if (ec) {
-      detail = "cannot load the client certificate '" + tls.cert_file + "' or its key: " + ec.message();
-      co_return error::tls_failed;
-    }
-  }
+  ctx_ = client_tls_context(tls, detail); // shared by streams with the same settings
+  if (!ctx_)
+    co_return error::tls_failed;
 
   tls_ = std::make_unique<ssl::stream<socket_type>>(std::move(*sock_), *ctx_);
   sock_.reset();

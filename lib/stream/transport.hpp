@@ -69,8 +69,8 @@ private:
   asio::any_io_executor ex_;
   asio::ip::tcp::resolver::results_type endpoints_;
   std::optional<socket_type> sock_;
-  // Allocated only for wss://.
-  std::unique_ptr<asio::ssl::context> ctx_;
+  // Only for wss://; shared with other streams of the same TLS settings.
+  std::shared_ptr<asio::ssl::context> ctx_;
   std::unique_ptr<asio::ssl::stream<socket_type>> tls_;
 };
 

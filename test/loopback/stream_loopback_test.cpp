@@ -16,11 +16,17 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include <cstdio>
+#include <fstream>
 #include <ostream>
+#include <stdlib.h>
+#include <unistd.h>
 #include <future>
 #include <thread>
 
+#include "peer.hpp"
 #include "stream/stream_access.hpp"
+#include "stream/tls_context.hpp"
 #include "test_server.hpp"
 
 using namespace tether;
@@ -486,6 +492,49 @@ TEST_CASE("max_read_queue_bytes: a reader that falls behind stops the socket rea
     CHECK(most <= ceiling);
     co_await ws.close();
   });
+}
+
+TEST_CASE("TLS contexts are shared by streams with the same settings, and rebuilt when a file changes") {
+  tls_options a;
+  a.ca_file = test::cert_dir() + "/ca.pem";
+  std::string why;
+  auto first = tether::detail::client_tls_context(a, why);
+  auto again = tether::detail::client_tls_context(a, why);
+  REQUIRE(first);
+  CHECK(first == again);
+  tls_options other = a;
+  other.insecure_skip_verify = true;
+  auto third = tether::detail::client_tls_context(other, why);
+  REQUIRE(third);
+  CHECK(third != first);
+
+  // A CA file replaced on disk (a rotation) is read again.
+  char dir[] = "/tmp/tether-ctx-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  const std::string copy = std::string(dir) + "/ca.pem";
+  const auto write_copy = [&](const std::string& extra) {
+    std::ifstream in(a.ca_file);
+    std::ofstream out(copy, std::ios::trunc);
+    out << in.rdbuf() << extra;
+  };
+  write_copy("");
+  tls_options rotated;
+  rotated.ca_file = copy;
+  auto before = tether::detail::client_tls_context(rotated, why);
+  write_copy("\n"); // another size: another file as far as the cache knows
+  auto after = tether::detail::client_tls_context(rotated, why);
+  REQUIRE(before);
+  REQUIRE(after);
+  CHECK(before != after);
+
+  // A file that cannot be loaded: no context, the reason in the text.
+  tls_options missing;
+  missing.ca_file = std::string(dir) + "/missing.pem";
+  why.clear();
+  CHECK(!tether::detail::client_tls_context(missing, why));
+  CHECK(why.find("cannot load CA certificates from tls.ca_file") != std::string::npos);
+  std::remove(copy.c_str());
+  ::rmdir(dir);
 }
 
 TEST_CASE("userinfo becomes Authorization; secrets never reach logs or errors") {
