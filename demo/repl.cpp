@@ -497,6 +497,10 @@ int main(int argc, char** argv) {
       return repl::exit_failed;
     }
     opt.url = embedded->url();
+    // The embedded server is in this process: never through a proxy from the
+    // environment (the first run needs no network), unless --proxy says so.
+    if (opt.stream.proxy.empty())
+      opt.stream.proxy = "none";
   }
   tether::demo::demo_server* server = embedded ? &*embedded : nullptr;
   // --timeout bounds the session: the close handshake after it gets 1 s at most.

@@ -42,7 +42,8 @@ Scenarios (each a meson test in suite 'interop'):
   proxy         --proxy through tinyproxy (the server sees the proxy's address),
                 http_proxy from the environment, --no-proxy ignoring it, an
                 unreachable proxy (exit 1, its password never printed), a bad
-                proxy URL (exit 1), an empty --proxy (exit 2)
+                proxy URL (exit 1), an empty --proxy (exit 2); without a URL the
+                embedded server is reached directly whatever http_proxy says
   unix          --unix-socket to a websockets server on a Unix-domain socket;
                 a missing socket exits 1 naming its path
 Every wait is bounded; peers get a stdin pipe that is closed at the end.
@@ -552,6 +553,11 @@ def scenario_proxy(repl, peer_script):
     check(r.returncode == 1 and "invalid proxy URL" in r.stderr, "bad proxy URL: %r" % r.stderr)
     r = run(repl, "--raw", "--proxy", "", url, input="")
     check(r.returncode == 2, "empty --proxy: exit %d" % r.returncode)
+    # No URL: the embedded demo server, never through a proxy from the environment.
+    r = run(repl, "--raw", "--max-messages", "1", input='{"path":"echo.x","data":1}\n',
+            env={"http_proxy": "http://127.0.0.1:%d" % dead, "all_proxy": "http://127.0.0.1:%d" % dead})
+    check(r.returncode == 0 and '"path":"echo.x"' in r.stdout, "embedded server behind a dead proxy: %r %r" %
+          (r.stdout, r.stderr))
     peer.stop()
 
 

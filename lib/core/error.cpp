@@ -72,7 +72,7 @@ const char* message_of(error e) noexcept {
   case error::proxy_unreachable: return "cannot reach the proxy";
   case error::proxy_timeout: return "timed out setting up the proxy tunnel";
   case error::proxy_malformed: return "malformed answer from the proxy";
-  case error::proxy_auth_required: return "the proxy requires authentication (HTTP 407)";
+  case error::proxy_auth_required: return "the proxy requires authentication";
   case error::proxy_denied: return "the proxy refused the connection";
   case error::proxy_failed: return "the proxy could not connect to the server";
   case error::socks_auth_failed: return "SOCKS5 authentication failed";

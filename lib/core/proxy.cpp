@@ -1,9 +1,9 @@
 // Proxy selection and the proxy protocols' messages, without I/O.
 //
 // Decisions worth knowing:
-//  - The proxy URL is parsed by parse_url (as ws://host:port), so hosts, IPv6
-//    literals, ports and userinfo follow exactly the rules of WebSocket URLs;
-//    its userinfo comes back as a Basic credential, decoded again for SOCKS.
+//  - The proxy URL's host and port are parsed by parse_url (as ws://host:port),
+//    so hosts, IPv6 literals and ports follow exactly the rules of WebSocket
+//    URLs; the userinfo is split and percent-decoded here (see parse_proxy_url).
 //  - An explicit stream_options::proxy ignores the environment entirely
 //    (no_proxy included): what the program says wins over what it inherits.
 //  - Loopback is not bypassed implicitly, unlike some tools: only no_proxy does.
@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "crypto.hpp"
+#include "percent.hpp"
 
 namespace tether::detail {
 
@@ -86,21 +87,32 @@ std::error_code parse_proxy_url(std::string_view text, proxy_url& out) {
       return error::proxy_bad_url; // https:// proxies (TLS to the proxy) are not supported
     rest = text.substr(sep + 3);
   }
+  // The userinfo is split here, before decoding: SOCKS5 (RFC 1929) allows ':'
+  // in a user name, which a Basic credential (and so parse_url) cannot carry.
+  const auto authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const auto userinfo = authority.substr(0, at);
+    const auto colon = userinfo.find(':');
+    std::string user, password;
+    if (!percent_decode(userinfo.substr(0, colon), user) ||
+        (colon != std::string_view::npos && !percent_decode(userinfo.substr(colon + 1), password)))
+      return error::proxy_bad_url;
+    const auto control = [](const std::string& v) {
+      return std::any_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    };
+    if (user.empty() || control(user) || control(password) ||
+        (p.type == proxy_url::kind::http && user.find(':') != std::string::npos))
+      return error::proxy_bad_url;
+    p.user = std::move(user);
+    p.password = std::move(password);
+    rest.remove_prefix(at + 1);
+  }
   url u;
   if (parse_url("ws://" + std::string(rest), u) || u.target != "/")
     return error::proxy_bad_url;
   p.host = u.host;
   p.host_is_ip = u.host_is_ip;
   p.port = u.explicit_port ? u.port : 1080;
-  if (u.authorization) {
-    // "Basic base64(user:password)", as parse_url built it from the userinfo.
-    std::string plain;
-    if (!base64_decode(std::string_view(*u.authorization).substr(6), plain))
-      return error::proxy_bad_url;
-    const auto colon = plain.find(':');
-    p.user = plain.substr(0, colon);
-    p.password = colon == std::string::npos ? std::string() : plain.substr(colon + 1);
-  }
   out = std::move(p);
   return {};
 }

@@ -28,8 +28,9 @@ struct proxy_url {
 };
 
 /// Parses a proxy URL: http://, socks5://, socks5h://, or host[:port] (http),
-/// with optional user:password@; port 1080 when not given (as curl). A path
-/// other than "/" is error::proxy_bad_url; so is any other scheme.
+/// with optional user:password@ (percent-decoded; a ':' in the user only for
+/// SOCKS5, as Basic cannot carry it); port 1080 when not given (as curl). A
+/// path other than "/" is error::proxy_bad_url; so is any other scheme.
 std::error_code parse_proxy_url(std::string_view text, proxy_url& out);
 
 /// Reads an environment variable; nullptr when unset.

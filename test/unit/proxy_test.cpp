@@ -60,8 +60,13 @@ TEST_CASE("proxy URLs: schemes, default port 1080, userinfo decoded, anything el
   CHECK(p.user == "bob");
   CHECK(p.password.empty());
 
+  // SOCKS5 user names may hold ':' (RFC 1929); a Basic credential cannot.
+  REQUIRE(!parse_proxy_url("socks5://a%3Ab:p%40ss@h:1", p));
+  CHECK(p.user == "a:b");
+  CHECK(p.password == "p@ss");
   for (const char* bad : {"https://proxy:443", "ftp://x", "http://", "http://proxy:0", "http://proxy:99999",
-                          "http://proxy/path", "http://pro xy:1", "socks4://h:1"}) {
+                          "http://proxy/path", "http://pro xy:1", "socks4://h:1", "http://a%3Ab:p@h:1",
+                          "http://u%0D%0AX:p@h:1", "socks5://:p@h:1", "http://u:%zz@h:1"}) {
     CAPTURE(bad);
     CHECK(parse_proxy_url(bad, p) == error::proxy_bad_url);
   }
