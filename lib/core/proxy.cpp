@@ -144,6 +144,7 @@ bool no_proxy_matches(std::string_view list, std::string_view host) {
 std::error_code select_proxy(const url& target, std::string_view setting, const env_lookup& env,
                              std::optional<proxy_url>& out, std::string& what) {
   out.reset();
+  what.clear();
   if (setting == "none")
     return {};
   std::string_view chosen = setting;
@@ -168,8 +169,6 @@ std::error_code select_proxy(const url& target, std::string_view setting, const 
     if (no_proxy && no_proxy_matches(no_proxy, target.host))
       return {};
     chosen = value;
-  } else {
-    what = "the proxy setting";
   }
   proxy_url p;
   if (auto ec = parse_proxy_url(chosen, p))

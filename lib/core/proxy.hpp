@@ -40,7 +40,8 @@ using env_lookup = std::function<const char*(const char*)>;
 /// names (the environment is not read); when `setting` is empty, curl's
 /// variables: http_proxy (lower case only) for ws://, https_proxy then
 /// HTTPS_PROXY for wss://, then all_proxy / ALL_PROXY, unless no_proxy /
-/// NO_PROXY matches the host. Errors: proxy_bad_url, naming the variable in `what`.
+/// NO_PROXY matches the host. `what` names the variable the proxy came from
+/// (left empty for `setting`). Errors: proxy_bad_url.
 std::error_code select_proxy(const url& target, std::string_view setting, const env_lookup& env,
                              std::optional<proxy_url>& out, std::string& what);
 

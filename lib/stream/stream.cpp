@@ -373,7 +373,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     std::string source;
     const detail::env_lookup env = [](const char* name) { return static_cast<const char*>(std::getenv(name)); };
     if (auto e = detail::select_proxy(u, opts_.proxy, env, proxy, source)) {
-      set_error(e, source + " is not a proxy URL (http://, socks5:// or socks5h://host:port)");
+      set_error(e, (source.empty() ? "the proxy setting" : source) +
+                       " is not a proxy URL (http://, socks5:// or socks5h://host:port)");
       co_return e;
     }
     if (!proxy) {
@@ -388,7 +389,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       }
       co_return e;
     }
-    const auto via = "proxy " + proxy->display() + (source == "the proxy setting" ? "" : " (from " + source + ")");
+    const auto via = "proxy " + proxy->display() + (source.empty() ? "" : " (from " + source + ")");
     log(log_level::info, "connecting to " + u.to_string() + " through " + via);
     std::error_code e = co_await tr_->resolve(proxy->host, proxy->port, opts_.resolve_timeout);
     if (!e)

@@ -18,6 +18,16 @@ namespace tether::detail {
 namespace {
 // A proxy's answer header section larger than this is not a proxy we understand.
 constexpr std::size_t max_connect_response = 16 * 1024;
+
+/// One SOCKS5 step: writes `request`, then reads exactly `n` bytes into `reply`.
+template <class Socket>
+asio::awaitable<std::error_code> exchange(Socket& s, std::string_view request, unsigned char* reply, std::size_t n) {
+  auto [wec, written] = co_await asio::async_write(s, asio::buffer(request), use_nothrow);
+  if (wec)
+    co_return wec;
+  auto [rec, got] = co_await asio::async_read(s, asio::buffer(reply, n), use_nothrow);
+  co_return rec;
+}
 } // namespace
 
 asio::awaitable<std::error_code> transport::tunnel(const url& target, const proxy_url& proxy,
@@ -81,12 +91,9 @@ asio::awaitable<std::error_code> transport::socks5_connect(const url& target, co
   std::array<unsigned char, 4 + 1 + 255 + 2> reply{};
 
   const std::string greeting = socks5_greeting(proxy);
-  auto [gec, gn] = co_await asio::async_write(s, asio::buffer(greeting), use_nothrow);
-  if (!gec) {
-    auto [rec, rn] = co_await asio::async_read(s, asio::buffer(reply.data(), 2), use_nothrow);
-    gec = rec;
-  }
-  if (gec) {
+  // Each co_await on its own statement: g++ 12 miscompiles it inside larger expressions.
+  const std::error_code greeted = co_await exchange(s, greeting, reply.data(), 2);
+  if (greeted) {
     detail = "the proxy closed the connection during method selection";
     co_return error::proxy_malformed;
   }
@@ -105,12 +112,8 @@ asio::awaitable<std::error_code> transport::socks5_connect(const url& target, co
       detail = "the user or password is over 255 bytes";
       co_return ec;
     }
-    auto [aec, an] = co_await asio::async_write(s, asio::buffer(auth), use_nothrow);
-    if (!aec) {
-      auto [rec, rn] = co_await asio::async_read(s, asio::buffer(reply.data(), 2), use_nothrow);
-      aec = rec;
-    }
-    if (aec) {
+    const std::error_code authenticated = co_await exchange(s, auth, reply.data(), 2);
+    if (authenticated) {
       detail = "the proxy closed the connection during authentication";
       co_return error::socks_auth_failed;
     }
@@ -145,12 +148,8 @@ asio::awaitable<std::error_code> transport::socks5_connect(const url& target, co
       request = socks5_connect_request(bytes.data(), bytes.size(), target.port);
     }
   }
-  auto [cec, cn] = co_await asio::async_write(s, asio::buffer(request), use_nothrow);
-  if (!cec) {
-    auto [rec, rn] = co_await asio::async_read(s, asio::buffer(reply.data(), 5), use_nothrow);
-    cec = rec;
-  }
-  if (cec) {
+  const std::error_code requested = co_await exchange(s, request, reply.data(), 5);
+  if (requested) {
     detail = "the proxy closed the connection before answering CONNECT";
     co_return error::proxy_malformed;
   }
