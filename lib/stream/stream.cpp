@@ -30,7 +30,6 @@
 #include "live.hpp"
 #include "signal.hpp"
 #include "stream_access.hpp"
-#include "proxy.hpp"
 #include "transport.hpp"
 #include "utf8.hpp"
 
@@ -360,51 +359,6 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     co_return std::error_code{};
   }
 
-  // Resolve and connect, or the Unix socket, or the proxy and its tunnel: up
-  // to the point where TLS (wss://) or the WebSocket handshake starts.
-  asio::awaitable<std::error_code> open_transport(const url& u) {
-    if (!opts_.unix_socket.empty()) {
-      std::error_code e = co_await tr_->connect_unix(opts_.unix_socket, opts_.connect_timeout);
-      if (e)
-        set_error(e, "connecting to unix socket " + opts_.unix_socket + " for " + u.to_string());
-      co_return e;
-    }
-    std::optional<detail::proxy_url> proxy;
-    std::string source;
-    const detail::env_lookup env = [](const char* name) { return static_cast<const char*>(std::getenv(name)); };
-    if (auto e = detail::select_proxy(u, opts_.proxy, env, proxy, source)) {
-      set_error(e, (source.empty() ? "the proxy setting" : source) +
-                       " is not a proxy URL (http://, socks5:// or socks5h://host:port)");
-      co_return e;
-    }
-    if (!proxy) {
-      // One statement per phase: g++ 12 miscompiles co_await inside && chains.
-      std::error_code e = co_await tr_->resolve(u.host, u.port, opts_.resolve_timeout);
-      if (e)
-        set_error(e, "resolving " + u.to_string());
-      if (!e) {
-        e = co_await tr_->connect(opts_.connect_timeout);
-        if (e)
-          set_error(e, "connecting to " + u.to_string());
-      }
-      co_return e;
-    }
-    const auto via = "proxy " + proxy->display() + (source.empty() ? "" : " (from " + source + ")");
-    log(log_level::info, "connecting to " + u.to_string() + " through " + via);
-    std::error_code e = co_await tr_->resolve(proxy->host, proxy->port, opts_.resolve_timeout);
-    if (!e)
-      e = co_await tr_->connect(opts_.connect_timeout);
-    if (e) {
-      set_error(error::proxy_unreachable, "connecting to " + via + ": " + e.message());
-      co_return error::proxy_unreachable;
-    }
-    std::string why;
-    e = co_await tr_->tunnel(u, *proxy, opts_.proxy_timeout, why);
-    if (e)
-      set_error(e, "tunnel to " + u.to_string() + " through " + via + (why.empty() ? "" : ": " + why));
-    co_return e;
-  }
-
   asio::awaitable<void> connect_op(std::string_view text, std::error_code& ec) {
     // A connection that already failed may still be winding down: wait for it.
     while ((state_ != state::closed || running_ > 0) && (error_ || state_ == state::closing)) {
@@ -450,7 +404,10 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     state_ = state::connecting;
     log(log_level::info, "connecting to " + u.to_string());
     tr_ = std::make_unique<detail::transport>(ex_);
-    std::error_code e = co_await open_transport(u);
+    std::string where;
+    std::error_code e = co_await tr_->open(u, opts_, where);
+    if (e)
+      set_error(e, where);
     if (!e && u.secure && opts_.tls.insecure_skip_verify && !std::exchange(insecure_warned_, true))
       log(log_level::warning, "TLS certificate and host name checks are off (tls.insecure_skip_verify): "
                               "for tests only, anyone on the path can read and change this connection");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <vector>
 
 #include "asio_compat.hpp"
@@ -64,6 +65,50 @@ asio::awaitable<std::error_code> transport::resolve(const std::string& host, std
     co_return st->ec;
   }
   co_return ec ? std::error_code(asio::error::operation_aborted) : std::error_code(error::resolve_timeout);
+}
+
+asio::awaitable<std::error_code> transport::open(const url& u, const stream_options& o, std::string& context) {
+  if (!o.unix_socket.empty()) {
+    std::error_code e = co_await connect_unix(o.unix_socket, o.connect_timeout);
+    if (e)
+      context = "connecting to unix socket " + o.unix_socket + " for " + u.to_string();
+    co_return e;
+  }
+  std::optional<proxy_url> proxy;
+  std::string source;
+  const env_lookup env = [](const char* name) { return static_cast<const char*>(std::getenv(name)); };
+  if (auto e = select_proxy(u, o.proxy, env, proxy, source)) {
+    context = (source.empty() ? "the proxy setting" : source) +
+              " is not a proxy URL (http://, socks5:// or socks5h://host:port)";
+    co_return e;
+  }
+  if (!proxy) {
+    // One statement per phase: g++ 12 miscompiles co_await inside && chains.
+    std::error_code e = co_await resolve(u.host, u.port, o.resolve_timeout);
+    if (e) {
+      context = "resolving " + u.to_string();
+      co_return e;
+    }
+    e = co_await connect(o.connect_timeout);
+    if (e)
+      context = "connecting to " + u.to_string();
+    co_return e;
+  }
+  const auto via = "proxy " + proxy->display() + (source.empty() ? "" : " (from " + source + ")");
+  if (o.log)
+    o.log(log_level::info, "connecting to " + u.to_string() + " through " + via);
+  std::error_code e = co_await resolve(proxy->host, proxy->port, o.resolve_timeout);
+  if (!e)
+    e = co_await connect(o.connect_timeout);
+  if (e) {
+    context = "connecting to " + via + ": " + e.message();
+    co_return error::proxy_unreachable;
+  }
+  std::string why;
+  e = co_await tunnel(u, *proxy, o.proxy_timeout, why);
+  if (e)
+    context = "tunnel to " + u.to_string() + " through " + via + (why.empty() ? "" : ": " + why);
+  co_return e;
 }
 
 asio::awaitable<std::error_code> transport::connect(std::chrono::milliseconds timeout) {

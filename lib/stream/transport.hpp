@@ -31,6 +31,12 @@ public:
   explicit transport(asio::any_io_executor ex);
   ~transport();
 
+  /// The phases up to TLS: the Unix socket (options.unix_socket), or resolve
+  /// and TCP to the server, or to the proxy (options.proxy or the environment)
+  /// and its tunnel. On failure `context` names the phase, the URL and the
+  /// proxy (never its credentials); the route through a proxy is logged first.
+  asio::awaitable<std::error_code> open(const url& target, const stream_options& options, std::string& context);
+
   /// Resolves `host`; a timeout abandons the lookup (Asio 1.22 cannot cancel it).
   asio::awaitable<std::error_code> resolve(const std::string& host, std::uint16_t port,
                                            std::chrono::milliseconds timeout);
