@@ -16,6 +16,7 @@
 #include <tether/url.hpp>
 
 #include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
 #include <asio/ssl/error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -61,6 +62,7 @@ constexpr std::size_t read_chunk = 16 * 1024; // handshake and discard reads
 constexpr std::size_t write_batch = 256 * 1024;
 constexpr std::size_t max_spare_buffers = 4;
 constexpr std::size_t max_spare_signals = 64;
+constexpr int max_gather_yields = 16; // passes of the executor before a write (gather())
 
 // Use as `cancelled(co_await asio::this_coro::cancellation_state)`. Not a
 // coroutine of its own: Asio throws operation_aborted when a cancelled coroutine
@@ -148,6 +150,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t next_seq_ = 0;
   std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
   std::uint64_t written_seq_ = 0; // ... and up to here on the socket
+  std::uint64_t last_batch_ = 0;  // messages the latest write completed (gather())
   // Senders waiting for their message to be written, in seq order; each is woken
   // alone once the write that carried its last byte completes. A wait is a
   // sender's signal (send()) or a callback (the handler's pipeline, which hands
@@ -636,6 +639,25 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       (void)proto_.send_close(close_code_, close_reason_);
   }
 
+  // Before writing, lets the handlers already queued on the executor run: an
+  // application answering a burst of incoming messages queues its sends one
+  // handler at a time, and writing at the first would send the burst one
+  // message per system call (and the peer would answer one per call too).
+  // Yields while the queue keeps growing, a few times at most, and only when
+  // the last write carried several messages: a yield costs a pass of the
+  // executor (an epoll_wait when nothing else is queued), which a lone message
+  // answered in lock-step should not pay.
+  asio::awaitable<void> gather() {
+    if (last_batch_ < 2)
+      co_return;
+    for (int i = 0; i < max_gather_yields && !fatal_ && sendq_bytes_ < write_batch; ++i) {
+      const auto before = next_seq_;
+      co_await asio::post(ex_, use_nothrow);
+      if (next_seq_ == before)
+        break;
+    }
+  }
+
   static asio::awaitable<void> run_writer(std::shared_ptr<impl> self) {
     auto& s = *self;
     try {
@@ -648,6 +670,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
           if (s.proto_.close_sent())
             break; // our close frame is on the wire; nothing may follow it
           co_await s.writer_wake_.wait();
+          co_await s.gather();
           continue;
         }
         const auto framed = s.framed_seq_;
@@ -657,6 +680,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
           s.fail(error::connection_lost, "write: " + ec.message());
           break;
         }
+        s.last_batch_ = framed - s.written_seq_;
         s.written_seq_ = framed;
         s.complete_written();
       }

@@ -51,9 +51,11 @@
 #endif
 
 #include <asio/co_spawn.hpp>
-#include <asio/experimental/channel.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
 #include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
+#include <asio/post.hpp>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -98,17 +100,54 @@ void usage(std::FILE* to) {
              "--routed sends through tether::handler (envelopes, routes) instead of tether::stream.\n");
 }
 
-/// Permits for messages in flight: the sender puts message i's number in before
-/// sending it (waiting while W are taken), the reader takes it out after its echo.
-/// (Asio 1.22's channel_traits cannot take void(error_code) alone: ambiguous.)
-using window_channel = asio::experimental::channel<void(asio::error_code, std::size_t)>;
+/// One waiter at a time, woken by notify(), as beast_client.cpp's: the awaiting
+/// coroutine's completion handler is stored and posted, so a wait that is not
+/// needed costs nothing and a wake-up touches no kernel object. Cancelling the
+/// waiter (a failed run's `&&`) completes it with operation_aborted.
+class wake_signal {
+public:
+  template <class Token>
+  auto async_wait(Token&& token) {
+    return asio::async_initiate<Token, void(asio::error_code)>(
+        [this](auto handler) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          waiter_ = std::make_unique<holder<decltype(handler)>>(std::move(handler));
+          if (slot.is_connected())
+            slot.assign([this](asio::cancellation_type) { complete(asio::error::operation_aborted); });
+        },
+        token);
+  }
+  void notify() { complete({}); }
+
+private:
+  void complete(asio::error_code ec) {
+    if (auto w = std::move(waiter_))
+      w->complete(ec);
+  }
+  struct base {
+    virtual ~base() = default;
+    virtual void complete(asio::error_code ec) = 0;
+  };
+  template <class Handler>
+  struct holder final : base {
+    explicit holder(Handler h) : handler(std::move(h)) {}
+    void complete(asio::error_code ec) override {
+      asio::get_associated_cancellation_slot(handler).clear();
+      auto ex = asio::get_associated_executor(handler);
+      asio::post(ex, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+    }
+    Handler handler;
+  };
+  std::unique_ptr<base> waiter_;
+};
 
 struct connection {
   connection(asio::any_io_executor ex, const tether::stream_options& o, const config& cfg)
-      : ws(ex, o), window(ex, cfg.window), sent(cfg.messages), rtt_ns(cfg.messages), freed(ex) {}
+      : ws(ex, o), sent(cfg.messages), rtt_ns(cfg.messages) {}
 
   tether::stream ws;
-  window_channel window;
+  std::size_t in_flight = 0; // sent, echo not read yet
+  wake_signal window_open;   // send_loop waits here while in_flight == W
   std::vector<bench_clock::time_point> sent;
   std::vector<std::int64_t> rtt_ns;
   bench_clock::time_point last_echo;
@@ -117,7 +156,7 @@ struct connection {
   // outlive the sends still being written when send_loop returns.
   std::vector<std::string> slots;
   std::vector<char> busy;
-  asio::steady_timer freed; // cancelled when a send completes, for a send_loop waiting for its slot
+  wake_signal freed; // a send completed: for a send_loop waiting for its slot
 };
 
 // Message i's first, middle and last bytes: text stays ASCII (valid UTF-8).
@@ -153,10 +192,10 @@ bool echo_matches(const std::string& got, const config& cfg, std::size_t i) {
 // then gathers what is queued into one write). `busy` marks the buffer's slot;
 // `freed` wakes a send_loop waiting for it.
 asio::awaitable<void> send_one(tether::stream& ws, std::string_view payload, tether::message_kind kind,
-                               char& busy, asio::steady_timer& freed) {
+                               char& busy, wake_signal& freed) {
   co_await ws.send(payload, kind);
   busy = 0;
-  freed.cancel();
+  freed.notify();
 }
 
 asio::awaitable<void> send_loop(connection& c, const config& cfg) {
@@ -171,14 +210,14 @@ asio::awaitable<void> send_loop(connection& c, const config& cfg) {
   auto ex = co_await asio::this_coro::executor;
   auto& freed = c.freed;
   for (std::size_t i = 0; i < cfg.messages; ++i) {
-    co_await c.window.async_send(asio::error_code(), i, asio::use_awaitable);
+    while (c.in_flight == cfg.window)
+      co_await c.window_open.async_wait(asio::use_awaitable);
+    ++c.in_flight;
     const auto slot = i % cfg.window;
     // The echo of a large message can arrive before its write completes (the
     // server echoes frames as they stream in): wait for the buffer.
-    while (busy[slot]) {
-      freed.expires_at(asio::steady_timer::time_point::max());
-      co_await freed.async_wait(tether::detail::use_nothrow);
-    }
+    while (busy[slot])
+      co_await freed.async_wait(asio::use_awaitable);
     auto& payload = slots[slot];
     stamp(payload, cfg, i);
     c.sent[i] = bench_clock::now();
@@ -208,9 +247,8 @@ asio::awaitable<void> read_loop(connection& c, const config& cfg) {
                                            r.kind == tether::message_kind::text ? "text" : "binary"));
     c.rtt_ns[i] = std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent[i]).count();
     c.last_echo = now;
-    std::size_t permit = co_await c.window.async_receive(asio::use_awaitable);
-    if (permit != i)
-      throw std::logic_error(fmt::format("window out of step: echo {} took permit {}", i, permit));
+    --c.in_flight;
+    c.window_open.notify();
   }
 }
 
@@ -366,12 +404,12 @@ constexpr std::string_view echo_path = "bench.echo";
 
 struct routed_connection {
   routed_connection(asio::any_io_executor ex, tether::handler_options o, const config& cfg)
-      : ws(ex, watched(std::move(o))), window(ws.get_executor(), cfg.window), done(ws.get_executor(), 1),
-        sent(cfg.messages), rtt_ns(cfg.messages) {}
+      : ws(ex, watched(std::move(o))), sent(cfg.messages), rtt_ns(cfg.messages) {}
 
   tether::handler ws;
-  window_channel window;    // as connection::window: a permit per send awaiting its echo
-  window_channel done;      // one value once the last echo is in (or the run failed)
+  std::size_t in_flight = 0; // as connection::in_flight
+  wake_signal window_open;   // the send loop waits here while in_flight == W
+  wake_signal done;          // the last echo is in (or the run failed)
   std::vector<bench_clock::time_point> sent;
   std::vector<std::int64_t> rtt_ns;
   std::size_t echoes = 0;
@@ -396,8 +434,8 @@ struct routed_connection {
   void fail(std::exception_ptr e) {
     if (!error)
       error = e;
-    window.close();
-    done.close();
+    window_open.notify();
+    done.notify();
   }
 
   /// An echo arrived (on the handler's strand): checks it, takes back its permit.
@@ -414,13 +452,10 @@ struct routed_connection {
     rtt_ns[i] = std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent[i]).count();
     last_echo = now;
     ++echoes;
-    std::size_t permit = cfg.messages;
-    if (!window.try_receive([&permit](asio::error_code, std::size_t p) { permit = p; }) || permit != i) {
-      fail(std::make_exception_ptr(std::logic_error(fmt::format("window out of step: echo {} took permit {}", i, permit))));
-      return;
-    }
+    --in_flight;
+    window_open.notify();
     if (echoes == cfg.messages)
-      (void)done.try_send(asio::error_code(), echoes);
+      done.notify();
   }
 };
 
@@ -434,7 +469,11 @@ asio::awaitable<void> routed_send_loop(routed_connection& c, const config& cfg) 
   std::string payload(cfg.size, fill_byte(cfg));
   auto ex = co_await asio::this_coro::executor;
   for (std::size_t i = 0; i < cfg.messages; ++i) {
-    co_await c.window.async_send(asio::error_code(), i, asio::use_awaitable);
+    while (c.in_flight == cfg.window && !c.error)
+      co_await c.window_open.async_wait(asio::use_awaitable);
+    if (c.error)
+      break;
+    ++c.in_flight;
     stamp(payload, cfg, i);
     c.sent[i] = bench_clock::now();
     tether::envelope e;
@@ -454,8 +493,9 @@ asio::awaitable<void> routed_send_loop(routed_connection& c, const config& cfg) 
         c.fail(x);
     });
   }
-  // Every echo in (or the run failed: the channel closed and this throws).
-  (void)co_await c.done.async_receive(asio::use_awaitable);
+  // Every echo in, or the run failed.
+  while (c.echoes < cfg.messages && !c.error)
+    co_await c.done.async_wait(asio::use_awaitable);
 }
 
 asio::awaitable<void> run_routed_connection(routed_connection& c, const config& cfg) {
