@@ -151,6 +151,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
   std::uint64_t written_seq_ = 0; // ... and up to here on the socket
   std::uint64_t last_batch_ = 0;  // messages the latest write completed (gather())
+  bool writing_ = false;          // a write_out() runs (the writer's or a sender's)
+  bool writer_idle_ = false;      // the writer coroutine waits for work
   // Senders waiting for their message to be written, in seq order; each is woken
   // alone once the write that carried its last byte completes. A wait is a
   // sender's signal (send()) or a callback (the handler's pipeline, which hands
@@ -658,35 +660,62 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  static asio::awaitable<void> run_writer(std::shared_ptr<impl> self) {
-    auto& s = *self;
+  // Writes until nothing is framed or pending: one write per batch. Whoever
+  // holds `writing_` calls it: the writer coroutine, or a sender that found the
+  // writer idle (send_op), which saves two hops through the executor per
+  // message for a sender that waits for its write anyway.
+  asio::awaitable<void> write_out() {
+    writing_ = true;
     try {
-      for (;;) {
-        if (s.fatal_)
+      while (!fatal_) {
+        fill_output();
+        const auto out = proto_.pending_output();
+        if (out.empty())
           break;
-        s.fill_output();
-        const auto out = s.proto_.pending_output();
-        if (out.empty()) {
-          if (s.proto_.close_sent())
-            break; // our close frame is on the wire; nothing may follow it
-          co_await s.writer_wake_.wait();
-          co_await s.gather();
-          continue;
-        }
-        const auto framed = s.framed_seq_;
-        auto [ec, n] = co_await s.tr_->write(asio::buffer(out.data(), out.size()));
-        s.proto_.consume_output(n);
+        const auto framed = framed_seq_;
+        auto [ec, n] = co_await tr_->write(asio::buffer(out.data(), out.size()));
+        proto_.consume_output(n);
         if (ec) {
-          s.fail(error::connection_lost, "write: " + ec.message());
+          fail(error::connection_lost, "write: " + ec.message());
           break;
         }
-        s.last_batch_ = framed - s.written_seq_;
-        s.written_seq_ = framed;
-        s.complete_written();
+        last_batch_ = framed - written_seq_;
+        written_seq_ = framed;
+        complete_written();
       }
     } catch (const std::exception& e) {
-      s.fail(error::connection_lost, e.what());
+      fail(error::connection_lost, e.what());
     }
+    writing_ = false;
+  }
+
+  // A sender may write itself: the writer coroutine is parked with nothing to
+  // do, nobody else writes, no frame sits unwritten, and messages come one at
+  // a time (in a burst the writer gathers them into one write instead).
+  bool can_write_inline() const {
+    return writer_idle_ && !writing_ && !fatal_ && last_batch_ < 2 && proto_.pending_output().empty();
+  }
+
+  static asio::awaitable<void> run_writer(std::shared_ptr<impl> self) {
+    auto& s = *self;
+    for (;;) {
+      if (s.fatal_)
+        break;
+      if (!s.writing_) {
+        co_await s.write_out();
+        if (s.fatal_ || s.proto_.close_sent())
+          break; // our close frame is on the wire; nothing may follow it
+      }
+      s.writer_idle_ = !s.writing_;
+      co_await s.writer_wake_.wait();
+      s.writer_idle_ = false;
+      if (!s.writing_)
+        co_await s.gather();
+    }
+    // A sender's write still in flight ends before the writer does (it ends
+    // with the socket's close at the latest).
+    while (s.writing_)
+      co_await s.writer_wake_.wait();
     s.writer_done_ = true;
     --s.running_;
     s.reader_wake_.notify_one();
@@ -769,7 +798,15 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     const auto seq = ++next_seq_;
     sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
     sendq_bytes_ += data.size();
-    writer_wake_.notify_one();
+    if (can_write_inline()) {
+      co_await write_out();
+      if (fatal_ || proto_.close_sent())
+        writer_wake_.notify_one(); // the writer ends now
+      if (!fatal_ && written_seq_ >= seq)
+        co_return;
+    } else {
+      writer_wake_.notify_one();
+    }
     // This send's own wake-up (from a pool: making a channel per message costs a
     // lock), registered until the coroutine ends however it ends.
     struct registration {

@@ -2,6 +2,7 @@
 
 #include <tether/error.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/connect.hpp>
 #include <asio/local/stream_protocol.hpp>
 #include <asio/read.hpp>
@@ -214,9 +215,11 @@ asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::read_some(a
 }
 
 asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio::const_buffer buf) {
+  // Not cancellable by the awaiting coroutine (a sender may write for others:
+  // stream.cpp's write_out): half a frame would break the stream. close() ends it.
   if (tls_)
-    return asio::async_write(*tls_, buf, use_nothrow);
-  return asio::async_write(*sock_, buf, use_nothrow);
+    return asio::async_write(*tls_, buf, asio::bind_cancellation_slot(asio::cancellation_slot(), use_nothrow));
+  return asio::async_write(*sock_, buf, asio::bind_cancellation_slot(asio::cancellation_slot(), use_nothrow));
 }
 
 asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {
