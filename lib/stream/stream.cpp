@@ -151,7 +151,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
   std::uint64_t written_seq_ = 0; // ... and up to here on the socket
   std::uint64_t last_batch_ = 0;  // messages the latest write completed (gather())
-  bool writing_ = false;          // a write_out() runs (the writer's or a sender's)
+  bool writing_ = false;          // a write loop runs (the writer's or a sender's)
+  std::uint64_t writing_framed_ = 0; // framed_seq_ when the write in flight began
   bool writer_idle_ = false;      // the writer coroutine waits for work
   // Senders waiting for their message to be written, in seq order; each is woken
   // alone once the write that carried its last byte completes. A wait is a
@@ -660,33 +661,44 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  // Writes until nothing is framed or pending: one write per batch. Whoever
-  // holds `writing_` calls it: the writer coroutine, or a sender that found the
-  // writer idle (send_op), which saves two hops through the executor per
-  // message for a sender that waits for its write anyway.
-  asio::awaitable<void> write_out() {
-    writing_ = true;
-    try {
-      while (!fatal_) {
-        fill_output();
-        const auto out = proto_.pending_output();
-        if (out.empty())
-          break;
-        const auto framed = framed_seq_;
-        auto [ec, n] = co_await tr_->write(asio::buffer(out.data(), out.size()));
-        proto_.consume_output(n);
-        if (ec) {
-          fail(error::connection_lost, "write: " + ec.message());
-          break;
-        }
-        last_batch_ = framed - written_seq_;
-        written_seq_ = framed;
-        complete_written();
-      }
-    } catch (const std::exception& e) {
-      fail(error::connection_lost, e.what());
+  // The write loop, `while (auto out = next_write(); out.size()) wrote(co_await
+  // tr_->write(out))`, runs in whoever holds `writing_`: the writer coroutine,
+  // or a sender that found the writer idle (send_op), which saves two hops
+  // through the executor per message for a sender that waits for its write
+  // anyway. Written out in both places: a nested coroutine would cost a frame
+  // per message.
+
+  // Marks the write loop's holder (however the loop ends).
+  struct write_hold {
+    impl& s;
+    explicit write_hold(impl& owner) : s(owner) { s.writing_ = true; }
+    ~write_hold() { s.writing_ = false; }
+    write_hold(const write_hold&) = delete;
+    write_hold& operator=(const write_hold&) = delete;
+  };
+
+  // What to write next (empty: nothing pending, or the connection failed).
+  asio::const_buffer next_write() {
+    if (fatal_)
+      return {};
+    fill_output();
+    writing_framed_ = framed_seq_;
+    const auto out = proto_.pending_output();
+    return asio::buffer(out.data(), out.size());
+  }
+
+  // Accounts a completed write; false once the connection failed.
+  bool wrote(const std::tuple<std::error_code, std::size_t>& result) {
+    const auto& [ec, n] = result;
+    proto_.consume_output(n);
+    if (ec) {
+      fail(error::connection_lost, "write: " + ec.message());
+      return false;
     }
-    writing_ = false;
+    last_batch_ = writing_framed_ - written_seq_;
+    written_seq_ = writing_framed_;
+    complete_written();
+    return true;
   }
 
   // A sender may write itself: the writer coroutine is parked with nothing to
@@ -702,7 +714,16 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       if (s.fatal_)
         break;
       if (!s.writing_) {
-        co_await s.write_out();
+        try {
+          write_hold hold(s);
+          for (auto out = s.next_write(); out.size(); out = s.next_write()) {
+            auto result = co_await s.tr_->write(out);
+            if (!s.wrote(result))
+              break;
+          }
+        } catch (const std::exception& e) {
+          s.fail(error::connection_lost, e.what());
+        }
         if (s.fatal_ || s.proto_.close_sent())
           break; // our close frame is on the wire; nothing may follow it
       }
@@ -726,60 +747,53 @@ struct stream::impl : std::enable_shared_from_this<impl> {
 
   std::error_code ended_error() const { return error_ ? error_ : make_error_code(error::closed); }
 
-  asio::awaitable<read_result> read_op(std::string& buf, std::error_code& ec, bool some) {
-    for (;;) {
-      if (!inbox_.empty()) {
-        auto& f = inbox_.front();
-        if (f.complete || (some && !f.data.empty())) {
-          read_result r;
-          r.kind = f.kind;
-          r.size = f.data.size();
-          r.message_end = f.complete;
-          buf.swap(f.data); // hand over the message; keep the caller's old buffer for reuse
-          f.data.clear();
-          inbox_bytes_ -= r.size;
-          if (f.complete) {
-            if (spare_.size() < max_spare_buffers)
-              spare_.push_back(std::move(f.data));
-            inbox_.pop_front();
-          }
-          reader_wake_.notify_one();
-          co_return r;
+  // What a read takes without waiting: a message (or, with `some`, part of
+  // one), the peer's close, or the connection's end in `ec`. False: wait.
+  bool take(std::string& buf, bool some, read_result& out, std::error_code& ec) {
+    if (!inbox_.empty()) {
+      auto& f = inbox_.front();
+      if (f.complete || (some && !f.data.empty())) {
+        out.kind = f.kind;
+        out.size = f.data.size();
+        out.message_end = f.complete;
+        buf.swap(f.data); // hand over the message; keep the caller's old buffer for reuse
+        f.data.clear();
+        inbox_bytes_ -= out.size;
+        if (f.complete) {
+          if (spare_.size() < max_spare_buffers)
+            spare_.push_back(std::move(f.data));
+          inbox_.pop_front();
         }
-      }
-      if (close_seen_ && !close_delivered_) {
-        close_delivered_ = true;
-        read_result r;
-        r.kind = message_kind::close;
-        r.close_code = peer_close_code_;
-        r.close_reason = peer_close_reason_;
-        co_return r;
-      }
-      if (state_ == state::closed || fatal_ || (error_ && inbox_.empty()) || close_delivered_ ||
-          (state_ == state::closing && running_ == 0)) {
-        ec = ended_error();
-        co_return read_result{};
-      }
-      co_await changed_.wait();
-      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
-      if (cancelled(cs_now)) {
-        ec = asio::error::operation_aborted;
-        co_return read_result{};
+        reader_wake_.notify_one();
+        return true;
       }
     }
+    if (close_seen_ && !close_delivered_) {
+      close_delivered_ = true;
+      out.kind = message_kind::close;
+      out.close_code = peer_close_code_;
+      out.close_reason = peer_close_reason_;
+      return true;
+    }
+    if (state_ == state::closed || fatal_ || (error_ && inbox_.empty()) || close_delivered_ ||
+        (state_ == state::closing && running_ == 0)) {
+      ec = ended_error();
+      return true;
+    }
+    return false;
   }
 
   // `utf8_checked`: text from tether's own codecs, UTF-8 by construction.
-  asio::awaitable<void> send_op(std::string_view data, message_kind kind, std::error_code& ec,
-                                bool utf8_checked = false) {
+  // A send, from the public entry point (one frame: a send per message).
+  // `keep` holds the impl alive; errors go to *out, or are thrown without it.
+  asio::awaitable<void> send_op([[maybe_unused]] std::shared_ptr<impl> keep, std::string_view data, message_kind kind,
+                                std::error_code* out, bool utf8_checked) {
     if (kind == message_kind::close) {
-      ec = make_error_code(std::errc::invalid_argument);
-      co_return;
+      co_return report(*this, make_error_code(std::errc::invalid_argument), out);
     }
     // A peer must fail the connection on invalid UTF-8 (RFC 6455 §8.1): refuse it here.
     if (kind == message_kind::text && !utf8_checked && !detail::is_valid_utf8(data)) {
-      ec = error::invalid_utf8;
-      co_return;
+      co_return report(*this, error::invalid_utf8, out);
     }
     // Backpressure: wait for room, unless the queue is empty.
     while (state_ == state::open && !close_requested_ && !sendq_.empty() &&
@@ -787,23 +801,30 @@ struct stream::impl : std::enable_shared_from_this<impl> {
       co_await room_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now)) {
-        ec = asio::error::operation_aborted;
-        co_return;
+        co_return report(*this, asio::error::operation_aborted, out);
       }
     }
     if (state_ != state::open || close_requested_ || fatal_) {
-      ec = ended_error();
-      co_return;
+      co_return report(*this, ended_error(), out);
     }
     const auto seq = ++next_seq_;
     sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
     sendq_bytes_ += data.size();
     if (can_write_inline()) {
-      co_await write_out();
+      try {
+        write_hold hold(*this);
+        for (auto out = next_write(); out.size(); out = next_write()) {
+          auto result = co_await tr_->write(out);
+          if (!wrote(result))
+            break;
+        }
+      } catch (const std::exception& e) {
+        fail(error::connection_lost, e.what());
+      }
       if (fatal_ || proto_.close_sent())
         writer_wake_.notify_one(); // the writer ends now
       if (!fatal_ && written_seq_ >= seq)
-        co_return;
+        co_return report(*this, {}, out);
     } else {
       writer_wake_.notify_one();
     }
@@ -831,25 +852,22 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     auto& done = *registered.signal;
     for (;;) {
       if (written_seq_ >= seq)
-        co_return;
+        co_return report(*this, {}, out);
       if (fatal_ || writer_done_ || state_ == state::closed) {
-        ec = ended_error();
         remove_unsent(seq);
-        co_return;
+        co_return report(*this, ended_error(), out);
       }
       co_await done.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now)) {
         if (written_seq_ >= seq)
-          co_return;
+          co_return report(*this, {}, out);
         if (remove_unsent(seq)) {
-          ec = asio::error::operation_aborted;
-          co_return;
+          co_return report(*this, asio::error::operation_aborted, out);
         }
         // Part of it is framed: a half-sent message cannot be taken back.
         fail(error::partial_write_cancelled);
-        ec = error::partial_write_cancelled;
-        co_return;
+        co_return report(*this, error::partial_write_cancelled, out);
       }
     }
   }
@@ -962,19 +980,28 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     report(*self, ec, out);
   }
 
+  // One coroutine for the whole read (no inner frame: a read per message).
   static asio::awaitable<read_result> do_read(std::shared_ptr<impl> self, std::string& buf, std::error_code* out,
                                               bool some) {
+    auto& s = *self;
     std::error_code ec;
-    auto r = co_await self->read_op(buf, ec, some);
-    report(*self, ec, out);
-    co_return r;
+    read_result r;
+    while (!s.take(buf, some, r, ec)) {
+      co_await s.changed_.wait();
+      auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+      if (cancelled(cs_now)) {
+        ec = asio::error::operation_aborted;
+        break;
+      }
+    }
+    report(s, ec, out);
+    co_return ec ? read_result{} : r;
   }
 
   static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::string_view data, message_kind kind,
                                        std::error_code* out, bool utf8_checked = false) {
-    std::error_code ec;
-    co_await self->send_op(data, kind, ec, utf8_checked);
-    report(*self, ec, out);
+    auto& s = *self;
+    return s.send_op(std::move(self), data, kind, out, utf8_checked);
   }
 
   static asio::awaitable<std::chrono::nanoseconds> do_ping(std::shared_ptr<impl> self, std::string payload,

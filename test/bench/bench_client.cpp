@@ -221,11 +221,11 @@ asio::awaitable<void> send_loop(connection& c, const config& cfg) {
     auto& payload = slots[slot];
     stamp(payload, cfg, i);
     c.sent[i] = bench_clock::now();
-    busy[slot] = 1;
     if (cfg.window == 1) {
-      co_await send_one(c.ws, payload, kind, busy[slot], freed); // lock-step: nothing to overlap
+      co_await c.ws.send(payload, kind); // lock-step: nothing to overlap
       continue;
     }
+    busy[slot] = 1;
     asio::co_spawn(ex, send_one(c.ws, payload, kind, busy[slot], freed), [&c](std::exception_ptr e) {
       if (e && !c.error)
         c.error = e;
