@@ -1,7 +1,10 @@
 #pragma once
 // A wake-up for one kind of waiter, without a timer: a channel of capacity one.
 // notify_one() hands one waiter a token (or leaves it for the next wait, so a
-// notify before the wait is not lost); notify_all() wakes every waiter. Waiters
+// notify before the wait is not lost); notify_all() wakes the waiters there
+// are and leaves no token: every waiter checks its condition right before it
+// waits (on the same executor, nothing runs in between), so a token would only
+// cost the next wait a spurious wake-up (a hop through the executor). Waiters
 // re-check their condition after waking, so a stale token costs one loop.
 // Unlike a timer used as a condition variable, waiting and waking make no
 // system call (no timerfd_settime) and wake only this signal's waiters.
@@ -65,12 +68,11 @@ public:
       pending_ = true;
   }
   void notify_all() {
-    if (down_)
+    if (down_ || !ch_)
       return;
-    if (ch_)
-      (void)ch_->try_send_n(std::numeric_limits<std::size_t>::max(), std::error_code{}, true);
-    else
-      pending_ = true;
+    (void)ch_->try_send_n(std::numeric_limits<std::size_t>::max(), std::error_code{}, true);
+    if (ch_->ready()) // nobody was waiting: take the token back
+      (void)ch_->try_receive([](std::error_code, bool) {});
   }
 
 private:

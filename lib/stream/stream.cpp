@@ -141,6 +141,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::vector<std::string> spare_;
   bool close_seen_ = false;
   bool close_delivered_ = false;
+  int partial_readers_ = 0; // read_some() calls waiting: they take data before a message ends
   std::uint16_t peer_close_code_ = 0;
   std::string peer_close_reason_;
 
@@ -469,7 +470,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     case event::kind::data:
       inbox_.back().data.append(ev.data);
       inbox_bytes_ += ev.data.size();
-      changed_.notify_all(); // read_some() callers take partial data
+      if (partial_readers_ != 0)
+        changed_.notify_all(); // read_some() callers take partial data
       break;
     case event::kind::message_end:
       inbox_.back().complete = true;
@@ -987,7 +989,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     std::error_code ec;
     read_result r;
     while (!s.take(buf, some, r, ec)) {
+      s.partial_readers_ += some;
       co_await s.changed_.wait();
+      s.partial_readers_ -= some;
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now)) {
         ec = asio::error::operation_aborted;
