@@ -44,16 +44,10 @@
 
 #include "peer_common.hpp"
 
-#if __has_include("asio_compat.hpp")
-#include "asio_compat.hpp"
-#else
-#include "stream/asio_compat.hpp"
-#endif
-
-#include <asio/co_spawn.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
+#include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
@@ -157,6 +151,18 @@ struct connection {
   std::vector<std::string> slots;
   std::vector<char> busy;
   wake_signal freed; // a send completed: for a send_loop waiting for its slot
+  bool sender_done = false;
+  wake_signal sender_finished; // send_loop ended: run_connection closes after it
+
+  /// Keeps the first failure and ends the connection: the read loop's read
+  /// fails, and a send_loop waiting for the window or a slot wakes and stops.
+  void fail(std::exception_ptr e) {
+    if (!error)
+      error = e;
+    ws.abort();
+    window_open.notify();
+    freed.notify();
+  }
 };
 
 // Message i's first, middle and last bytes: text stays ASCII (valid UTF-8).
@@ -210,14 +216,16 @@ asio::awaitable<void> send_loop(connection& c, const config& cfg) {
   auto ex = co_await asio::this_coro::executor;
   auto& freed = c.freed;
   for (std::size_t i = 0; i < cfg.messages; ++i) {
-    while (c.in_flight == cfg.window)
+    while (c.in_flight == cfg.window && !c.error)
       co_await c.window_open.async_wait(asio::use_awaitable);
     ++c.in_flight;
     const auto slot = i % cfg.window;
     // The echo of a large message can arrive before its write completes (the
     // server echoes frames as they stream in): wait for the buffer.
-    while (busy[slot])
+    while (busy[slot] && !c.error)
       co_await freed.async_wait(asio::use_awaitable);
+    if (c.error)
+      co_return;
     auto& payload = slots[slot];
     stamp(payload, cfg, i);
     c.sent[i] = bench_clock::now();
@@ -227,8 +235,8 @@ asio::awaitable<void> send_loop(connection& c, const config& cfg) {
     }
     busy[slot] = 1;
     asio::co_spawn(ex, send_one(c.ws, payload, kind, busy[slot], freed), [&c](std::exception_ptr e) {
-      if (e && !c.error)
-        c.error = e;
+      if (e)
+        c.fail(e);
     });
   }
 }
@@ -252,22 +260,24 @@ asio::awaitable<void> read_loop(connection& c, const config& cfg) {
   }
 }
 
-/// Runs `loop`, keeping the first failure of the connection: when one loop of `&&`
-/// fails, the other ends with operation_aborted, which says nothing.
-asio::awaitable<void> first_error_kept(asio::awaitable<void> loop, connection& c) {
-  try {
-    co_await std::move(loop);
-  } catch (...) {
-    if (!c.error)
-      c.error = std::current_exception();
-    throw;
-  }
-}
-
+/// As beast_client.cpp does: the send loop in a coroutine of its own, the read
+/// loop here; the first failure of either ends the connection (connection::fail).
 asio::awaitable<void> run_connection(connection& c, const config& cfg) {
-  using namespace tether::detail::awaitable_operators;
-  co_await (first_error_kept(send_loop(c, cfg), c) && first_error_kept(read_loop(c, cfg), c));
-  co_await c.ws.close();
+  asio::co_spawn(c.ws.get_executor(), send_loop(c, cfg), [&c](std::exception_ptr e) {
+    if (e)
+      c.fail(e);
+    c.sender_done = true;
+    c.sender_finished.notify();
+  });
+  try {
+    co_await read_loop(c, cfg);
+  } catch (...) {
+    c.fail(std::current_exception());
+  }
+  while (!c.sender_done)
+    co_await c.sender_finished.async_wait(asio::use_awaitable);
+  if (!c.error)
+    co_await c.ws.close();
 }
 
 /// Connects every connection, then starts them all at `start`.
@@ -279,10 +289,8 @@ asio::awaitable<void> open_all(std::vector<std::unique_ptr<connection>>& conns, 
   for (auto& c : conns) {
     connection* target = c.get();
     auto finished = [target](std::exception_ptr e) {
-      if (!target->error)
-        target->error = e;
       if (e)
-        target->ws.abort(); // a failed run leaves nothing open (else run() would wait on it)
+        target->fail(e); // a failed run leaves nothing open (else run() would wait on it)
     };
     asio::co_spawn(target->ws.get_executor(), run_connection(*target, cfg), finished);
   }
