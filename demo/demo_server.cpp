@@ -15,7 +15,9 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <deque>
 #include <exception>
+#include <unordered_map>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -81,6 +83,13 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
   test::test_server server;
   asio::steady_timer restart_timer;
   bool stopped = false;
+  // Replies to echo requests by id, the latest max_remembered: a request sent
+  // again (an idempotent request after a reconnect) is answered from here, not
+  // acted on twice.
+  static constexpr std::size_t max_remembered = 4096;
+  std::unordered_map<std::string, envelope> answered;
+  std::deque<std::string> answered_order;
+  std::uint64_t duplicates = 0;
 
   template <class... Args>
   void log(fmt::format_string<Args...> f, Args&&... args) {
@@ -145,7 +154,10 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
     const auto [first, rest] = split_first(e.path);
     log("connection {}: {}", from, e.path);
     if (first == "echo") {
-      send(from, e);
+      if (e.id)
+        answer(from, e);
+      else
+        send(from, e);
     } else if (first == "chat") {
       std::string out;
       bool binary = false;
@@ -163,6 +175,28 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
       reply_error(from, e.path, e.id, "unknown path '" + e.path + "': use echo.*, chat.* or server.*");
     }
     return true;
+  }
+
+  /// An echo request: {"path", "data", "reply_to": id}, once per id.
+  void answer(connection_id from, const envelope& e) {
+    const auto key = e.id->dump();
+    if (auto it = answered.find(key); it != answered.end()) {
+      ++duplicates;
+      log("connection {}: request {} again: answered as before", from, key);
+      send(from, it->second);
+      return;
+    }
+    envelope r;
+    r.path = e.path;
+    r.data = e.data;
+    r.reply_to = e.id;
+    send(from, r);
+    answered.emplace(key, r);
+    answered_order.push_back(key);
+    if (answered_order.size() > max_remembered) {
+      answered.erase(answered_order.front());
+      answered_order.pop_front();
+    }
   }
 
   /// A server.* envelope; false when it ends the sender's connection.
@@ -211,6 +245,7 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
       r.data["connection"] = from;
       r.data["clients"] = server.connection_ids().size();
       r.data["port"] = server.port();
+      r.data["duplicates"] = duplicates;
       r.reply_to = e.id;
       send(from, r);
     } else {

@@ -50,9 +50,23 @@ asio::awaitable<json> read_json(tether::stream& ws) {
 
 asio::awaitable<void> echo_and_errors(std::string url) {
   auto a = co_await open(url);
-  co_await a->send(R"({"path":"echo.greeting","data":{"text":"hi"},"id":7,"x":true})");
+  // Without an id, echo sends the envelope back, every field.
+  co_await a->send(R"({"path":"echo.greeting","data":{"text":"hi"},"x":true})");
   json reply = co_await read_json(*a);
-  CHECK(reply == json::parse(R"({"path":"echo.greeting","data":{"text":"hi"},"id":7,"x":true})"));
+  CHECK(reply == json::parse(R"({"path":"echo.greeting","data":{"text":"hi"},"x":true})"));
+
+  // With an id it is a request: the reply carries reply_to and the data.
+  co_await a->send(R"({"path":"echo.greeting","data":{"text":"hi"},"id":7,"x":true})");
+  reply = co_await read_json(*a);
+  CHECK(reply == json::parse(R"({"path":"echo.greeting","data":{"text":"hi"},"reply_to":7})"));
+  // The same id again (a request re-sent after a reconnect): the same reply,
+  // counted as a duplicate, not acted on twice.
+  co_await a->send(R"({"path":"echo.other","data":"changed","id":7})");
+  reply = co_await read_json(*a);
+  CHECK(reply == json::parse(R"({"path":"echo.greeting","data":{"text":"hi"},"reply_to":7})"));
+  co_await a->send(R"({"path":"server.info","id":"i"})");
+  reply = co_await read_json(*a);
+  CHECK(reply["data"]["duplicates"] == 1);
 
   // A batch: one reply per element.
   co_await a->send(R"([{"path":"echo.a","data":1},{"path":"echo.b","data":2}])");

@@ -8,6 +8,7 @@ namespace tether::detail {
 struct live_counts {
   std::atomic<long> streams{0};
   std::atomic<long> handlers{0};
+  std::atomic<long> requests{0}; // handler::request entries, each with its deadline timer
 };
 
 live_counts& live() noexcept;

@@ -100,6 +100,9 @@ enum class error {
   socks_ttl_expired,          ///< SOCKS5 reply 6.
   socks_command_not_supported,     ///< SOCKS5 reply 7.
   socks_address_type_not_supported, ///< SOCKS5 reply 8 (a socks5h:// name the proxy cannot take).
+  request_timeout,            ///< handler::request: no reply within its timeout.
+  outcome_unknown,            ///< handler::request: the connection ended after the request was written, before its reply.
+  request_failed,             ///< handler::request: the server answered with an error reply (request_error).
 };
 
 /// Coarse groups of errors, for retry policies and user code.

@@ -184,6 +184,35 @@ private:
   std::shared_ptr<route_handle::table> table_;
 };
 
+/// How handler::request() waits for its reply (docs/handler.md, "Acknowledged requests").
+struct request_options {
+  /// From the call to the reply, queueing and re-sending included; after it
+  /// the request fails with error::request_timeout and a late reply is dropped.
+  std::chrono::milliseconds timeout{10000};
+  /// Safe to carry out twice: when the connection ends after the request was
+  /// written and before its reply, it is sent again (same id) after the
+  /// reconnect, until its timeout, instead of failing with outcome_unknown.
+  bool idempotent = false;
+};
+
+/// request()'s error reply: the server answered {"reply_to": id, "error": "..."}.
+/// code() is error::request_failed; what() is the server's error text.
+class TETHER_API request_error : public std::system_error {
+public:
+  explicit request_error(envelope reply);
+  /// The reply's `error` text.
+  const std::string& error_text() const noexcept { return text_; }
+  /// The reply's optional `error_code` string (docs/protocol.md); empty if absent.
+  const std::string& remote_code() const noexcept { return remote_code_; }
+  /// The whole reply (its data, extra fields).
+  const envelope& reply() const noexcept { return reply_; }
+
+private:
+  envelope reply_;
+  std::string text_;
+  std::string remote_code_;
+};
+
 /// A consistent snapshot of the handler (see docs/handler.md for the fields).
 struct status {
   bool connected = false;
@@ -204,6 +233,8 @@ struct status {
   std::optional<std::string> last_error;
   std::uint64_t invalid_messages = 0; ///< Frames the codec rejected, and messages of a kind their route does not take.
   std::uint64_t unrouted = 0;         ///< Envelopes no route matched.
+  std::uint64_t pending_requests = 0; ///< request() calls awaiting their reply.
+  std::uint64_t late_replies = 0;     ///< Replies to requests that had timed out or were cancelled (dropped).
   /// The extension the server accepted on the latest connection, as its
   /// Sec-WebSocket-Extensions value ("permessage-deflate; ..."); null if none.
   std::optional<std::string> extensions;
@@ -291,7 +322,9 @@ public:
   /// While reconnecting it waits in the offline queue (offline_policy); fails
   /// with send_timeout, queue_full, handler_closed, the codec's error (through
   /// the awaitable, like every other error), or the connection's error if the
-  /// socket dies while writing it.
+  /// socket dies while writing it. Paths starting with '$' are the library's
+  /// own (subscriptions, docs/protocol.md): sending to one fails with
+  /// std::errc::invalid_argument.
   /// Cancellation: a send still in the queue is removed, never sent, and fails
   /// with operation_aborted; one already handed to the socket is not
   /// interrupted: it completes with the write (or the connection's end).
@@ -302,6 +335,21 @@ public:
   /// is not sent. Otherwise as send(path, data): same queue, order and errors.
   asio::awaitable<void> send_binary(std::string path, std::string bytes);
   asio::awaitable<void> send_binary(std::string path, std::string bytes, std::error_code& ec);
+  /// Sends `data` to `path` as a request (an envelope with a fresh `id`) and
+  /// completes with the reply's data: the envelope whose `reply_to` is that id.
+  /// Fails with request_error (error::request_failed) on an error reply,
+  /// error::request_timeout once `timeout` has passed (queueing included; a
+  /// reply that comes later is counted in status().late_replies and dropped),
+  /// error::outcome_unknown when the connection ends after the request was
+  /// written and before its reply (unless idempotent: then it is sent again
+  /// after the reconnect, with the same id), or as send() fails before it is
+  /// written (queue_full, handler_closed, the codec's error). close() fails
+  /// waiting requests with operation_aborted. Completes exactly once.
+  /// Cancellation: the request is forgotten (its entry removed; a reply that
+  /// comes later is a late reply) and fails with operation_aborted.
+  asio::awaitable<json> request(std::string path, json data, request_options options = {});
+  asio::awaitable<json> request(std::string path, json data, std::chrono::milliseconds timeout);
+  asio::awaitable<json> request(std::string path, json data, request_options options, std::error_code& ec);
   /// Sends a prepared envelope (ids, reply_to, extra fields, binary).
   asio::awaitable<void> send(envelope e);
   asio::awaitable<void> send(envelope e, std::error_code& ec);

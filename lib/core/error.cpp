@@ -84,6 +84,9 @@ const char* message_of(error e) noexcept {
   case error::socks_ttl_expired: return "SOCKS5: TTL expired";
   case error::socks_command_not_supported: return "SOCKS5: command not supported";
   case error::socks_address_type_not_supported: return "SOCKS5: address type not supported";
+  case error::request_timeout: return "no reply to the request within its timeout";
+  case error::outcome_unknown: return "the connection ended after the request was sent and before its reply: it may or may not have been carried out";
+  case error::request_failed: return "the server answered the request with an error";
   }
   return "unknown tether error";
 }
@@ -155,6 +158,7 @@ condition condition_of(error e) noexcept {
   case error::send_timeout:
   case error::dead_connection:
   case error::proxy_timeout:
+  case error::request_timeout:
     return condition::timeout;
   case error::tls_failed:
   case error::partial_write_cancelled:
@@ -167,7 +171,9 @@ condition condition_of(error e) noexcept {
   case error::socks_host_unreachable:
   case error::socks_connection_refused:
   case error::socks_ttl_expired:
+  case error::outcome_unknown:
     return condition::transport;
+  case error::request_failed:
   case error::route_conflict:
   case error::invalid_pattern:
   case error::invalid_envelope:

@@ -84,6 +84,9 @@ const char* to_string(error e) noexcept {
   case error::socks_ttl_expired: return "socks_ttl_expired";
   case error::socks_command_not_supported: return "socks_command_not_supported";
   case error::socks_address_type_not_supported: return "socks_address_type_not_supported";
+  case error::request_timeout: return "request_timeout";
+  case error::outcome_unknown: return "outcome_unknown";
+  case error::request_failed: return "request_failed";
   }
   return "unknown";
 }

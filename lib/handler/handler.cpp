@@ -31,6 +31,7 @@
 #include "asio_compat.hpp"
 #include "fifo.hpp"
 #include "live.hpp"
+#include "requests.hpp"
 #include "signal.hpp"
 #include "route_table.hpp"
 #include "stream_access.hpp"
@@ -65,8 +66,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     bool binary = false;
     steady::time_point enqueued{};
     steady::time_point deadline{};
+    steady::time_point cap = steady::time_point::max(); // a deadline of its own (a request's), if sooner
     detail::signal signal;     // notified on completion
     bool handed = false;       // given to the stream: can no longer be withdrawn
+    std::weak_ptr<detail::pending_request> request; // the request it carries, told which connection wrote it
     bool priority = false;     // sent by an on_open step: may go before flowing_
     bool done = false;
     std::error_code ec;
@@ -87,12 +90,20 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     rng_.seed(opts_.rng_seed ? opts_.rng_seed : std::random_device{}());
   }
 
+  // Request ids start with a random number of this handler's, so that a server
+  // de-duplicating re-sent requests never confuses two handlers' ids.
+  static std::uint64_t id_nonce() {
+    std::random_device rd;
+    return (std::uint64_t{rd()} << 32) ^ rd();
+  }
+
   detail::live_token live_{detail::live().handlers};
   asio::strand<asio::any_io_executor> strand_;
   handler_options opts_;
   std::shared_ptr<route_table> table_;
   std::shared_ptr<route_handle::table> routes_;
   std::vector<interceptor> interceptors_;
+  detail::request_table requests_{id_nonce()};
   std::shared_ptr<const codec> codec_;
   bool codec_checks_utf8_ = false; // tether's own codec: its text is UTF-8 already
   std::mt19937_64 rng_;
@@ -182,6 +193,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   void set_queued() {
     update_status([n = queue_.size()](tether::status& s) { s.queued = n; });
+  }
+
+  void set_pending_requests() {
+    update_status([n = requests_.size()](tether::status& s) { s.pending_requests = n; });
   }
 
   void complete(const std::shared_ptr<item>& it, std::error_code ec) {
@@ -386,6 +401,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       steps->emit(asio::cancellation_type::terminal); // on_open steps of a dead connection
     for (auto& it : std::exchange(s.in_flight_, {})) // the stream's callbacks find them done
       s.complete(it, s.conn_outcome_.error ? s.conn_outcome_.error : make_error_code(error::connection_lost));
+    if (s.closing_)
+      s.requests_.fail_all(asio::error::operation_aborted); // our own close(): the caller gave up on them
+    else
+      s.requests_.connection_ended(s.ctx_.connection_id); // written, unanswered: outcome unknown (or re-send)
 
     s.ctx_.connected = false;
     s.flowing_ = false;
@@ -491,6 +510,17 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   }
 
   void dispatch(const std::shared_ptr<impl>& self, envelope env, std::string_view raw) {
+    // Replies to request() never reach interceptors or routes.
+    switch (requests_.deliver(env)) {
+    case detail::request_table::reply_kind::delivered:
+      set_pending_requests();
+      return;
+    case detail::request_table::reply_kind::late:
+      update_status([](tether::status& st) { ++st.late_replies; });
+      return;
+    case detail::request_table::reply_kind::not_ours:
+      break;
+    }
     for (auto& i : interceptors_) {
       try {
         if (i(env, ctx_))
@@ -640,6 +670,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     else
       in_flight_.erase_if([&it](const std::shared_ptr<item>& x) { return x == it; });
     const bool counted = !it->done && !ec;
+    if (auto r = it->request.lock(); r && !ec)
+      r->written_on = connection;
     complete(it, ec);
     if (counted) {
       update_status([&](tether::status& st) {
@@ -759,7 +791,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
       throw std::system_error(error::handler_closed);
     it->enqueued = steady::now();
-    it->deadline = it->enqueued + s.opts_.send_timeout;
+    it->deadline = std::min(it->enqueued + s.opts_.send_timeout, it->cap);
     // The offline queue is bounded.
     while (s.queue_.size() >= s.opts_.offline_queue_size) {
       if (s.opts_.offline == offline_policy::fail)
@@ -922,10 +954,101 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   // Encodes inside the coroutine, so an encoding error arrives through the
   // awaitable like every other send error.
   static asio::awaitable<void> encode_and_send(std::shared_ptr<impl> self, envelope e) {
+    check_user_path(e.path);
     auto it = std::make_shared<item>(self->strand_);
     if (auto ec = self->codec_->encode(e, it->payload, it->binary))
       throw std::system_error(ec, "encoding the envelope for '" + e.path + "'");
     co_await on_strand(self, do_send(self, std::move(it)));
+  }
+
+  // ---- acknowledged requests ----
+
+  // One request from its first send to its reply: sends (again, after a
+  // reconnect, when idempotent) through the ordered queue, then waits on its
+  // entry's timer, which a reply, the connection's end or close() cancel.
+  // Paths starting with '$' are the library's own envelopes (docs/protocol.md).
+  static void check_user_path(const std::string& path) {
+    if (!path.empty() && path.front() == '$')
+      throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                              "paths starting with '$' are reserved for the library: '" + path + "'");
+  }
+
+  static asio::awaitable<void> do_request(std::shared_ptr<impl> self, envelope e, request_options o,
+                                          std::shared_ptr<json> out) {
+    auto& s = *self;
+    check_user_path(e.path);
+    if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+      throw std::system_error(error::handler_closed);
+    const auto deadline = steady::now() + o.timeout;
+    auto r = s.requests_.open(s.strand_, o.idempotent, deadline);
+    struct entry_guard { // no entry or timer outlives its request, however it ends
+      impl& s;
+      std::shared_ptr<detail::pending_request> r;
+      ~entry_guard() {
+        r->timer.cancel();
+        s.requests_.close(r);
+        s.set_pending_requests();
+      }
+    } guard{s, r};
+    s.set_pending_requests();
+    e.id = r->id;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    for (;;) {
+      auto it = std::make_shared<item>(s.strand_);
+      if (auto ec = s.codec_->encode(e, it->payload, it->binary))
+        throw std::system_error(ec, "encoding the request for '" + e.path + "'");
+      it->cap = deadline;
+      it->request = r;
+      r->resend = false;
+      std::error_code sent;
+      try {
+        co_await do_send(self, it);
+      } catch (const std::system_error& x) {
+        sent = x.code();
+      }
+      // Cancelled while its write was under way (do_send let the write finish
+      // and reset the cancellation state): the caller is gone all the same.
+      if (cancelled(cs))
+        throw std::system_error(asio::error::operation_aborted);
+      cs = co_await asio::this_coro::cancellation_state;
+      if (sent && !r->done) {
+        if (sent == asio::error::operation_aborted)
+          throw std::system_error(asio::error::operation_aborted);
+        if (steady::now() >= deadline)
+          throw std::system_error(error::request_timeout);
+        if (!it->handed)
+          throw std::system_error(sent); // never written: as send() fails
+        if (!o.idempotent)
+          throw std::system_error(error::outcome_unknown, "the connection ended while writing the request: " +
+                                                              sent.message());
+        r->resend = true; // its write failed with the connection: again after the reconnect
+      }
+      while (!r->done && !r->resend) {
+        auto [tec] = co_await r->timer.async_wait(use_nothrow);
+        if (cancelled(cs))
+          throw std::system_error(asio::error::operation_aborted);
+        if (!tec && !r->done)
+          throw std::system_error(error::request_timeout);
+      }
+      if (r->done)
+        break;
+    }
+    if (r->ec)
+      throw std::system_error(r->ec);
+    if (r->reply.error)
+      throw request_error(std::move(r->reply));
+    *out = std::move(r->reply.data);
+  }
+
+  static asio::awaitable<json> request_op(std::shared_ptr<impl> self, envelope e, request_options o,
+                                          std::error_code* ec) {
+    auto out = std::make_shared<json>();
+    auto op = on_strand(self, do_request(self, std::move(e), o, out));
+    if (ec)
+      co_await into(std::move(op), *ec);
+    else
+      co_await std::move(op);
+    co_return std::move(*out);
   }
 
   void shutdown() noexcept {
@@ -935,6 +1058,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     for (auto& h : handlers_)
       h->cancel.emit(asio::cancellation_type::terminal);
     fail_queue(asio::error::operation_aborted);
+    requests_.fail_all(asio::error::operation_aborted);
     if (ws_)
       ws_->abort();
     notify();
@@ -999,6 +1123,40 @@ asio::awaitable<void> handler::send_binary(std::string path, std::string bytes, 
 }
 
 asio::awaitable<void> handler::send(envelope e) { return impl::encode_and_send(impl_, std::move(e)); }
+
+namespace {
+
+envelope request_envelope(std::string path, json data) {
+  envelope e;
+  e.path = std::move(path);
+  e.data = std::move(data);
+  return e;
+}
+
+std::string reply_text(const envelope& reply) { return reply.error ? *reply.error : std::string(); }
+
+} // namespace
+
+request_error::request_error(envelope reply)
+    : std::system_error(make_error_code(error::request_failed), reply_text(reply)), reply_(std::move(reply)),
+      text_(reply_text(reply_)) {
+  if (auto it = reply_.extra.find("error_code"); it != reply_.extra.end() && it->is_string())
+    remote_code_ = it->get<std::string>();
+}
+
+asio::awaitable<json> handler::request(std::string path, json data, request_options options) {
+  return impl::request_op(impl_, request_envelope(std::move(path), std::move(data)), options, nullptr);
+}
+
+asio::awaitable<json> handler::request(std::string path, json data, std::chrono::milliseconds timeout) {
+  request_options o;
+  o.timeout = timeout;
+  return request(std::move(path), std::move(data), o);
+}
+
+asio::awaitable<json> handler::request(std::string path, json data, request_options options, std::error_code& ec) {
+  return impl::request_op(impl_, request_envelope(std::move(path), std::move(data)), options, &ec);
+}
 
 asio::awaitable<void> handler::send(envelope e, std::error_code& ec) {
   return impl::into(send(std::move(e)), ec);

@@ -54,6 +54,8 @@ json status::to_json() const {
   j["last_error"] = opt(last_error);
   j["invalid_messages"] = invalid_messages;
   j["unrouted"] = unrouted;
+  j["pending_requests"] = pending_requests;
+  j["late_replies"] = late_replies;
   return j;
 }
 

@@ -69,6 +69,9 @@ TEST_CASE("every error code has its documented value and condition") {
       {error::socks_ttl_expired, 524, c::transport},
       {error::socks_command_not_supported, 525, c::handshake_failed},
       {error::socks_address_type_not_supported, 526, c::handshake_failed},
+      {error::request_timeout, 527, c::timeout},
+      {error::outcome_unknown, 528, c::transport},
+      {error::request_failed, 529, c::handler},
   };
   for (const auto& r : table) {
     CAPTURE(r.value);
