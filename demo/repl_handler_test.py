@@ -41,6 +41,10 @@ Scenarios (each a meson test in suite 'interop'):
   oneshot      --max-messages 1: the end of input waits for the message, exit 0;
                --timeout: exit 5 with a '* timed out' line and a clean close;
                -v prints the handshake lines as '* > ' and '* < '
+  request      request PATH JSON [MS] against the embedded server: the reply's
+               data; an error reply names request_failed and the server's
+               text; a silenced server: request_timeout after MS (bounded);
+               the status counts pending requests and late replies
   binary       sendb PATH HEX: tether-demo-server echoes the binary envelope,
                a route prints '< PATH binary N bytes: HEX', expect takes it;
                chat.* in binary reaches the other client; malformed hex names
@@ -617,6 +621,31 @@ def scenario_ping(repl, server_bin, certs_sh):
     r.ok("close")
     r.error("ping", r"ping failed: .*closed")
     clean_close(r.finish(0))
+
+
+def scenario_request(repl, server_bin, certs_sh):
+    import time
+    r = Repl(repl, "--ping-interval", "0")
+    connected(r)
+    r.ok('request echo.add {"a": 1, "b": [2, 3]}', '{"a":1,"b":[2,3]}')
+    r.ok("request echo.n 5 2000", "5")  # a last number after the JSON is the timeout
+    r.ok("request echo.n 5", "5")       # a lone number is the JSON
+    r.error("request nowhere.x 1", r"^error: request failed: request_failed: the server answered with an error: "
+                                   r"unknown path 'nowhere\.x'")
+    r.error("request echo.x {bad", r"malformed JSON at column")
+    r.error("request", r"request needs PATH")
+    r.error("request $subscribe 1", r"reserved for the library")
+    st = r.status()
+    check(st["pending_requests"] == 0 and st["late_replies"] == 0, "status after requests: %r" % st)
+    r.ok("send server.silence")  # the server answers nothing more
+    start = time.monotonic()
+    r.error("request echo.x 1 300", r"^error: request failed: request_timeout: no reply within 300 ms$")
+    took = time.monotonic() - start
+    check(0.3 <= took <= 0.3 * 3 + 1, "a 300 ms request took %.2f s" % took)
+    st = r.status()
+    check(st["pending_requests"] == 0, "a timed-out request is still pending: %r" % st)
+    r.send("quit")
+    r.finish(0)
 
 
 def scenario_oneshot(repl, server_bin, certs_sh):

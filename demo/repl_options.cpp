@@ -23,6 +23,7 @@ namespace {
 constexpr std::string_view usage_line =
     "usage: tether-repl [--raw] [--reconnect|--no-reconnect] [--max-retries N] [--backoff linear|exponential]\n"
     "                   [--ping-interval MS] [--pong-timeout MS] [--send-timeout MS] [--expect-timeout MS]\n"
+    "                   [--request-timeout MS]\n"
     "                   [--strict] [--max-messages N] [--timeout MS] [--slash] [--binary] [-v|--verbose]\n"
     "                   [--ca FILE] [-k|--insecure] [-H|--header 'K: V']... [-s|--subprotocol P]...\n"
     "                   [--deflate|--no-deflate] [--proxy URL|--no-proxy] [--unix-socket PATH]\n"
@@ -70,6 +71,7 @@ constexpr std::string_view help_text =
     "  --pong-timeout MS     no pong nor any frame by then: the connection is dead (default 10000)\n"
     "  --send-timeout MS     longest wait of a message in the offline queue (default 30000)\n"
     "  --expect-timeout MS   expect's default timeout (default 10000)\n"
+    "  --request-timeout MS  request's default timeout (default 10000)\n"
     "  --strict              a failed command makes the exit status 4\n"
     "  --max-messages N      the end of input does not close: exit 0 once N messages have printed\n"
     "  --timeout MS          exit with status 5 when the session has run MS milliseconds\n"
@@ -198,7 +200,7 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
       out.stream.proxy = "none";
     } else if (a == "--ca" || a == "--header" || a == "-H" || a == "--subprotocol" || a == "-s" ||
                a == "--max-retries" || a == "--backoff" || a == "--ping-interval" || a == "--pong-timeout" ||
-               a == "--send-timeout" || a == "--expect-timeout" || a == "--max-messages" || a == "--timeout" ||
+               a == "--send-timeout" || a == "--expect-timeout" || a == "--request-timeout" || a == "--max-messages" || a == "--timeout" ||
                a == "--proxy" || a == "--unix-socket") {
       if (i + 1 >= args.size())
         return usage_error(fmt::format("{} needs a value", a));
@@ -262,6 +264,8 @@ parse_outcome parse_command_line(int argc, char** argv, options& out) {
           out.handler.send_timeout = ms;
         else if (a == "--timeout")
           out.timeout = ms;
+        else if (a == "--request-timeout")
+          out.request_timeout = ms;
         else
           out.expect_timeout = ms;
       }

@@ -26,6 +26,7 @@ struct options {
   bool color = true;               ///< False with --no-color (the TTY and NO_COLOR are checked later).
   bool strict = false;             ///< --strict: a failed command makes the exit status 4.
   std::chrono::milliseconds expect_timeout{10000}; ///< Default TIMEOUT_MS of expect.
+  std::chrono::milliseconds request_timeout{10000}; ///< Default TIMEOUT_MS of request.
   bool verbose = false;            ///< -v: the handshake's request and response headers (secrets redacted).
   bool binary = false;             ///< --binary: raw mode reads hex lines as binary messages and prints binary as hex.
   bool slash = false;              ///< --slash: raw mode reads /ping and /close as commands.

@@ -51,6 +51,7 @@ const char* const help_lines[] = {
     "commands (one per line; '#' starts a comment):",
     "  send PATH [JSON]          send an envelope; 'ok' once written, 'ok queued' while offline",
     "  sendb PATH [HEX]          send a binary envelope: PATH, then the bytes given in hex ('00 ff 10')",
+    "  request PATH [JSON] [MS]  send a request (an id), wait for its reply: 'ok DATA' (MS: timeout)",
     "  route PATTERN             print messages matching PATTERN with their captures [a, b]",
     "  unroute PATTERN           remove that route",
     "  routes                    list the routes: 'ok PATTERN...'",
@@ -268,6 +269,84 @@ bool active(tether::connection_state st) {
 // ---- commands ----
 
 /// send PATH [JSON], or sendb PATH [HEX] (binary).
+/// Parses a command's JSON argument (`column`: where it starts in the line).
+/// On failure prints why through `s` (nullptr: silently) and returns false.
+bool parse_json_argument(std::string_view text, std::size_t column, json& out, session* s) {
+  if (json_depth(text) > max_json_depth) {
+    if (s)
+      s->fail(fmt::format("malformed JSON: nested deeper than {} levels", max_json_depth));
+    return false;
+  }
+  try {
+    out = json::parse(text);
+  } catch (const json::parse_error& e) {
+    // nlohmann says "[json.exception.parse_error.101] parse error at line 1, column N: why";
+    // keep the why, and give the column in the command line.
+    if (s) {
+      std::string why = e.what();
+      if (auto colon = why.find(": "); colon != std::string::npos)
+        why.erase(0, colon + 2);
+      s->fail(fmt::format("malformed JSON at column {}: {}", column + (e.byte ? e.byte - 1 : 0), printable(why)));
+    }
+    return false;
+  }
+  return true;
+}
+
+/// request PATH [JSON] [TIMEOUT_MS]: one acknowledged request, 'ok DATA' with
+/// the reply's data, or the error (its name: request_timeout, outcome_unknown,
+/// request_failed with the server's text).
+asio::awaitable<void> cmd_request(std::shared_ptr<session> s, command_line c) {
+  if (c.arg.empty()) {
+    s->fail("request needs PATH [JSON] [TIMEOUT_MS]");
+    co_return;
+  }
+  json data = nullptr;
+  tether::request_options o;
+  o.timeout = s->opt.request_timeout;
+  std::string_view rest = c.rest;
+  // A last word of digits after more text is the timeout, unless the whole rest is JSON.
+  const auto last_space = rest.find_last_of(' ');
+  json whole;
+  if (!rest.empty() && last_space != std::string_view::npos && !parse_json_argument(rest, c.rest_column, whole, nullptr)) {
+    const auto word = rest.substr(last_space + 1);
+    std::uint64_t ms = 0;
+    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), ms);
+    if (ec == std::errc() && end == word.data() + word.size() && ms > 0) {
+      o.timeout = std::chrono::milliseconds(ms);
+      rest = rest.substr(0, last_space);
+      while (!rest.empty() && rest.back() == ' ')
+        rest.remove_suffix(1);
+    }
+  }
+  if (!rest.empty() && !parse_json_argument(rest, c.rest_column, data, &*s))
+    co_return;
+  hold_events hold(*s); // until the result line is printed
+  std::error_code ec;
+  std::string why;
+  json reply;
+  try {
+    auto got = co_await s->ws->request(c.arg, std::move(data), o); // named: see design.md, compiler notes
+    reply = std::move(got);
+  } catch (const tether::request_error& e) {
+    ec = e.code();
+    why = "the server answered with an error: " + e.error_text() +
+          (e.remote_code().empty() ? "" : " (error_code " + e.remote_code() + ")");
+  } catch (const std::system_error& e) {
+    ec = e.code();
+    why = e.what();
+  }
+  if (!ec) {
+    s->ok(reply.dump());
+    co_return;
+  }
+  const bool ours = &ec.category() == &tether::error_category();
+  s->fail(fmt::format("request failed: {}{}", ours ? fmt::format("{}: ", tether::to_string(static_cast<tether::error>(ec.value()))) : "",
+                      printable(ec == tether::error::request_timeout
+                                    ? fmt::format("no reply within {} ms", o.timeout.count())
+                                    : why)));
+}
+
 asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c, bool binary) {
   if (c.arg.empty()) {
     s->fail(binary ? "sendb needs PATH [HEX]" : "send needs PATH [JSON]");
@@ -281,24 +360,8 @@ asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c, bool 
                         c.rest_column + bad_column - 1));
     co_return;
   }
-  if (!binary && !c.rest.empty()) {
-    if (json_depth(c.rest) > max_json_depth) {
-      s->fail(fmt::format("malformed JSON: nested deeper than {} levels", max_json_depth));
-      co_return;
-    }
-    try {
-      data = json::parse(c.rest);
-    } catch (const json::parse_error& e) {
-      // nlohmann says "[json.exception.parse_error.101] parse error at line 1, column N: why";
-      // keep the why, and give the column in the command line.
-      std::string why = e.what();
-      if (auto colon = why.find(": "); colon != std::string::npos)
-        why.erase(0, colon + 2);
-      const auto column = c.rest_column + (e.byte ? e.byte - 1 : 0);
-      s->fail(fmt::format("malformed JSON at column {}: {}", column, printable(why)));
-      co_return;
-    }
-  }
+  if (!binary && !c.rest.empty() && !parse_json_argument(c.rest, c.rest_column, data, &*s))
+    co_return;
   if (!active(s->state) || s->state == tether::connection_state::closing) {
     s->fail(fmt::format("not connected ({}); use connect", tether::to_string(s->state)));
     co_return;
@@ -540,6 +603,8 @@ asio::awaitable<bool> run_command(std::shared_ptr<session> s, std::string line) 
     co_await cmd_connect(s, std::move(c));
   } else if (c.name == "ping") {
     co_await cmd_ping(s, std::move(c));
+  } else if (c.name == "request") {
+    co_await cmd_request(s, std::move(c));
   } else if (c.name == "route") {
     cmd_route(*s, c);
   } else if (c.name == "unroute") {

@@ -521,6 +521,12 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     case detail::request_table::reply_kind::not_ours:
       break;
     }
+    // '$' paths are the library's (docs/protocol.md): none reaches a route.
+    // Nothing consumes them yet (subscriptions will): counted as unrouted.
+    if (!env.path.empty() && env.path.front() == '$') {
+      update_status([](tether::status& st) { ++st.unrouted; });
+      return;
+    }
     for (auto& i : interceptors_) {
       try {
         if (i(env, ctx_))

@@ -267,6 +267,14 @@ TEST_CASE("request and send: paths starting with '$' are the library's") {
     auto asked = co_await error_of([&]() -> awaitable<void> { (void)co_await ws.request("$subscribe", d); });
     CHECK(asked == std::errc::invalid_argument);
     CHECK(server.messages().empty());
+    // Incoming '$' envelopes are the library's: no route sees them.
+    int routed = 0;
+    ws.add_route({"#", [&](const json&, connection_context&) { ++routed; }});
+    server.send_text(R"({"path":"$publish","topic":"ticker.x","seq":1,"data":2})");
+    server.send_text(R"({"path":"after.it","data":3})");
+    const bool arrived = co_await eventually([&] { return routed == 1; });
+    CHECK(arrived);
+    CHECK(ws.status().unrouted == 1);
     co_await ws.close();
   });
 }
