@@ -65,9 +65,10 @@ enum class offline_policy {
   wait,        ///< The sender waits for room (bounded by send_timeout).
   fail,        ///< The new message fails with error::queue_full.
   drop_oldest, ///< The oldest queued message fails with error::queue_full.
+  drop_newest, ///< The newest queued message fails with error::queue_full; the new one is queued.
 };
 
-/// "wait", "fail" or "drop_oldest".
+/// "wait", "fail", "drop_oldest" or "drop_newest".
 TETHER_API const char* to_string(offline_policy p) noexcept;
 
 /// Per connection data handed to route handlers. `metadata` survives reconnects.
@@ -184,6 +185,23 @@ private:
   std::shared_ptr<route_handle::table> table_;
 };
 
+/// Per message settings of send().
+struct send_options {
+  /// Time to live: replaces send_timeout for this message. Past it a message
+  /// still queued is withdrawn (never written, on this connection or a later
+  /// one) and its send fails with error::send_timeout.
+  std::optional<std::chrono::milliseconds> ttl{};
+};
+
+/// A message that left the offline queue without being written
+/// (handler_options::on_drop): the overflow policy withdrew it (reason
+/// queue_full) or its TTL / send_timeout passed (reason send_timeout).
+struct dropped_message {
+  std::string_view payload; ///< The encoded frame, as it would have been written.
+  bool binary = false;
+  std::error_code reason;
+};
+
 /// How handler::request() waits for its reply (docs/handler.md, "Acknowledged requests").
 struct request_options {
   /// From the call to the reply, queueing and re-sending included; after it
@@ -227,6 +245,8 @@ struct status {
   std::optional<std::int64_t> last_pong;
   std::optional<std::int64_t> rtt_ms;
   std::uint64_t queued = 0;           ///< Messages waiting to be written.
+  std::uint64_t queued_bytes = 0;     ///< Their encoded size.
+  std::uint64_t dropped = 0;          ///< Messages withdrawn from the queue unwritten (on_drop's calls).
   /// Why the most recent connection or attempt ended, unless our own close()
   /// ended it: the same text as state_change::reason. A successful reconnect
   /// keeps it (connected says the link is up); null until something ended.
@@ -274,6 +294,9 @@ struct handler_options {
   std::function<void(const state_change&)> on_state{};
   /// Handler exceptions, invalid messages (reason and up to 256 raw bytes), dispatch errors.
   std::function<void(std::error_code, std::string_view)> on_error{};
+  /// Every message withdrawn from the offline queue unwritten, with the reason
+  /// (on the strand, before its send fails). Not called for close()'s aborts.
+  std::function<void(const dropped_message&)> on_drop{};
 };
 
 /// A connection that stays up by itself.
@@ -350,8 +373,11 @@ public:
   asio::awaitable<json> request(std::string path, json data, request_options options = {});
   asio::awaitable<json> request(std::string path, json data, std::chrono::milliseconds timeout);
   asio::awaitable<json> request(std::string path, json data, request_options options, std::error_code& ec);
+  /// send() with per message settings: `o.ttl` replaces send_timeout for it.
+  asio::awaitable<void> send(std::string path, json data, send_options o);
   /// Sends a prepared envelope (ids, reply_to, extra fields, binary).
   asio::awaitable<void> send(envelope e);
+  asio::awaitable<void> send(envelope e, send_options o);
   asio::awaitable<void> send(envelope e, std::error_code& ec);
 
   /// Stops the supervisor, fails waiting sends (operation_aborted), runs the

@@ -67,6 +67,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     steady::time_point enqueued{};
     steady::time_point deadline{};
     steady::time_point cap = steady::time_point::max(); // a deadline of its own (a request's), if sooner
+    std::optional<std::chrono::milliseconds> ttl;       // replaces send_timeout (send_options::ttl)
     detail::signal signal;     // notified on completion
     bool handed = false;       // given to the stream: can no longer be withdrawn
     std::weak_ptr<detail::pending_request> request; // the request it carries, told which connection wrote it
@@ -134,6 +135,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   bool reader_paused_ = false;
 
   detail::fifo<std::shared_ptr<item>> queue_;
+  std::size_t queued_bytes_ = 0; // payload bytes in queue_
   detail::fifo<std::shared_ptr<item>> in_flight_; // handed to the stream, not yet written
   std::shared_ptr<asio::cancellation_signal> opening_signal_; // the running on_open steps
   asio::cancellation_slot opening_slot_;                      // their coroutine's, to recognise their sends
@@ -192,7 +194,26 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   }
 
   void set_queued() {
-    update_status([n = queue_.size()](tether::status& s) { s.queued = n; });
+    update_status([n = queue_.size(), bytes = queued_bytes_](tether::status& s) {
+      s.queued = n;
+      s.queued_bytes = bytes;
+    });
+  }
+
+  // A queued message withdrawn unwritten (overflow policy, TTL): counted,
+  // reported to on_drop, then its send fails with `reason`.
+  void drop(const std::shared_ptr<item>& it, std::error_code reason) {
+    if (it->done)
+      return;
+    update_status([](tether::status& st) { ++st.dropped; });
+    if (opts_.on_drop) {
+      try {
+        opts_.on_drop(dropped_message{it->payload, it->binary, reason});
+      } catch (const std::exception& e) {
+        report(error::callback_failed, std::string("on_drop threw: ") + e.what());
+      }
+    }
+    complete(it, reason);
   }
 
   void set_pending_requests() {
@@ -229,7 +250,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     auto next = steady::time_point::max();
     for (auto q = queue_.begin(); q != queue_.end();) {
       if ((*q)->deadline <= now) {
-        complete(*q, error::send_timeout);
+        queued_bytes_ -= (*q)->payload.size();
+        drop(*q, error::send_timeout);
         q = queue_.erase(q);
       } else {
         next = std::min(next, (*q)->deadline);
@@ -246,6 +268,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     for (auto& it : queue_)
       complete(it, ec);
     queue_.clear();
+    queued_bytes_ = 0;
     set_queued();
     // No queued message, no deadline: a pending timer would keep the
     // io_context's run() from returning after close().
@@ -640,10 +663,11 @@ struct handler::impl : std::enable_shared_from_this<impl> {
               detail::stream_access::queued_bytes(*ws) < s.opts_.stream.max_send_queue_bytes)) {
         auto it = s.queue_.front();
         s.queue_.pop_front();
+        s.queued_bytes_ -= it->payload.size();
         s.set_queued();
         s.notify(); // room in the queue
         if (steady::now() >= it->deadline) {
-          s.complete(it, error::send_timeout);
+          s.drop(it, error::send_timeout); // its TTL passed: never onto this connection
           continue;
         }
         it->handed = true;
@@ -797,14 +821,20 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
       throw std::system_error(error::handler_closed);
     it->enqueued = steady::now();
-    it->deadline = std::min(it->enqueued + s.opts_.send_timeout, it->cap);
+    it->deadline = std::min(it->enqueued + (it->ttl ? *it->ttl : s.opts_.send_timeout), it->cap);
     // The offline queue is bounded.
     while (s.queue_.size() >= s.opts_.offline_queue_size) {
       if (s.opts_.offline == offline_policy::fail)
         throw std::system_error(error::queue_full);
-      if (s.opts_.offline == offline_policy::drop_oldest) {
-        s.complete(s.queue_.front(), error::queue_full);
-        s.queue_.pop_front();
+      if (s.opts_.offline == offline_policy::drop_oldest || s.opts_.offline == offline_policy::drop_newest) {
+        const bool oldest = s.opts_.offline == offline_policy::drop_oldest;
+        auto victim = oldest ? s.queue_.front() : s.queue_.back();
+        if (oldest)
+          s.queue_.pop_front();
+        else
+          s.queue_.pop_back();
+        s.queued_bytes_ -= victim->payload.size();
+        s.drop(victim, error::queue_full);
         continue;
       }
       co_await s.changed_.wait();
@@ -826,6 +856,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     } else {
       s.queue_.push_back(it);
     }
+    s.queued_bytes_ += it->payload.size();
     s.set_queued();
     s.arm_deadline(it->deadline);
     s.notify();
@@ -845,6 +876,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         continue;
       }
       s.queue_.erase_if([&it](const std::shared_ptr<item>& x) { return x == it; });
+      s.queued_bytes_ -= it->payload.size();
       s.set_queued();
       s.notify();
       throw std::system_error(asio::error::operation_aborted);
@@ -959,9 +991,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   // Encodes inside the coroutine, so an encoding error arrives through the
   // awaitable like every other send error.
-  static asio::awaitable<void> encode_and_send(std::shared_ptr<impl> self, envelope e) {
+  static asio::awaitable<void> encode_and_send(std::shared_ptr<impl> self, envelope e, send_options o = {}) {
     check_user_path(e.path);
     auto it = std::make_shared<item>(self->strand_);
+    it->ttl = o.ttl;
     if (auto ec = self->codec_->encode(e, it->payload, it->binary))
       throw std::system_error(ec, "encoding the envelope for '" + e.path + "'");
     co_await on_strand(self, do_send(self, std::move(it)));
@@ -1129,6 +1162,17 @@ asio::awaitable<void> handler::send_binary(std::string path, std::string bytes, 
 }
 
 asio::awaitable<void> handler::send(envelope e) { return impl::encode_and_send(impl_, std::move(e)); }
+
+asio::awaitable<void> handler::send(envelope e, send_options o) {
+  return impl::encode_and_send(impl_, std::move(e), o);
+}
+
+asio::awaitable<void> handler::send(std::string path, json data, send_options o) {
+  envelope e;
+  e.path = std::move(path);
+  e.data = std::move(data);
+  return impl::encode_and_send(impl_, std::move(e), o);
+}
 
 namespace {
 

@@ -22,6 +22,7 @@ const char* to_string(offline_policy p) noexcept {
   case offline_policy::wait: return "wait";
   case offline_policy::fail: return "fail";
   case offline_policy::drop_oldest: return "drop_oldest";
+  case offline_policy::drop_newest: return "drop_newest";
   }
   return "unknown";
 }
@@ -51,6 +52,8 @@ json status::to_json() const {
   j["rtt_ms"] = opt(rtt_ms);
   j["extensions"] = opt(extensions);
   j["queued"] = queued;
+  j["queued_bytes"] = queued_bytes;
+  j["dropped"] = dropped;
   j["last_error"] = opt(last_error);
   j["invalid_messages"] = invalid_messages;
   j["unrouted"] = unrouted;

@@ -1,0 +1,155 @@
+// The handler's offline queue during a real outage of the test server: per
+// message TTL, the drop_newest policy, on_drop and the queue's status fields.
+#include <doctest/doctest.h>
+#include <tether/error.hpp>
+#include <tether/handler.hpp>
+
+#include <asio/cancellation_signal.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <string>
+#include <vector>
+
+#include "handler_support.hpp"
+#include "test_server.hpp"
+
+using namespace tether;
+using namespace tether::test;
+using namespace std::chrono_literals;
+using asio::awaitable;
+
+namespace {
+
+/// The paths of the envelopes the server received, in order.
+std::vector<std::string> received_paths(const test_server& server) {
+  std::vector<std::string> paths;
+  for (const auto& [op, text] : server.messages())
+    paths.push_back(json::parse(text)["path"].get<std::string>());
+  return paths;
+}
+
+/// Starts `h.send(path, n, o)` beside the test.
+std::shared_ptr<op_result> send_beside(asio::io_context& io, handler& h, std::string path, send_options o,
+                                       asio::cancellation_signal& cancel) {
+  return start(io.get_executor(), [](handler& w, std::string p, send_options so) -> awaitable<void> {
+    json d = p;
+    co_await w.send(std::move(p), std::move(d), so);
+  }(h, std::move(path), o), cancel);
+}
+
+} // namespace
+
+TEST_SUITE("loopback") {
+
+TEST_CASE("offline queue: through a 2 s outage, 1 s TTLs are withdrawn and reported, 5 s TTLs arrive in order") {
+  asio::io_context io;
+  run(
+      io,
+      [&]() -> awaitable<void> {
+        test_server server(io.get_executor());
+        server.set_echo(false);
+        handler_options o = fast();
+        o.max_retries = -1;
+        std::vector<dropped_message> drops;
+        std::vector<std::string> dropped_payloads;
+        o.on_drop = [&](const dropped_message& d) {
+          drops.push_back(d);
+          dropped_payloads.emplace_back(d.payload);
+        };
+        handler ws{io.get_executor(), o};
+        co_await ws.connect(server.url());
+        server.stop();
+        co_await ws.wait_for(connection_state::reconnecting);
+        const auto t0 = clock_type::now();
+        asio::steady_timer back(io.get_executor());
+        back.expires_after(2s);
+        back.async_wait([&](std::error_code) { server.restart(); });
+
+        std::vector<asio::cancellation_signal> cancels(6);
+        std::vector<std::shared_ptr<op_result>> short_ttl, long_ttl;
+        for (int i = 0; i < 3; ++i) {
+          short_ttl.push_back(send_beside(io, ws, "short." + std::to_string(i), {.ttl = 1s}, cancels[i]));
+          long_ttl.push_back(send_beside(io, ws, "long." + std::to_string(i), {.ttl = 5s}, cancels[3 + i]));
+        }
+        const bool queued = co_await eventually([&] { return ws.status().queued == 6; });
+        CHECK(queued);
+        CHECK(ws.status().queued_bytes > 0);
+        CHECK(ws.status().to_json()["queued_bytes"] == ws.status().queued_bytes);
+
+        const bool expired = co_await eventually([&] { return drops.size() == 3; });
+        CHECK(expired);
+        const auto took = since(t0);
+        CHECK(took >= 1s);
+        CHECK(took < 1s * 3 + 1s);
+        for (auto& r : short_ttl) {
+          CHECK(r->done);
+          CHECK(r->ec == error::send_timeout);
+        }
+        for (const auto& d : drops)
+          CHECK(d.reason == error::send_timeout);
+        CHECK(dropped_payloads.at(0).find("short.0") != std::string::npos);
+        CHECK(ws.status().dropped == 3);
+        CHECK(ws.status().queued == 3);
+
+        const bool sent = co_await eventually(
+            [&] { return long_ttl[0]->done && long_ttl[1]->done && long_ttl[2]->done; }, 10s);
+        CHECK(sent);
+        for (auto& r : long_ttl)
+          CHECK(!r->ec);
+        CHECK(since(t0) >= 2s); // they waited for the server
+        co_await server.wait_messages(3);
+        CHECK(received_paths(server) == std::vector<std::string>{"long.0", "long.1", "long.2"});
+        CHECK(ws.status().queued == 0);
+        CHECK(ws.status().queued_bytes == 0);
+        CHECK(drops.size() == 3); // nothing else was dropped
+        co_await ws.close();
+      },
+      std::chrono::seconds(30));
+}
+
+TEST_CASE("offline queue: drop_newest withdraws the newest queued message and queues the new one") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    handler_options o = fast();
+    o.max_retries = -1;
+    o.offline_queue_size = 3;
+    o.offline = offline_policy::drop_newest;
+    std::vector<std::string> dropped;
+    std::vector<std::error_code> reasons;
+    o.on_drop = [&](const dropped_message& d) {
+      dropped.emplace_back(d.payload);
+      reasons.push_back(d.reason);
+    };
+    handler ws{io.get_executor(), o};
+    co_await ws.connect(server.url());
+    server.stop();
+    co_await ws.wait_for(connection_state::reconnecting);
+    std::vector<asio::cancellation_signal> cancels(4);
+    std::vector<std::shared_ptr<op_result>> r;
+    for (int i = 1; i <= 3; ++i)
+      r.push_back(send_beside(io, ws, "m" + std::to_string(i), {}, cancels[i - 1]));
+    const bool full = co_await eventually([&] { return ws.status().queued == 3; });
+    CHECK(full);
+    r.push_back(send_beside(io, ws, "m4", {}, cancels[3]));
+    const bool dropped_one = co_await eventually([&] { return r[2]->done; });
+    CHECK(dropped_one);
+    CHECK(r[2]->ec == error::queue_full);
+    REQUIRE(dropped.size() == 1);
+    CHECK(dropped[0].find("\"m3\"") != std::string::npos);
+    CHECK(reasons[0] == error::queue_full);
+    CHECK(ws.status().dropped == 1);
+    CHECK(ws.status().queued == 3);
+    server.restart();
+    co_await server.wait_messages(3);
+    const bool all = co_await eventually([&] { return r[0]->done && r[1]->done && r[3]->done; });
+    CHECK(all);
+    CHECK(received_paths(server) == std::vector<std::string>{"m1", "m2", "m4"});
+    CHECK(std::string(to_string(offline_policy::drop_newest)) == "drop_newest");
+    co_await ws.close();
+  });
+}
+
+} // TEST_SUITE
