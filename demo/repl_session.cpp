@@ -306,21 +306,30 @@ asio::awaitable<void> cmd_request(std::shared_ptr<session> s, command_line c) {
   o.timeout = s->opt.request_timeout;
   std::string_view rest = c.rest;
   // A last word of digits after more text is the timeout, unless the whole rest is JSON.
-  const auto last_space = rest.find_last_of(' ');
+  const auto last_blank = rest.find_last_of(" \t");
   json whole;
-  if (!rest.empty() && last_space != std::string_view::npos && !parse_json_argument(rest, c.rest_column, whole, nullptr)) {
-    const auto word = rest.substr(last_space + 1);
-    std::uint64_t ms = 0;
-    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), ms);
-    if (ec == std::errc() && end == word.data() + word.size() && ms > 0) {
+  if (!rest.empty() && last_blank != std::string_view::npos &&
+      !parse_json_argument(rest, c.rest_column, whole, nullptr)) {
+    const auto word = rest.substr(last_blank + 1);
+    if (!word.empty() && word.find_first_not_of("0123456789") == std::string_view::npos) {
+      long long ms = 0;
+      if (!parse_ms(word, ms) || ms == 0) {
+        s->fail(fmt::format("request: TIMEOUT_MS must be milliseconds (1..{}), got '{}'", max_wait_ms,
+                            printable(word)));
+        co_return;
+      }
       o.timeout = std::chrono::milliseconds(ms);
-      rest = rest.substr(0, last_space);
-      while (!rest.empty() && rest.back() == ' ')
+      rest = rest.substr(0, last_blank);
+      while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t'))
         rest.remove_suffix(1);
     }
   }
   if (!rest.empty() && !parse_json_argument(rest, c.rest_column, data, &*s))
     co_return;
+  if (!active(s->state) || s->state == tether::connection_state::closing) {
+    s->fail(fmt::format("not connected ({}); use connect", tether::to_string(s->state)));
+    co_return;
+  }
   hold_events hold(*s); // until the result line is printed
   std::error_code ec;
   std::string why;

@@ -197,7 +197,7 @@ struct send_options {
 /// (handler_options::on_drop): the overflow policy withdrew it (reason
 /// queue_full) or its TTL / send_timeout passed (reason send_timeout).
 struct dropped_message {
-  std::string_view payload; ///< The encoded frame, as it would have been written.
+  std::string_view payload; ///< The encoded frame, as it would have been written (valid during the call only).
   bool binary = false;
   std::error_code reason;
 };
@@ -214,7 +214,8 @@ struct request_options {
 };
 
 /// request()'s error reply: the server answered {"reply_to": id, "error": "..."}.
-/// code() is error::request_failed; what() is the server's error text.
+/// code() is error::request_failed; error_text() is the server's text (what()
+/// is "TEXT: " followed by the code's message).
 class TETHER_API request_error : public std::system_error {
 public:
   explicit request_error(envelope reply);
@@ -294,8 +295,12 @@ struct handler_options {
   std::function<void(const state_change&)> on_state{};
   /// Handler exceptions, invalid messages (reason and up to 256 raw bytes), dispatch errors.
   std::function<void(std::error_code, std::string_view)> on_error{};
-  /// Every message withdrawn from the offline queue unwritten, with the reason
-  /// (on the strand, before its send fails). Not called for close()'s aborts.
+  /// Every message the offline queue withdraws by its own rules, with the
+  /// reason (on the strand, before its send fails): the overflow policy's
+  /// victim (drop_oldest, drop_newest: queue_full) and a queued message past
+  /// its TTL or send_timeout (send_timeout). Not called for a send refused
+  /// before it was queued (policy fail, or policy wait running out of time),
+  /// nor when close() or the handler's failure fails the whole queue.
   std::function<void(const dropped_message&)> on_drop{};
 };
 

@@ -70,6 +70,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     std::optional<std::chrono::milliseconds> ttl;       // replaces send_timeout (send_options::ttl)
     detail::signal signal;     // notified on completion
     bool handed = false;       // given to the stream: can no longer be withdrawn
+    bool caller_cancelled = false; // its sender was cancelled while it was being written
     std::weak_ptr<detail::pending_request> request; // the request it carries, told which connection wrote it
     bool priority = false;     // sent by an on_open step: may go before flowing_
     bool done = false;
@@ -248,16 +249,19 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   void expire_queue() {
     const auto now = steady::now();
     auto next = steady::time_point::max();
+    std::vector<std::shared_ptr<item>> expired; // reported after the loop: on_drop may send
     for (auto q = queue_.begin(); q != queue_.end();) {
       if ((*q)->deadline <= now) {
         queued_bytes_ -= (*q)->payload.size();
-        drop(*q, error::send_timeout);
+        expired.push_back(std::move(*q));
         q = queue_.erase(q);
       } else {
         next = std::min(next, (*q)->deadline);
         ++q;
       }
     }
+    for (auto& it : expired)
+      drop(it, error::send_timeout);
     set_queued();
     notify(); // room in the queue
     if (next != steady::time_point::max())
@@ -269,6 +273,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       complete(it, ec);
     queue_.clear();
     queued_bytes_ = 0;
+    requests_.fail_all(ec); // the handler is ending: requests awaiting replies too
     set_queued();
     // No queued message, no deadline: a pending timer would keep the
     // io_context's run() from returning after close().
@@ -677,6 +682,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         if (auto ec = detail::stream_access::start_send(*ws, it->payload, kind, !it->binary && s.codec_checks_utf8_,
                                                         std::move(on_written))) {
           s.in_flight_.pop_back();
+          it->handed = false; // refused: no byte of it went out
           s.complete(it, ec);
           if (ec == error::invalid_utf8)
             continue; // refused before any byte went out (a user codec's text): only this send fails
@@ -821,10 +827,12 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
       throw std::system_error(error::handler_closed);
     it->enqueued = steady::now();
-    it->deadline = std::min(it->enqueued + (it->ttl ? *it->ttl : s.opts_.send_timeout), it->cap);
+    it->deadline = std::min(later(it->enqueued, it->ttl ? *it->ttl : s.opts_.send_timeout), it->cap);
     // The offline queue is bounded.
     while (s.queue_.size() >= s.opts_.offline_queue_size) {
       if (s.opts_.offline == offline_policy::fail)
+        throw std::system_error(error::queue_full);
+      if (s.queue_.empty()) // offline_queue_size 0: nothing may wait
         throw std::system_error(error::queue_full);
       if (s.opts_.offline == offline_policy::drop_oldest || s.opts_.offline == offline_policy::drop_newest) {
         const bool oldest = s.opts_.offline == offline_policy::drop_oldest;
@@ -837,6 +845,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         s.drop(victim, error::queue_full);
         continue;
       }
+      s.arm_deadline(it->deadline); // its expiry wakes this wait (expire_queue notifies)
       co_await s.changed_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
       if (cancelled(cs_now))
@@ -872,6 +881,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         continue; // a stale wake-up
       if (it->handed) {
         // Being written: it completes with the write (or the connection's end).
+        it->caller_cancelled = true;
         co_await asio::this_coro::reset_cancellation_state();
         continue;
       }
@@ -1005,6 +1015,12 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   // One request from its first send to its reply: sends (again, after a
   // reconnect, when idempotent) through the ordered queue, then waits on its
   // entry's timer, which a reply, the connection's end or close() cancel.
+  // t + d, saturating: a timeout of milliseconds::max() means "never".
+  static steady::time_point later(steady::time_point t, std::chrono::milliseconds d) {
+    const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(steady::time_point::max() - t);
+    return d >= room ? steady::time_point::max() : t + d;
+  }
+
   // Paths starting with '$' are the library's own envelopes (docs/protocol.md).
   static void check_user_path(const std::string& path) {
     if (!path.empty() && path.front() == '$')
@@ -1018,7 +1034,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     check_user_path(e.path);
     if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
       throw std::system_error(error::handler_closed);
-    const auto deadline = steady::now() + o.timeout;
+    if (o.timeout.count() <= 0)
+      throw std::system_error(error::request_timeout, "the request's timeout is not positive");
+    const auto deadline = later(steady::now(), o.timeout);
     auto r = s.requests_.open(s.strand_, o.idempotent, deadline);
     struct entry_guard { // no entry or timer outlives its request, however it ends
       impl& s;
@@ -1047,7 +1065,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       }
       // Cancelled while its write was under way (do_send let the write finish
       // and reset the cancellation state): the caller is gone all the same.
-      if (cancelled(cs))
+      if (it->caller_cancelled || cancelled(cs))
         throw std::system_error(asio::error::operation_aborted);
       cs = co_await asio::this_coro::cancellation_state;
       if (sent && !r->done) {
@@ -1097,7 +1115,6 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     for (auto& h : handlers_)
       h->cancel.emit(asio::cancellation_type::terminal);
     fail_queue(asio::error::operation_aborted);
-    requests_.fail_all(asio::error::operation_aborted);
     if (ws_)
       ws_->abort();
     notify();

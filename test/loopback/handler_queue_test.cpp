@@ -153,3 +153,44 @@ TEST_CASE("offline queue: drop_newest withdraws the newest queued message and qu
 }
 
 } // TEST_SUITE
+
+TEST_SUITE("loopback") {
+
+TEST_CASE("offline queue: a send or request waiting for room still ends at its own deadline") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    handler_options o = fast();
+    o.offline_queue_size = 1; // policy wait: a second message waits for room
+    handler ws{io.get_executor(), o};
+    // The queue does not flow while this step runs, and nothing else happens
+    // (no reconnect attempts) that could wake a waiting sender by chance.
+    ws.add_on_open([](connection_context&) -> awaitable<void> {
+      asio::steady_timer gate(co_await asio::this_coro::executor, std::chrono::seconds(5));
+      co_await gate.async_wait(asio::use_awaitable);
+    });
+    co_await ws.connect(server.url());
+    asio::cancellation_signal c1, c2;
+    auto first = send_beside(io, ws, "first", {}, c1); // fills the queue
+    const bool full = co_await eventually([&] { return ws.status().queued == 1; });
+    CHECK(full);
+    auto t0 = clock_type::now();
+    auto waiting = send_beside(io, ws, "second", {.ttl = 300ms}, c2);
+    const bool ended = co_await eventually([&] { return waiting->done; });
+    CHECK(ended);
+    CHECK(waiting->ec == error::send_timeout);
+    CHECK(since(t0) >= 300ms);
+    CHECK(since(t0) < 300ms * 3 + 1s);
+    t0 = clock_type::now();
+    std::error_code ec;
+    json d = 1;
+    (void)co_await ws.request("op.x", d, request_options{.timeout = 300ms}, ec);
+    CHECK(ec == error::request_timeout);
+    CHECK(since(t0) >= 300ms);
+    CHECK(since(t0) < 300ms * 3 + 1s);
+    CHECK(!first->done); // still queued behind the on_open step
+    co_await ws.close();
+  });
+}
+
+} // TEST_SUITE

@@ -287,7 +287,10 @@ TEST_CASE("request: 100,000 requests answered, timed out or cancelled leave no e
         test_server server(io.get_executor());
         server.set_record(false);
         server.set_echo(false);
-        // Answers requests whose data is even; odd ones time out or are cancelled.
+        // Answers requests whose data is even; odd ones time out (i % 4 == 3, a
+        // short timeout) or are cancelled (i % 4 == 1). Answered and cancelled
+        // ones have a long timeout, so a slow machine cannot turn them into
+        // timeouts.
         std::size_t received = 0;
         server.set_on_message([&](test_server::connection_id from, opcode, std::string_view text) {
           ++received;
@@ -309,9 +312,10 @@ TEST_CASE("request: 100,000 requests answered, timed out or cancelled leave no e
           for (int i = first; i < first + batch; ++i) {
             cancels.push_back(std::make_unique<asio::cancellation_signal>());
             json d = i;
-            results.push_back(start(io.get_executor(), [](handler& h, json data) -> awaitable<void> {
-              (void)co_await h.request("load.op", std::move(data), 200ms);
-            }(ws, d), *cancels.back()));
+            const auto timeout = i % 4 == 3 ? std::chrono::milliseconds(200) : std::chrono::milliseconds(60000);
+            results.push_back(start(io.get_executor(), [](handler& h, json data, std::chrono::milliseconds t) -> awaitable<void> {
+              (void)co_await h.request("load.op", std::move(data), t);
+            }(ws, d, timeout), *cancels.back()));
           }
           // Every fourth request (odd ones among them) is cancelled while it waits.
           const bool arrived =
@@ -326,7 +330,7 @@ TEST_CASE("request: 100,000 requests answered, timed out or cancelled leave no e
                     return false;
                 return true;
               },
-              10s);
+              30s);
           REQUIRE(all_done);
           for (int i = first; i < first + batch; ++i) {
             const auto& r = *results[static_cast<std::size_t>(i - first)];
