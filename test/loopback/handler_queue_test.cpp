@@ -8,6 +8,7 @@
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -189,6 +190,49 @@ TEST_CASE("offline queue: a send or request waiting for room still ends at its o
     CHECK(since(t0) >= 300ms);
     CHECK(since(t0) < 300ms * 3 + 1s);
     CHECK(!first->done); // still queued behind the on_open step
+    co_await ws.close();
+  });
+}
+
+TEST_CASE("offline queue: drop_oldest reports its victim to on_drop; an on_drop that throws is reported, the send still fails") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    handler_options o = fast();
+    o.max_retries = -1;
+    o.offline_queue_size = 2;
+    o.offline = offline_policy::drop_oldest;
+    std::vector<std::string> dropped;
+    o.on_drop = [&](const dropped_message& d) {
+      dropped.emplace_back(d.payload);
+      throw std::runtime_error("on_drop failed on purpose");
+    };
+    std::vector<std::pair<std::error_code, std::string>> errors;
+    o.on_error = [&](std::error_code ec, std::string_view what) { errors.emplace_back(ec, what); };
+    handler ws{io.get_executor(), o};
+    co_await ws.connect(server.url());
+    server.stop();
+    co_await ws.wait_for(connection_state::reconnecting);
+    std::vector<asio::cancellation_signal> cancels(3);
+    std::vector<std::shared_ptr<op_result>> r;
+    for (int i = 1; i <= 2; ++i)
+      r.push_back(send_beside(io, ws, "m" + std::to_string(i), {}, cancels[i - 1]));
+    const bool full = co_await eventually([&] { return ws.status().queued == 2; });
+    CHECK(full);
+    r.push_back(send_beside(io, ws, "m3", {}, cancels[2]));
+    const bool dropped_one = co_await eventually([&] { return r[0]->done; });
+    CHECK(dropped_one);
+    CHECK(r[0]->ec == error::queue_full);
+    REQUIRE(dropped.size() == 1);
+    CHECK(dropped[0].find("\"m1\"") != std::string::npos);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].first == error::callback_failed);
+    CHECK(errors[0].second.find("on_drop failed on purpose") != std::string::npos);
+    CHECK(ws.status().dropped == 1);
+    server.restart();
+    co_await server.wait_messages(2);
+    CHECK(received_paths(server) == std::vector<std::string>{"m2", "m3"});
     co_await ws.close();
   });
 }
