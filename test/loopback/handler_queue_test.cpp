@@ -39,6 +39,21 @@ std::shared_ptr<op_result> send_beside(asio::io_context& io, handler& h, std::st
   }(h, std::move(path), o), cancel);
 }
 
+/// Stops the server, waits until the handler is reconnecting, then queues a
+/// send to each of `paths` beside the test and waits until all are queued.
+awaitable<std::vector<std::shared_ptr<op_result>>> queue_while_down(asio::io_context& io, handler& ws,
+                                                                   test_server& server, std::vector<std::string> paths,
+                                                                   std::vector<asio::cancellation_signal>& cancels) {
+  server.stop();
+  co_await ws.wait_for(connection_state::reconnecting);
+  std::vector<std::shared_ptr<op_result>> r;
+  for (std::size_t i = 0; i < paths.size(); ++i)
+    r.push_back(send_beside(io, ws, paths[i], {}, cancels[i]));
+  const bool queued = co_await eventually([&] { return ws.status().queued == paths.size(); });
+  CHECK(queued);
+  co_return r;
+}
+
 } // namespace
 
 TEST_SUITE("loopback") {
@@ -128,14 +143,9 @@ TEST_CASE("offline queue: drop_newest withdraws the newest queued message and qu
     };
     handler ws{io.get_executor(), o};
     co_await ws.connect(server.url());
-    server.stop();
-    co_await ws.wait_for(connection_state::reconnecting);
     std::vector<asio::cancellation_signal> cancels(4);
-    std::vector<std::shared_ptr<op_result>> r;
-    for (int i = 1; i <= 3; ++i)
-      r.push_back(send_beside(io, ws, "m" + std::to_string(i), {}, cancels[i - 1]));
-    const bool full = co_await eventually([&] { return ws.status().queued == 3; });
-    CHECK(full);
+    std::vector<std::string> paths{"m1", "m2", "m3"}; // g++ 12: bind braced lists before co_await
+    auto r = co_await queue_while_down(io, ws, server, paths, cancels);
     r.push_back(send_beside(io, ws, "m4", {}, cancels[3]));
     const bool dropped_one = co_await eventually([&] { return r[2]->done; });
     CHECK(dropped_one);
@@ -214,14 +224,9 @@ TEST_CASE("offline queue: drop_oldest reports its victim to on_drop; an on_drop 
     o.on_error = [&](std::error_code ec, std::string_view what) { errors.emplace_back(ec, what); };
     handler ws{io.get_executor(), o};
     co_await ws.connect(server.url());
-    server.stop();
-    co_await ws.wait_for(connection_state::reconnecting);
     std::vector<asio::cancellation_signal> cancels(3);
-    std::vector<std::shared_ptr<op_result>> r;
-    for (int i = 1; i <= 2; ++i)
-      r.push_back(send_beside(io, ws, "m" + std::to_string(i), {}, cancels[i - 1]));
-    const bool full = co_await eventually([&] { return ws.status().queued == 2; });
-    CHECK(full);
+    std::vector<std::string> paths{"m1", "m2"}; // g++ 12: bind braced lists before co_await
+    auto r = co_await queue_while_down(io, ws, server, paths, cancels);
     r.push_back(send_beside(io, ws, "m3", {}, cancels[2]));
     const bool dropped_one = co_await eventually([&] { return r[0]->done; });
     CHECK(dropped_one);
