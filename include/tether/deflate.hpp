@@ -38,7 +38,8 @@ struct deflate_options {
   /// decompressor then keeps no state between messages.
   bool server_no_context_takeover = false;
   /// Ask the server for a window of at most this many bits (8 to 15; 15 asks
-  /// nothing): our decompressor's memory is 2^bits bytes.
+  /// nothing). Saves the server's memory: our decompressor always keeps a
+  /// 32 KiB window (docs/options.md says why).
   int server_max_window_bits = 15;
 };
 

@@ -38,6 +38,7 @@ namespace {
 constexpr std::string_view extension_name = "permessage-deflate";
 // What a sync flush ends with; the sender strips it, the receiver appends it (§7.2.1, §7.2.2).
 constexpr std::string_view flush_tail{"\x00\x00\xff\xff", 4};
+constexpr int inflate_bits = 15;       // our decompressor's window, whatever the server's (see accept)
 constexpr std::size_t out_step = 4096; // output grows by this much: small buffers for small messages
 
 /// A window-bits value: "8" to "15", digits only.
@@ -92,7 +93,6 @@ public:
     const std::error_code bad = error::handshake_bad_extension;
     bool server_nct = false, client_nct = false, server_bits = false, client_bits = false;
     int send_bits = o_.window_bits;
-    int recv_bits = 15;
     for (const auto& [key, value] : r.params) {
       int n = 0;
       if (key == "server_no_context_takeover") {
@@ -105,7 +105,6 @@ public:
         // At most what we asked for, when we asked.
         if (std::exchange(server_bits, true) || !parse_bits(value, n) || n > o_.server_max_window_bits)
           return bad;
-        recv_bits = n;
       } else if (key == "client_max_window_bits") {
         // We offered our window: the server may only lower it.
         if (std::exchange(client_bits, true) || !parse_bits(value, n) || n > o_.window_bits)
@@ -119,8 +118,12 @@ public:
     // goes uncompressed, which RFC 7692 allows per message.
     send_bits_ = send_bits >= 9 ? send_bits : 0;
     send_reset_ = client_nct || o_.client_no_context_takeover;
-    // A larger window decodes a smaller one; zlib's raw inflate wants 9 or more.
-    recv_bits_ = recv_bits >= 9 ? recv_bits : 9;
+    // The server's window only bounds its compressor: we always
+    // inflate with the largest window, which decodes every smaller one. With a
+    // smaller window zlib would accept a reference past it while the bytes are
+    // still in the current output buffer and refuse it once they are not, so
+    // a server breaking its window would fail or pass depending on how TCP
+    // split the message.
     recv_reset_ = server_nct;
     return {};
   }
@@ -162,7 +165,7 @@ public:
 
   std::error_code decode(std::string_view in, bool fin, std::string& out, std::size_t limit) override {
     if (!inflating_) {
-      if (inflateInit2(&i_, -recv_bits_) != Z_OK)
+      if (inflateInit2(&i_, -inflate_bits) != Z_OK)
         return error::extension_failed;
       inflating_ = true;
     }
@@ -227,7 +230,7 @@ private:
       inflateReset(&i_);
       return;
     }
-    std::string window(std::size_t{1} << recv_bits_, '\0');
+    std::string window(std::size_t{1} << inflate_bits, '\0');
     uInt n = static_cast<uInt>(window.size());
     inflateGetDictionary(&i_, reinterpret_cast<Bytef*>(window.data()), &n);
     inflateReset(&i_);
@@ -237,7 +240,6 @@ private:
   deflate_options o_;
   int send_bits_ = 0;        // our compressor's window; 0: our direction is not compressed
   bool send_reset_ = false;  // client_no_context_takeover in effect
-  int recv_bits_ = 15;
   bool recv_reset_ = false;  // server_no_context_takeover in effect
   z_stream d_{};
   z_stream i_{};

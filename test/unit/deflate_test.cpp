@@ -238,3 +238,39 @@ TEST_CASE("random messages round-trip at random fragment splits, with and withou
     CHECK(got == sent);
   }
 }
+
+TEST_CASE("a server that breaks its agreed window is decoded the same however TCP splits the message") {
+  // The server agreed to a 9-bit (512-byte) window and then refers 700 bytes
+  // back. We inflate with the full window, so the message decodes; with a
+  // 512-byte window zlib would accept the reference only while the bytes were
+  // still in its current output buffer, i.e. depending on the split.
+  std::mt19937_64 rng(tether::test::seed());
+  std::string half;
+  for (int i = 0; i < 700; ++i)
+    half.push_back(static_cast<char>('a' + rng() % 26));
+  const std::string text = half + half;
+  std::string compressed;
+  {
+    auto ext = negotiated(answer(), deflate_options{.window_bits = 15, .threshold = 0});
+    compressed = encode(*ext, text);
+  }
+  REQUIRE(compressed.size() < 1000); // the second half is a back reference
+  std::string wire = bytes({0xc1, 126, static_cast<int>(compressed.size() >> 8),
+                             static_cast<int>(compressed.size() & 0xff)});
+  wire += compressed;
+  deflate_options o;
+  o.server_max_window_bits = 9;
+  const auto response = answer({{"server_max_window_bits", "9"}});
+  for (std::size_t cut = 0; cut < wire.size(); ++cut) {
+    CAPTURE(cut);
+    auto p = client_with(negotiated(response, o));
+    const std::vector<std::size_t> cuts = cut ? std::vector<std::size_t>{cut} : std::vector<std::size_t>{};
+    std::string got;
+    for (const auto& r : run_split(p, wire, cuts)) {
+      REQUIRE_MESSAGE(!r.error, r.error.message());
+      if (r.what == kind::data)
+        got += r.data;
+    }
+    REQUIRE(got == text);
+  }
+}
