@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
+#include <set>
 #include <exception>
 #include <unordered_map>
 #include <string>
@@ -36,6 +38,10 @@ constexpr std::int64_t default_restart_ms = 500;
 constexpr std::int64_t max_restart_ms = 600000;
 /// While the port cannot be bound again after server.restart, retry this often.
 constexpr auto rebind_retry = 250ms;
+/// How often each ticker.* topic with subscribers is published.
+constexpr auto ticker_period = 200ms;
+/// The topics the demo server publishes: ticker.<anything>.
+constexpr std::string_view ticker_prefix = "ticker.";
 
 /// The first dot-separated segment of a path, and what follows the first dot.
 std::pair<std::string_view, std::string_view> split_first(std::string_view path) {
@@ -64,7 +70,7 @@ std::optional<std::int64_t> int_field(const json& data, const char* name, std::i
 
 struct demo_server::impl : std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor e, demo_server_options o)
-      : ex(e), opts(std::move(o)), server(e, make_server_options(opts)), restart_timer(e) {
+      : ex(e), opts(std::move(o)), server(e, make_server_options(opts)), restart_timer(e), ticker(e) {
     server.set_echo(false);
     server.set_record(false); // runs for long: keep nothing
   }
@@ -90,6 +96,12 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
   std::unordered_map<std::string, envelope> answered;
   std::deque<std::string> answered_order;
   std::uint64_t duplicates = 0;
+  // Subscriptions: topic → subscribed connections, and each topic's count of
+  // publications (seq). A connection's subscriptions end with it.
+  asio::steady_timer ticker;
+  bool ticking = false;
+  std::map<std::string, std::set<connection_id>> subscribers;
+  std::map<std::string, std::uint64_t> seq;
 
   template <class... Args>
   void log(fmt::format_string<Args...> f, Args&&... args) {
@@ -153,7 +165,9 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
   bool handle(connection_id from, const envelope& e) {
     const auto [first, rest] = split_first(e.path);
     log("connection {}: {}", from, e.path);
-    if (first == "echo") {
+    if (e.path == "$subscribe" || e.path == "$unsubscribe") {
+      subscription(from, e);
+    } else if (first == "echo") {
       if (e.id)
         answer(from, e);
       else
@@ -175,6 +189,81 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
       reply_error(from, e.path, e.id, "unknown path '" + e.path + "': use echo.*, chat.* or server.*");
     }
     return true;
+  }
+
+  /// $subscribe / $unsubscribe {"topic": T}: acknowledged with the same path,
+  /// reply_to and data; topics outside ticker.* are refused with an error reply.
+  void subscription(connection_id from, const envelope& e) {
+    const bool subscribe = e.path == "$subscribe";
+    envelope r;
+    r.path = e.path;
+    r.data = e.data;
+    r.reply_to = e.id;
+    if (!e.data.is_object() || !e.data.contains("topic") || !e.data["topic"].is_string()) {
+      r.error = "\"data\" must be {\"topic\": \"...\"}";
+      r.extra["error_code"] = "bad_request";
+      send(from, r);
+      return;
+    }
+    const auto topic = e.data["topic"].get<std::string>();
+    if (subscribe && !topic.starts_with(ticker_prefix)) {
+      log("connection {}: refused topic '{}'", from, topic);
+      r.error = "unknown topic '" + topic + "': the demo server publishes ticker.* topics";
+      r.extra["error_code"] = "unknown_topic";
+      send(from, r);
+      return;
+    }
+    if (subscribe) {
+      subscribers[topic].insert(from); // again after a re-send: still once
+      start_ticker();
+    } else if (auto it = subscribers.find(topic); it != subscribers.end()) {
+      it->second.erase(from);
+      if (it->second.empty())
+        subscribers.erase(it);
+    }
+    send(from, r);
+  }
+
+  void start_ticker() {
+    if (std::exchange(ticking, true))
+      return;
+    ticker.expires_after(ticker_period);
+    std::weak_ptr<impl> weak = shared_from_this();
+    ticker.async_wait([weak](std::error_code ec) {
+      auto self = weak.lock();
+      if (!self)
+        return;
+      self->ticking = false;
+      if (!ec && !self->stopped)
+        self->tick();
+    });
+  }
+
+  /// Publishes every topic to its subscribers that are still connected; keeps
+  /// ticking while any topic has one.
+  void tick() {
+    const auto ids = server.connection_ids();
+    const std::set<connection_id> alive(ids.begin(), ids.end());
+    for (auto it = subscribers.begin(); it != subscribers.end();) {
+      std::erase_if(it->second, [&](connection_id c) { return !alive.contains(c); });
+      if (it->second.empty()) {
+        it = subscribers.erase(it);
+        continue;
+      }
+      envelope p;
+      p.path = "$publish";
+      p.extra["topic"] = it->first;
+      p.extra["seq"] = ++seq[it->first];
+      p.data = json::object();
+      p.data["at_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+      for (auto c : it->second)
+        send(c, p);
+      ++it;
+    }
+    if (!subscribers.empty())
+      start_ticker();
   }
 
   /// An echo request: {"path", "data", "reply_to": id}, once per id.
@@ -246,6 +335,10 @@ struct demo_server::impl : std::enable_shared_from_this<impl> {
       r.data["clients"] = server.connection_ids().size();
       r.data["port"] = server.port();
       r.data["duplicates"] = duplicates;
+      std::size_t held = 0;
+      for (const auto& [topic, ids] : subscribers)
+        held += ids.contains(from) ? 1 : 0;
+      r.data["subscriptions"] = held;
       r.reply_to = e.id;
       send(from, r);
     } else {
@@ -302,6 +395,7 @@ std::string demo_server::url() const {
 void demo_server::stop() {
   impl_->stopped = true;
   impl_->restart_timer.cancel();
+  impl_->ticker.cancel();
   impl_->server.stop();
 }
 

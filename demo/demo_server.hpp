@@ -4,7 +4,10 @@
 /// the loopback test server (demo/server/test_server) speaking the envelope
 /// protocol of docs/protocol.md.
 ///
-/// - `echo.*` envelopes go back to the sender;
+/// - `echo.*` envelopes go back to the sender (with `reply_to` when they carry an `id`);
+/// - `$subscribe` / `$unsubscribe` {"topic": T} are acknowledged for topics
+///   under `ticker.` (others refused); each such topic with subscribers is
+///   published every 200 ms: {"path":"$publish","topic":T,"seq":N,"data":{"at_ms":...}};
 /// - `chat.*` envelopes go to every other client;
 /// - `server.*` envelopes make it misbehave on purpose (drop, silence, close,
 ///   garbage, restart) or describe it (info);

@@ -103,6 +103,8 @@ enum class error {
   request_timeout,            ///< handler::request: no reply within its timeout.
   outcome_unknown,            ///< handler::request: the connection ended after the request was written, before its reply.
   request_failed,             ///< handler::request: the server answered with an error reply (request_error).
+  subscription_refused,       ///< handler::subscribe: the server refused the topic (also reported when a re-subscription is refused).
+  rate_limited,               ///< handler::send: over the rate limit, with rate_limit::fail_when_limited.
 };
 
 /// Coarse groups of errors, for retry policies and user code.

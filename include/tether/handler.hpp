@@ -256,6 +256,9 @@ struct status {
   std::uint64_t unrouted = 0;         ///< Envelopes no route matched.
   std::uint64_t pending_requests = 0; ///< request() calls awaiting their reply.
   std::uint64_t late_replies = 0;     ///< Replies to requests that had timed out or were cancelled (dropped).
+  std::uint64_t subscriptions = 0;    ///< Topics subscribed to (acknowledged, or awaiting the acknowledgement).
+  std::uint64_t refused_subscriptions = 0; ///< Subscriptions the server refused (at subscribe() or re-subscribing).
+  std::uint64_t publications = 0;     ///< Publications handed to a subscription's function.
   /// The extension the server accepted on the latest connection, as its
   /// Sec-WebSocket-Extensions value ("permessage-deflate; ..."); null if none.
   std::optional<std::string> extensions;
@@ -302,6 +305,9 @@ struct handler_options {
   /// before it was queued (policy fail, or policy wait running out of time),
   /// nor when close() or the handler's failure fails the whole queue.
   std::function<void(const dropped_message&)> on_drop{};
+  /// After a reconnect, how long the re-subscriptions' acknowledgements are
+  /// awaited before queued messages flow anyway (docs/handler.md, "Subscriptions").
+  std::chrono::milliseconds resubscribe_timeout{10000};
 };
 
 /// A connection that stays up by itself.
@@ -378,6 +384,32 @@ public:
   asio::awaitable<json> request(std::string path, json data, request_options options = {});
   asio::awaitable<json> request(std::string path, json data, std::chrono::milliseconds timeout);
   asio::awaitable<json> request(std::string path, json data, request_options options, std::error_code& ec);
+  /// Subscribes to `topic` (a dot-separated path, not starting with '$'):
+  /// sends {"path":"$subscribe","id":ID,"data":{"topic":topic}} and completes
+  /// when the server acknowledges it (docs/protocol.md). From then on every
+  /// publication for the topic ({"path":"$publish","topic":...,"seq":...})
+  /// goes to `fn` (any route function form; message::path is the topic,
+  /// env.extra holds "topic" and "seq"), and after each reconnect the
+  /// subscription is renewed before queued messages flow. Fails with
+  /// error::subscription_refused on an error reply, route_conflict if the
+  /// topic is subscribed already, and as request() fails (request_timeout,
+  /// handler_closed, ...); a subscription that fails is not kept.
+  /// Cancellation: the subscription is not kept; operation_aborted.
+  template <class F>
+  asio::awaitable<void> subscribe(std::string topic, F&& fn,
+                                  std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) {
+    return subscribe_function(std::move(topic), route(std::string(), std::forward<F>(fn)).fn, timeout);
+  }
+  asio::awaitable<void> subscribe_function(std::string topic, route::function fn, std::chrono::milliseconds timeout);
+  /// Ends the subscription to `topic`: its publications stop at once; while
+  /// connected the server is told ({"path":"$unsubscribe",...}) and its
+  /// acknowledgement awaited (the server forgets every subscription with the
+  /// connection, so offline nothing is sent). Returns false if there was no
+  /// such subscription. Fails as request() fails.
+  asio::awaitable<bool> unsubscribe(std::string topic,
+                                    std::chrono::milliseconds timeout = std::chrono::milliseconds(10000));
+  /// The topics subscribed to, sorted.
+  std::vector<std::string> topics() const;
   /// send() with per message settings: `o.ttl` replaces send_timeout for it.
   asio::awaitable<void> send(std::string path, json data, send_options o);
   /// Sends a prepared envelope (ids, reply_to, extra fields, binary).

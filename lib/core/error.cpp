@@ -87,6 +87,8 @@ const char* message_of(error e) noexcept {
   case error::request_timeout: return "no reply to the request within its timeout";
   case error::outcome_unknown: return "the connection ended after the request was sent and before its reply: it may or may not have been carried out";
   case error::request_failed: return "the server answered the request with an error";
+  case error::subscription_refused: return "the server refused the subscription";
+  case error::rate_limited: return "over the send rate limit";
   }
   return "unknown tether error";
 }
@@ -174,6 +176,8 @@ condition condition_of(error e) noexcept {
   case error::outcome_unknown:
     return condition::transport;
   case error::request_failed:
+  case error::subscription_refused:
+  case error::rate_limited:
   case error::route_conflict:
   case error::invalid_pattern:
   case error::invalid_envelope:

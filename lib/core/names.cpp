@@ -87,6 +87,8 @@ const char* to_string(error e) noexcept {
   case error::request_timeout: return "request_timeout";
   case error::outcome_unknown: return "outcome_unknown";
   case error::request_failed: return "request_failed";
+  case error::subscription_refused: return "subscription_refused";
+  case error::rate_limited: return "rate_limited";
   }
   return "unknown";
 }

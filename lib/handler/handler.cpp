@@ -33,6 +33,7 @@
 #include "live.hpp"
 #include "requests.hpp"
 #include "signal.hpp"
+#include "subscriptions.hpp"
 #include "route_table.hpp"
 #include "stream_access.hpp"
 #include "transport.hpp"
@@ -106,6 +107,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<route_handle::table> routes_;
   std::vector<interceptor> interceptors_;
   detail::request_table requests_{id_nonce()};
+  detail::subscription_table subs_;
   std::shared_ptr<const codec> codec_;
   bool codec_checks_utf8_ = false; // tether's own codec: its text is UTF-8 already
   std::mt19937_64 rng_;
@@ -407,9 +409,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     });
     s.set_state(connection_state::open, s.failures_); // the count holds until the connection is stable
 
-    // The on_open steps run beside the loops (their own sends must be written
-    // while they wait); queued messages flow once they have all succeeded.
-    if (s.open_steps_.empty()) {
+    // The on_open steps and the re-subscriptions run beside the loops (their
+    // own sends must be written while they wait); queued messages flow once
+    // they have all succeeded.
+    if (s.open_steps_.empty() && s.subs_.active().empty()) {
       s.flowing_ = true;
     } else {
       auto steps = std::make_shared<asio::cancellation_signal>();
@@ -468,8 +471,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     co_await t.async_wait(use_nothrow);
   }
 
-  // User steps first, then library steps (when there are some), in order. A
-  // step that throws ends the connection: it counts as a failed attempt.
+  // User steps first, then the re-subscriptions, in order. A user step that
+  // throws ends the connection: it counts as a failed attempt.
   static asio::awaitable<void> run_open_steps(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
     auto& s = *self;
     auto cs = co_await asio::this_coro::cancellation_state;
@@ -488,6 +491,92 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         co_return;
       }
     }
+    if (!s.closing_ && !cancelled(cs))
+      co_await resubscribe(self);
+  }
+
+  // Renews every acknowledged subscription on a new connection: all the
+  // $subscribe envelopes go out first (ahead of the offline queue, as sends of
+  // on_open steps do), then their acknowledgements are awaited, together at
+  // most resubscribe_timeout. A refused topic is reported and its subscription
+  // ends; a missing acknowledgement is reported and the subscription is kept.
+  static asio::awaitable<void> resubscribe(std::shared_ptr<impl> self) {
+    auto& s = *self;
+    auto cs = co_await asio::this_coro::cancellation_state;
+    const auto subs = s.subs_.active();
+    if (subs.empty())
+      co_return;
+    const auto deadline = later(steady::now(), s.opts_.resubscribe_timeout);
+    struct renewal {
+      std::shared_ptr<detail::subscription> sub;
+      std::shared_ptr<detail::pending_request> r;
+    };
+    struct entries_guard { // no entry or timer outlives this step, however it ends
+      impl& s;
+      std::vector<renewal> all;
+      ~entries_guard() {
+        for (auto& x : all) {
+          x.r->timer.cancel();
+          s.requests_.close(x.r);
+        }
+        s.set_pending_requests();
+      }
+    } renewals{s, {}};
+    for (const auto& sub : subs) {
+      auto r = s.requests_.open(s.strand_, false, deadline);
+      renewals.all.push_back({sub, r});
+      s.set_pending_requests();
+      auto it = std::make_shared<item>(s.strand_);
+      if (s.codec_->encode(subscribe_envelope("$subscribe", sub->topic, r->id), it->payload, it->binary))
+        co_return; // the codec refuses the library's own envelope: nothing to renew with
+      it->cap = deadline;
+      it->request = r;
+      std::error_code sent;
+      try {
+        co_await do_send(self, it);
+      } catch (const std::system_error& x) {
+        sent = x.code();
+      }
+      if (sent || cancelled(cs))
+        co_return; // the connection is ending; the next one renews them again
+    }
+    for (auto& [sub, r] : renewals.all) {
+      while (!r->done) {
+        auto [tec] = co_await r->timer.async_wait(use_nothrow);
+        if (cancelled(cs))
+          co_return;
+        if (!tec)
+          break; // the deadline
+      }
+      if (!r->done) {
+        s.report(error::request_timeout,
+                 "re-subscribing to '" + sub->topic + "': no acknowledgement within " +
+                     std::to_string(s.opts_.resubscribe_timeout.count()) +
+                     " ms; the subscription is kept and queued messages flow");
+        continue;
+      }
+      if (r->ec)
+        co_return; // the connection ended
+      if (r->reply.error) {
+        if (s.subs_.remove(sub))
+          s.update_status([&](tether::status& st) {
+            ++st.refused_subscriptions;
+            st.subscriptions = s.subs_.size();
+          });
+        s.report(error::subscription_refused,
+                 "re-subscribing to '" + sub->topic + "' after the reconnect: refused: " + *r->reply.error);
+      }
+    }
+  }
+
+  static envelope subscribe_envelope(std::string path, const std::string& topic, const std::string& id) {
+    envelope e;
+    e.path = std::move(path);
+    e.data = json::object();
+    e.data["topic"] = topic;
+    if (!id.empty())
+      e.id = id;
+    return e;
   }
 
   // ---- reader and dispatch ----
@@ -550,8 +639,16 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       break;
     }
     // '$' paths are the library's (docs/protocol.md): none reaches a route.
-    // Nothing consumes them yet (subscriptions will): counted as unrouted.
+    // Publications go to their subscription; anything else is counted as unrouted.
     if (!env.path.empty() && env.path.front() == '$') {
+      if (env.path == "$publish")
+        if (auto t = env.extra.find("topic"); t != env.extra.end() && t->is_string())
+          if (auto sub = subs_.find(t->get<std::string>())) {
+            update_status([](tether::status& st) { ++st.publications; });
+            env.path = sub->topic;
+            invoke(self, sub->fn, std::move(env), {}, raw);
+            return;
+          }
       update_status([](tether::status& st) { ++st.unrouted; });
       return;
     }
@@ -592,8 +689,14 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     }
     if (!routed)
       update_status([](tether::status& st) { ++st.unrouted; });
-    if (!fn)
-      return;
+    if (fn)
+      invoke(self, fn, std::move(env), caps, raw);
+  }
+
+  // Runs a route's (or a subscription's) function on `env`: plain functions
+  // here, coroutines as their own coroutine.
+  void invoke(const std::shared_ptr<impl>& self, const std::shared_ptr<const route::function>& fn, envelope env,
+              const captures& caps, std::string_view raw) {
     try {
       if (auto* f = std::get_if<route::json_fn>(fn.get())) {
         (*f)(env.data, ctx_);
@@ -1028,10 +1131,12 @@ struct handler::impl : std::enable_shared_from_this<impl> {
                               "paths starting with '$' are reserved for the library: '" + path + "'");
   }
 
+  // `library`: one of the library's own '$' envelopes (subscriptions).
   static asio::awaitable<void> do_request(std::shared_ptr<impl> self, envelope e, request_options o,
-                                          std::shared_ptr<json> out) {
+                                          std::shared_ptr<json> out, bool library = false) {
     auto& s = *self;
-    check_user_path(e.path);
+    if (!library)
+      check_user_path(e.path);
     if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
       throw std::system_error(error::handler_closed);
     if (o.timeout.count() <= 0)
@@ -1106,6 +1211,98 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     else
       co_await std::move(op);
     co_return std::move(*out);
+  }
+
+  // ---- subscriptions ----
+
+  static void check_topic(const std::string& topic) {
+    if (topic.empty() || topic.front() == '$')
+      throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                              "a topic is a non-empty path that does not start with '$': '" + topic + "'");
+  }
+
+  void set_subscriptions() {
+    update_status([n = subs_.size()](tether::status& st) { st.subscriptions = n; });
+  }
+
+  // Kept from before the $subscribe goes out, so that a publication the server
+  // sends right after its acknowledgement (or before it) finds its function.
+  static asio::awaitable<void> do_subscribe(std::shared_ptr<impl> self, std::string topic, route::function fn,
+                                            std::chrono::milliseconds timeout) {
+    auto& s = *self;
+    check_topic(topic);
+    if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+      throw std::system_error(error::handler_closed);
+    auto sub = s.subs_.add(topic, std::move(fn));
+    if (!sub)
+      throw std::system_error(error::route_conflict, "already subscribed to '" + topic + "'");
+    s.set_subscriptions();
+    struct unless_kept { // a subscription that fails, however, is not kept
+      impl& s;
+      std::shared_ptr<detail::subscription> sub;
+      bool kept = false;
+      ~unless_kept() {
+        if (!kept && s.subs_.remove(sub))
+          s.set_subscriptions();
+      }
+    } guard{s, sub};
+    auto reply = std::make_shared<json>();
+    std::error_code refused;
+    std::string text;
+    try {
+      // Idempotent: subscribing twice is harmless, so a $subscribe whose
+      // connection ended is sent again after the reconnect.
+      co_await do_request(self, subscribe_envelope("$subscribe", topic, {}), request_options{timeout, true}, reply,
+                          true);
+    } catch (const request_error& x) {
+      refused = error::subscription_refused;
+      text = x.error_text();
+    }
+    if (refused) {
+      s.update_status([](tether::status& st) { ++st.refused_subscriptions; });
+      throw std::system_error(refused, "subscribing to '" + topic + "': " + text);
+    }
+    if (s.subs_.find(topic) != sub) // unsubscribed while waiting for the acknowledgement
+      throw std::system_error(asio::error::operation_aborted, "unsubscribed from '" + topic + "' before the acknowledgement");
+    sub->active = true;
+    guard.kept = true;
+  }
+
+  static asio::awaitable<void> do_unsubscribe(std::shared_ptr<impl> self, std::string topic,
+                                              std::chrono::milliseconds timeout, std::shared_ptr<bool> out) {
+    auto& s = *self;
+    auto sub = s.subs_.find(topic);
+    if (!sub || !s.subs_.remove(sub)) {
+      *out = false;
+      co_return;
+    }
+    s.set_subscriptions();
+    *out = true;
+    // An acknowledged subscription lives on the server only as long as the
+    // connection; one still awaiting its acknowledgement has a $subscribe on
+    // its way, which this $unsubscribe follows in order.
+    if (sub->active && !(s.state_ == connection_state::open && s.ctx_.connected))
+      co_return;
+    auto reply = std::make_shared<json>();
+    std::error_code ec;
+    try {
+      co_await do_request(self, subscribe_envelope("$unsubscribe", topic, {}), request_options{timeout, false}, reply,
+                          true);
+    } catch (const request_error&) {
+      throw;
+    } catch (const std::system_error& x) {
+      ec = x.code();
+    }
+    // The connection ended under it: the server forgot the subscription with it.
+    if (ec && ec != error::outcome_unknown)
+      throw std::system_error(ec, "unsubscribing from '" + topic + "'");
+  }
+
+  static asio::awaitable<bool> unsubscribe_op(std::shared_ptr<impl> self, std::string topic,
+                                              std::chrono::milliseconds timeout) {
+    auto out = std::make_shared<bool>(false);
+    co_await on_strand(self, do_unsubscribe(self, std::move(topic), timeout, out));
+    co_return *out;
   }
 
   void shutdown() noexcept {
@@ -1224,6 +1421,17 @@ asio::awaitable<json> handler::request(std::string path, json data, std::chrono:
 asio::awaitable<json> handler::request(std::string path, json data, request_options options, std::error_code& ec) {
   return impl::request_op(impl_, request_envelope(std::move(path), std::move(data)), options, &ec);
 }
+
+asio::awaitable<void> handler::subscribe_function(std::string topic, route::function fn,
+                                                  std::chrono::milliseconds timeout) {
+  return impl::on_strand(impl_, impl::do_subscribe(impl_, std::move(topic), std::move(fn), timeout));
+}
+
+asio::awaitable<bool> handler::unsubscribe(std::string topic, std::chrono::milliseconds timeout) {
+  return impl::unsubscribe_op(impl_, std::move(topic), timeout);
+}
+
+std::vector<std::string> handler::topics() const { return impl_->subs_.topics(); }
 
 asio::awaitable<void> handler::send(envelope e, std::error_code& ec) {
   return impl::into(send(std::move(e)), ec);

@@ -59,6 +59,9 @@ json status::to_json() const {
   j["unrouted"] = unrouted;
   j["pending_requests"] = pending_requests;
   j["late_replies"] = late_replies;
+  j["subscriptions"] = subscriptions;
+  j["refused_subscriptions"] = refused_subscriptions;
+  j["publications"] = publications;
   return j;
 }
 

@@ -72,6 +72,8 @@ TEST_CASE("every error code has its documented value and condition") {
       {error::request_timeout, 527, c::timeout},
       {error::outcome_unknown, 528, c::transport},
       {error::request_failed, 529, c::handler},
+      {error::subscription_refused, 530, c::handler},
+      {error::rate_limited, 531, c::handler},
   };
   for (const auto& r : table) {
     CAPTURE(r.value);
