@@ -206,6 +206,58 @@ asio::awaitable<void> restart_and_reconnect(std::string url) {
   co_await h.close();
 }
 
+asio::awaitable<void> subscriptions(std::string url) {
+  auto a = co_await open(url);
+  auto b = co_await open(url);
+  // Refused: an error reply to the $subscribe, with an error_code.
+  co_await a->send(R"({"path":"$subscribe","id":"r1","data":{"topic":"news.x"}})");
+  json refused = co_await read_json(*a);
+  CHECK(refused["path"] == "$subscribe");
+  CHECK(refused["reply_to"] == "r1");
+  CHECK(refused["error_code"] == "unknown_topic");
+  CHECK(refused["error"].get<std::string>().find("news.x") != std::string::npos);
+
+  // Acknowledged with the same path, reply_to and data, then published every
+  // 200 ms from the acknowledgement on (the ticker starts with it).
+  const auto before = std::chrono::steady_clock::now();
+  co_await a->send(R"({"path":"$subscribe","id":"s1","data":{"topic":"ticker.btc"}})");
+  json ack = co_await read_json(*a);
+  CHECK(ack == json::parse(R"({"path":"$subscribe","reply_to":"s1","data":{"topic":"ticker.btc"}})"));
+  for (int seq = 1; seq <= 3; ++seq) {
+    json p = co_await read_json(*a);
+    CHECK(p["path"] == "$publish");
+    CHECK(p["topic"] == "ticker.btc");
+    CHECK(p["seq"] == seq);
+    CHECK(p["data"]["at_ms"].is_number_integer());
+  }
+  CHECK(std::chrono::steady_clock::now() - before >= 3 * 200ms);
+
+  // A second subscriber gets the topic's next publications (seq counts the
+  // topic's, not the subscriber's); server.info counts a connection's subscriptions.
+  co_await b->send(R"({"path":"$subscribe","id":"s2","data":{"topic":"ticker.btc"}})");
+  json ack_b = co_await read_json(*b);
+  CHECK(ack_b["reply_to"] == "s2");
+  json pb = co_await read_json(*b);
+  CHECK(pb["seq"].get<int>() > 3);
+
+  co_await a->send(R"({"path":"$unsubscribe","id":"u1","data":{"topic":"ticker.btc"}})");
+  // Publications already sent may come before the acknowledgement.
+  json un = co_await read_json(*a);
+  while (un["path"] == "$publish")
+    un = co_await read_json(*a);
+  CHECK(un == json::parse(R"({"path":"$unsubscribe","reply_to":"u1","data":{"topic":"ticker.btc"}})"));
+  co_await a->send(R"({"path":"server.info","id":"i1"})");
+  json info = co_await read_json(*a);
+  CHECK(info["data"]["subscriptions"] == 0); // and nothing more published to a
+  co_await b->send(R"({"path":"server.info","id":"i2"})");
+  json info_b = co_await read_json(*b);
+  while (info_b["path"] == "$publish")
+    info_b = co_await read_json(*b);
+  CHECK(info_b["data"]["subscriptions"] == 1);
+  co_await a->close();
+  b->abort();
+}
+
 template <class F>
 void with_server(F&& body) {
   asio::io_context ctx;
@@ -221,4 +273,7 @@ void with_server(F&& body) {
 TEST_CASE("demo server: echo, batches, binary, errors, garbage, close") { with_server(echo_and_errors); }
 TEST_CASE("demo server: chat goes to every other client") { with_server(chat_broadcast); }
 TEST_CASE("demo server: drop and silence") { with_server(drop_and_silence); }
+TEST_CASE("demo server: $subscribe is acknowledged or refused; ticker.* topics publish every 200 ms") {
+  with_server(subscriptions);
+}
 TEST_CASE("demo server: restart on the same port; a handler reconnects") { with_server(restart_and_reconnect); }

@@ -45,6 +45,10 @@ Scenarios (each a meson test in suite 'interop'):
                data; an error reply names request_failed and the server's
                text; a silenced server: request_timeout after MS (bounded);
                the status counts pending requests and late replies
+  subscribe    sub TOPIC against the embedded server: publications print as
+               '< TOPIC DATA fields={"seq":N,...}'; a second sub, a refused
+               topic and a missing TOPIC fail by name; after server.restart
+               the subscription is renewed and publications resume; unsub
   binary       sendb PATH HEX: tether-demo-server echoes the binary envelope,
                a route prints '< PATH binary N bytes: HEX', expect takes it;
                chat.* in binary reaches the other client; malformed hex names
@@ -644,6 +648,38 @@ def scenario_request(repl, server_bin, certs_sh):
     check(0.3 <= took <= 0.3 * 3 + 1, "a 300 ms request took %.2f s" % took)
     st = r.status()
     check(st["pending_requests"] == 0, "a timed-out request is still pending: %r" % st)
+    r.send("quit")
+    r.finish(0)
+
+
+def scenario_subscribe(repl, server_bin, certs_sh):
+    r = Repl(repl, "--ping-interval", "0")
+    connected(r)
+    r.ok("sub ticker.btc")
+    # Publications print as routed messages on the topic, with seq.
+    r.out.wait_for(r'^< ticker\.btc \{"at_ms":\d+\} fields=\{"seq":1,"topic":"ticker\.btc"\}$')
+    r.out.wait_for(r'^< ticker\.btc \{"at_ms":\d+\} fields=\{"seq":2,"topic":"ticker\.btc"\}$')
+    r.error("sub ticker.btc", r"^error: sub failed: route_conflict: already subscribed to 'ticker\.btc'")
+    r.error("sub news.x", r"^error: sub failed: subscription_refused: subscribing to 'news\.x': unknown topic")
+    r.error("sub", r"sub needs one TOPIC")
+    st = r.status()
+    check(st["subscriptions"] == 1 and st["refused_subscriptions"] == 1 and st["publications"] >= 2,
+          "status after sub: %r" % st)
+    # The server restarts: the subscription is renewed and publications resume.
+    r.ok("send server.restart {\"after_ms\": 100}")
+    r.out.wait_for(r"^\* connected to ")
+    at_connect = r.status()["publications"]  # the old connection's are all counted by now
+    for _ in range(20):  # lines printed before the restart may come first
+        r.out.wait_for(r'^< ticker\.btc .*"seq":')
+        st = r.status()
+        if st["publications"] > at_connect:
+            break
+    check(st["subscriptions"] == 1 and st["reconnects"] == 1 and st["publications"] > at_connect,
+          "no publication after the restart: %r" % st)
+    r.ok("unsub ticker.btc")
+    r.error("unsub ticker.btc", r"^error: not subscribed to 'ticker\.btc'$")
+    st = r.status()
+    check(st["subscriptions"] == 0 and st["pending_requests"] == 0, "status after unsub: %r" % st)
     r.send("quit")
     r.finish(0)
 

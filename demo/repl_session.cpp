@@ -52,6 +52,8 @@ const char* const help_lines[] = {
     "  send PATH [JSON]          send an envelope; 'ok' once written, 'ok queued' while offline",
     "  sendb PATH [HEX]          send a binary envelope: PATH, then the bytes given in hex ('00 ff 10')",
     "  request PATH [JSON] [MS]  send a request (an id), wait for its reply: 'ok DATA' (MS: timeout)",
+    "  sub TOPIC                 subscribe (acknowledged by the server); publications print as '< TOPIC DATA'",
+    "  unsub TOPIC               end that subscription",
     "  route PATTERN             print messages matching PATTERN with their captures [a, b]",
     "  unroute PATTERN           remove that route",
     "  routes                    list the routes: 'ok PATTERN...'",
@@ -356,6 +358,69 @@ asio::awaitable<void> cmd_request(std::shared_ptr<session> s, command_line c) {
                                     : why)));
 }
 
+/// "NAME: text" for a failed operation (NAME: tether's error name, when it is one).
+std::string failure_text(std::error_code ec, std::string_view why) {
+  const bool ours = &ec.category() == &tether::error_category();
+  return fmt::format("{}{}", ours ? fmt::format("{}: ", tether::to_string(static_cast<tether::error>(ec.value()))) : "",
+                     printable(why));
+}
+
+/// sub TOPIC: subscribes; each publication prints as a routed message whose
+/// path is the topic ('< TOPIC DATA fields={"seq":N,"topic":...}').
+asio::awaitable<void> cmd_sub(std::shared_ptr<session> s, command_line c) {
+  if (c.arg.empty() || !c.rest.empty()) {
+    s->fail("sub needs one TOPIC");
+    co_return;
+  }
+  if (!active(s->state) || s->state == tether::connection_state::closing) {
+    s->fail(fmt::format("not connected ({}); use connect", tether::to_string(s->state)));
+    co_return;
+  }
+  std::weak_ptr<session> weak = s;
+  auto print = [weak](const tether::message& m, tether::connection_context&) {
+    if (auto p = weak.lock())
+      print_message(*p, m, true, false);
+  };
+  hold_events hold(*s); // until the result line is printed
+  std::error_code ec;
+  std::string why;
+  try {
+    co_await s->ws->subscribe(c.arg, print, s->opt.request_timeout);
+  } catch (const std::system_error& e) {
+    ec = e.code();
+    why = e.what();
+  }
+  if (ec)
+    s->fail("sub failed: " + failure_text(ec, why));
+  else
+    s->ok();
+}
+
+/// unsub TOPIC: ends the subscription ('ok'), or says there was none.
+asio::awaitable<void> cmd_unsub(std::shared_ptr<session> s, command_line c) {
+  if (c.arg.empty() || !c.rest.empty()) {
+    s->fail("unsub needs one TOPIC");
+    co_return;
+  }
+  hold_events hold(*s);
+  std::error_code ec;
+  std::string why;
+  bool ended = false;
+  try {
+    auto was = co_await s->ws->unsubscribe(c.arg, s->opt.request_timeout); // named: see design.md
+    ended = was;
+  } catch (const std::system_error& e) {
+    ec = e.code();
+    why = e.what();
+  }
+  if (ec)
+    s->fail("unsub failed: " + failure_text(ec, why));
+  else if (!ended)
+    s->fail(fmt::format("not subscribed to '{}'", printable(c.arg)));
+  else
+    s->ok();
+}
+
 asio::awaitable<void> cmd_send(std::shared_ptr<session> s, command_line c, bool binary) {
   if (c.arg.empty()) {
     s->fail(binary ? "sendb needs PATH [HEX]" : "send needs PATH [JSON]");
@@ -614,6 +679,10 @@ asio::awaitable<bool> run_command(std::shared_ptr<session> s, std::string line) 
     co_await cmd_ping(s, std::move(c));
   } else if (c.name == "request") {
     co_await cmd_request(s, std::move(c));
+  } else if (c.name == "sub") {
+    co_await cmd_sub(s, std::move(c));
+  } else if (c.name == "unsub") {
+    co_await cmd_unsub(s, std::move(c));
   } else if (c.name == "route") {
     cmd_route(*s, c);
   } else if (c.name == "unroute") {
