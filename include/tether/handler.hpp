@@ -232,6 +232,21 @@ private:
   std::string remote_code_;
 };
 
+/// A token bucket for outgoing envelopes (handler_options::send_rate and
+/// route_send_rates; docs/handler.md, "Rate limiting"): in any span of time t
+/// at most burst + per_second × t envelopes are written.
+struct rate_limit {
+  double per_second = 0;  ///< Envelopes per second; 0 (or less) = no limit.
+  std::size_t burst = 1;  ///< Envelopes that may go out back to back (the bucket's size, at least 1).
+};
+
+/// A rate limit for the outgoing envelopes whose path matches `pattern` (the
+/// router's patterns: "orders.*", "md.#"); the most specific pattern applies.
+struct route_rate_limit {
+  std::string pattern;
+  rate_limit limit;
+};
+
 /// A consistent snapshot of the handler (see docs/handler.md for the fields).
 struct status {
   bool connected = false;
@@ -259,6 +274,8 @@ struct status {
   std::uint64_t subscriptions = 0;    ///< Topics subscribed to (acknowledged, or awaiting the acknowledgement).
   std::uint64_t refused_subscriptions = 0; ///< Subscriptions the server refused (at subscribe() or re-subscribing).
   std::uint64_t publications = 0;     ///< Publications handed to a subscription's function.
+  std::uint64_t throttled = 0;        ///< Envelopes that waited for the rate limit before being written.
+  std::uint64_t rate_limited = 0;     ///< Sends refused with error::rate_limited (fail_when_rate_limited).
   /// The extension the server accepted on the latest connection, as its
   /// Sec-WebSocket-Extensions value ("permessage-deflate; ..."); null if none.
   std::optional<std::string> extensions;
@@ -308,6 +325,15 @@ struct handler_options {
   /// After a reconnect, how long the re-subscriptions' acknowledgements are
   /// awaited before queued messages flow anyway (docs/handler.md, "Subscriptions").
   std::chrono::milliseconds resubscribe_timeout{10000};
+  /// The handler's limit on outgoing envelopes (requests, subscriptions and
+  /// the envelopes inside batches count one each). Default: none.
+  rate_limit send_rate{};
+  /// Limits per path pattern, on top of send_rate (throws
+  /// std::system_error(invalid_pattern / route_conflict) from the constructor).
+  std::vector<route_rate_limit> route_send_rates{};
+  /// Over the rate at the time of the call, send() and request() fail with
+  /// error::rate_limited instead of waiting for their turn.
+  bool fail_when_rate_limited = false;
 };
 
 /// A connection that stays up by itself.

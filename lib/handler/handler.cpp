@@ -31,6 +31,7 @@
 #include "asio_compat.hpp"
 #include "fifo.hpp"
 #include "live.hpp"
+#include "rate_limiter.hpp"
 #include "requests.hpp"
 #include "signal.hpp"
 #include "subscriptions.hpp"
@@ -74,6 +75,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     bool caller_cancelled = false; // its sender was cancelled while it was being written
     std::weak_ptr<detail::pending_request> request; // the request it carries, told which connection wrote it
     bool priority = false;     // sent by an on_open step: may go before flowing_
+    int bucket = -1;           // its route's rate limit (rate_limiter::bucket_of)
+    bool throttled = false;    // waited for the rate limit (counted once)
+    bool admitted = false;     // fail_when_rate_limited does not apply (the library's, a re-send)
     bool done = false;
     std::error_code ec;
   };
@@ -87,7 +91,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor ex, handler_options o)
       : strand_(asio::make_strand(ex)), opts_(std::move(o)),
         table_(opts_.routes ? opts_.routes : std::make_shared<route_table>()), routes_(table_->table_),
-        changed_(strand_), backoff_timer_(strand_), deadline_timer_(strand_) {
+        changed_(strand_), backoff_timer_(strand_), deadline_timer_(strand_),
+        pacer_(opts_.send_rate, opts_.route_send_rates), admit_(opts_.send_rate, opts_.route_send_rates),
+        pace_timer_(strand_) {
     codec_ = opts_.wire_codec ? opts_.wire_codec : std::make_shared<json_codec>();
     codec_checks_utf8_ = dynamic_cast<const json_codec*>(codec_.get()) || dynamic_cast<const field_codec*>(codec_.get());
     rng_.seed(opts_.rng_seed ? opts_.rng_seed : std::random_device{}());
@@ -148,6 +154,12 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   asio::steady_timer backoff_timer_;
   asio::steady_timer deadline_timer_; // send_timeout of queued messages: one timer for all
   steady::time_point deadline_armed_ = steady::time_point::max();
+  // Rate limits: pacer_ spaces the writes, admit_ decides fail_when_rate_limited
+  // at the call; pace_timer_ wakes the writer when the next envelope may go.
+  detail::rate_limiter pacer_;
+  detail::rate_limiter admit_;
+  asio::steady_timer pace_timer_;
+  steady::time_point pace_armed_ = steady::time_point::max();
 
   void notify() { changed_.notify_all(); }
 
@@ -531,6 +543,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         co_return; // the codec refuses the library's own envelope: nothing to renew with
       it->cap = deadline;
       it->request = r;
+      it->bucket = s.pacer_.bucket_of("$subscribe");
+      it->admitted = true;
       std::error_code sent;
       try {
         co_await do_send(self, it);
@@ -770,11 +784,14 @@ struct handler::impl : std::enable_shared_from_this<impl> {
              (s.in_flight_.empty() ||
               detail::stream_access::queued_bytes(*ws) < s.opts_.stream.max_send_queue_bytes)) {
         auto it = s.queue_.front();
+        const auto now = steady::now();
+        if (now < it->deadline && !s.paced(it, now))
+          break; // the rate limit: pace_timer_ wakes this loop when it may go
         s.queue_.pop_front();
         s.queued_bytes_ -= it->payload.size();
         s.set_queued();
         s.notify(); // room in the queue
-        if (steady::now() >= it->deadline) {
+        if (now >= it->deadline) {
           s.drop(it, error::send_timeout); // its TTL passed: never onto this connection
           continue;
         }
@@ -799,6 +816,31 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       if (cancelled(cs))
         co_return;
     }
+  }
+
+  // True when `it` may be written now under the rate limits (and takes its
+  // token); otherwise arms pace_timer_ for when it may.
+  bool paced(const std::shared_ptr<item>& it, steady::time_point now) {
+    if (!pacer_.active())
+      return true;
+    const auto when = pacer_.when(it->bucket, now);
+    if (when <= now) {
+      pacer_.take(it->bucket, now);
+      return true;
+    }
+    if (!std::exchange(it->throttled, true))
+      update_status([](tether::status& st) { ++st.throttled; });
+    if (when < pace_armed_) {
+      pace_armed_ = when;
+      pace_timer_.expires_at(when);
+      pace_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+        if (ec)
+          return; // re-armed sooner, or shut down
+        self->pace_armed_ = steady::time_point::max();
+        self->notify();
+      });
+    }
+    return false;
   }
 
   // The stream wrote `it` (or never will: ec). Messages are written in order, so
@@ -931,6 +973,13 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       throw std::system_error(error::handler_closed);
     it->enqueued = steady::now();
     it->deadline = std::min(later(it->enqueued, it->ttl ? *it->ttl : s.opts_.send_timeout), it->cap);
+    if (s.opts_.fail_when_rate_limited && !it->admitted && s.admit_.active()) {
+      if (s.admit_.when(it->bucket, it->enqueued) > it->enqueued) {
+        s.update_status([](tether::status& st) { ++st.rate_limited; });
+        throw std::system_error(error::rate_limited);
+      }
+      s.admit_.take(it->bucket, it->enqueued);
+    }
     // The offline queue is bounded.
     while (s.queue_.size() >= s.opts_.offline_queue_size) {
       if (s.opts_.offline == offline_policy::fail)
@@ -1108,6 +1157,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     check_user_path(e.path);
     auto it = std::make_shared<item>(self->strand_);
     it->ttl = o.ttl;
+    it->bucket = self->pacer_.bucket_of(e.path);
     if (auto ec = self->codec_->encode(e, it->payload, it->binary))
       throw std::system_error(ec, "encoding the envelope for '" + e.path + "'");
     co_await on_strand(self, do_send(self, std::move(it)));
@@ -1161,6 +1211,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         throw std::system_error(ec, "encoding the request for '" + e.path + "'");
       it->cap = deadline;
       it->request = r;
+      it->bucket = s.pacer_.bucket_of(e.path);
+      it->admitted = library || r->resend; // a re-send was admitted the first time
       r->resend = false;
       std::error_code sent;
       try {
@@ -1309,6 +1361,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     closing_ = true;
     backoff_timer_.cancel();
     deadline_timer_.cancel();
+    pace_timer_.cancel();
     for (auto& h : handlers_)
       h->cancel.emit(asio::cancellation_type::terminal);
     fail_queue(asio::error::operation_aborted);

@@ -62,6 +62,8 @@ json status::to_json() const {
   j["subscriptions"] = subscriptions;
   j["refused_subscriptions"] = refused_subscriptions;
   j["publications"] = publications;
+  j["throttled"] = throttled;
+  j["rate_limited"] = rate_limited;
   return j;
 }
 
