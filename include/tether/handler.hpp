@@ -247,13 +247,24 @@ struct route_rate_limit {
   rate_limit limit;
 };
 
+/// Outgoing batching (handler_options::batch; docs/protocol.md, "Batches"):
+/// text envelopes queued together go out as one frame holding a JSON array.
+struct batch_options {
+  bool enabled = false;                       ///< Off by default.
+  std::size_t max_count = 64;                 ///< Envelopes per frame.
+  std::size_t max_bytes = 64 * 1024;          ///< Bytes per frame (one larger envelope goes alone).
+  /// How long the oldest queued envelope may wait for others to join it; 0
+  /// batches only what is queued already when the writer runs.
+  std::chrono::milliseconds max_delay{5};
+};
+
 /// A consistent snapshot of the handler (see docs/handler.md for the fields).
 struct status {
   bool connected = false;
   std::string state;
   std::uint64_t retries = 0;          ///< Failures in a row (as state_change::attempt).
   std::uint64_t reconnects = 0;       ///< Successful reconnects in total.
-  std::uint64_t messages_sent = 0;    ///< Data messages written to the socket.
+  std::uint64_t messages_sent = 0;    ///< Data messages written to the socket (a batch is one).
   std::uint64_t messages_received = 0;
   std::uint64_t bytes_sent = 0;       ///< Payload bytes of those messages.
   std::uint64_t bytes_received = 0;
@@ -276,6 +287,7 @@ struct status {
   std::uint64_t publications = 0;     ///< Publications handed to a subscription's function.
   std::uint64_t throttled = 0;        ///< Envelopes that waited for the rate limit before being written.
   std::uint64_t rate_limited = 0;     ///< Sends refused with error::rate_limited (fail_when_rate_limited).
+  std::uint64_t batches = 0;          ///< Frames that carried more than one envelope (batch_options).
   /// The extension the server accepted on the latest connection, as its
   /// Sec-WebSocket-Extensions value ("permessage-deflate; ..."); null if none.
   std::optional<std::string> extensions;
@@ -334,6 +346,9 @@ struct handler_options {
   /// Over the rate at the time of the call, send() and request() fail with
   /// error::rate_limited instead of waiting for their turn.
   bool fail_when_rate_limited = false;
+  /// Outgoing batching; off by default. Applies with tether's own codecs
+  /// (json_codec, field_codec), whose text frames may hold an array.
+  batch_options batch{};
 };
 
 /// A connection that stays up by itself.

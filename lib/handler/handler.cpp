@@ -93,7 +93,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         table_(opts_.routes ? opts_.routes : std::make_shared<route_table>()), routes_(table_->table_),
         changed_(strand_), backoff_timer_(strand_), deadline_timer_(strand_),
         pacer_(opts_.send_rate, opts_.route_send_rates), admit_(opts_.send_rate, opts_.route_send_rates),
-        pace_timer_(strand_) {
+        writer_timer_(strand_) {
     codec_ = opts_.wire_codec ? opts_.wire_codec : std::make_shared<json_codec>();
     codec_checks_utf8_ = dynamic_cast<const json_codec*>(codec_.get()) || dynamic_cast<const field_codec*>(codec_.get());
     rng_.seed(opts_.rng_seed ? opts_.rng_seed : std::random_device{}());
@@ -155,11 +155,12 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   asio::steady_timer deadline_timer_; // send_timeout of queued messages: one timer for all
   steady::time_point deadline_armed_ = steady::time_point::max();
   // Rate limits: pacer_ spaces the writes, admit_ decides fail_when_rate_limited
-  // at the call; pace_timer_ wakes the writer when the next envelope may go.
+  // at the call. writer_timer_ wakes the writer when the next envelope may go
+  // (the rate limit) or a batch has waited max_delay.
   detail::rate_limiter pacer_;
   detail::rate_limiter admit_;
-  asio::steady_timer pace_timer_;
-  steady::time_point pace_armed_ = steady::time_point::max();
+  asio::steady_timer writer_timer_;
+  steady::time_point writer_wake_ = steady::time_point::max();
 
   void notify() { changed_.notify_all(); }
 
@@ -785,8 +786,17 @@ struct handler::impl : std::enable_shared_from_this<impl> {
               detail::stream_access::queued_bytes(*ws) < s.opts_.stream.max_send_queue_bytes)) {
         auto it = s.queue_.front();
         const auto now = steady::now();
+        const bool batching = s.batching() && !it->binary;
+        if (batching && now < it->deadline && s.queue_.size() < s.opts_.batch.max_count &&
+            s.queued_bytes_ < s.opts_.batch.max_bytes) {
+          const auto due = later(it->enqueued, s.opts_.batch.max_delay);
+          if (now < due) {
+            s.wake_writer_at(due); // let others join it, at most max_delay
+            break;
+          }
+        }
         if (now < it->deadline && !s.paced(it, now))
-          break; // the rate limit: pace_timer_ wakes this loop when it may go
+          break; // the rate limit: writer_timer_ wakes this loop when it may go
         s.queue_.pop_front();
         s.queued_bytes_ -= it->payload.size();
         s.set_queued();
@@ -794,6 +804,13 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         if (now >= it->deadline) {
           s.drop(it, error::send_timeout); // its TTL passed: never onto this connection
           continue;
+        }
+        if (batching) {
+          auto batch = s.take_batch(it, now);
+          if (batch.size() > 1) {
+            s.hand_batch(self, *ws, std::move(batch), id);
+            continue;
+          }
         }
         it->handed = true;
         s.in_flight_.push_back(it);
@@ -818,6 +835,72 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     }
   }
 
+  bool batching() const noexcept { return opts_.batch.enabled && opts_.batch.max_count > 1 && codec_checks_utf8_; }
+
+  // `first` and the text envelopes queued behind it that fit the batch's
+  // limits and may go now (each takes its own rate-limit token).
+  std::vector<std::shared_ptr<item>> take_batch(std::shared_ptr<item> first, steady::time_point now) {
+    std::vector<std::shared_ptr<item>> batch{std::move(first)};
+    std::size_t bytes = batch.front()->payload.size() + 2; // the brackets
+    while (batch.size() < opts_.batch.max_count && !queue_.empty()) {
+      auto next = queue_.front();
+      if (next->binary || !(flowing_ || next->priority) || bytes + next->payload.size() + 1 > opts_.batch.max_bytes)
+        break;
+      if (now < next->deadline && !paced(next, now))
+        break;
+      queue_.pop_front();
+      queued_bytes_ -= next->payload.size();
+      if (now >= next->deadline) {
+        drop(next, error::send_timeout);
+        continue;
+      }
+      bytes += next->payload.size() + 1;
+      batch.push_back(std::move(next));
+    }
+    set_queued();
+    return batch;
+  }
+
+  // Hands a batch to the stream as one text frame, a JSON array of the
+  // envelopes; each completes when the frame is written.
+  void hand_batch(const std::shared_ptr<impl>& self, stream& ws, std::vector<std::shared_ptr<item>> batch,
+                  std::uint64_t id) {
+    auto frame = std::make_shared<std::string>();
+    std::size_t size = 1 + batch.size();
+    for (const auto& x : batch)
+      size += x->payload.size();
+    frame->reserve(size);
+    frame->push_back('[');
+    for (const auto& x : batch) {
+      if (frame->size() > 1)
+        frame->push_back(',');
+      frame->append(x->payload);
+      x->handed = true;
+      in_flight_.push_back(x);
+    }
+    frame->push_back(']');
+    auto on_written = [self, batch, frame, id](std::error_code ec) {
+      if (!ec)
+        self->update_status([&](tether::status& st) {
+          ++st.messages_sent; // one WebSocket message
+          st.bytes_sent += frame->size();
+        });
+      for (const auto& x : batch)
+        self->written(x, ec, id, true);
+    };
+    if (auto ec = detail::stream_access::start_send(ws, *frame, message_kind::text, true, std::move(on_written))) {
+      for (const auto& x : batch) {
+        in_flight_.erase_if([&x](const std::shared_ptr<item>& y) { return y == x; });
+        x->handed = false;
+        complete(x, ec);
+      }
+      if (!conn_outcome_.error)
+        conn_outcome_.error = ec;
+      return;
+    }
+    update_status([](tether::status& st) { ++st.batches; });
+  }
+
   // True when `it` may be written now under the rate limits (and takes its
   // token); otherwise arms pace_timer_ for when it may.
   bool paced(const std::shared_ptr<item>& it, steady::time_point now) {
@@ -830,27 +913,32 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     }
     if (!std::exchange(it->throttled, true))
       update_status([](tether::status& st) { ++st.throttled; });
-    if (when < pace_armed_) {
-      pace_armed_ = when;
-      pace_timer_.expires_at(when);
-      pace_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
-        if (ec)
-          return; // re-armed sooner, or shut down
-        self->pace_armed_ = steady::time_point::max();
-        self->notify();
-      });
-    }
+    wake_writer_at(when);
     return false;
+  }
+
+  void wake_writer_at(steady::time_point when) {
+    if (when >= writer_wake_)
+      return; // armed sooner already
+    writer_wake_ = when;
+    writer_timer_.expires_at(when);
+    writer_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec)
+        return; // re-armed sooner, or shut down
+      self->writer_wake_ = steady::time_point::max();
+      self->notify();
+    });
   }
 
   // The stream wrote `it` (or never will: ec). Messages are written in order, so
   // it is the oldest in flight unless the connection already ended.
-  void written(const std::shared_ptr<item>& it, std::error_code ec, std::uint64_t connection) {
+  // `in_batch`: one envelope of a batch frame, which hand_batch counts as one message.
+  void written(const std::shared_ptr<item>& it, std::error_code ec, std::uint64_t connection, bool in_batch = false) {
     if (!in_flight_.empty() && in_flight_.front() == it)
       in_flight_.pop_front();
     else
       in_flight_.erase_if([&it](const std::shared_ptr<item>& x) { return x == it; });
-    const bool counted = !it->done && !ec;
+    const bool counted = !it->done && !ec && !in_batch;
     if (auto r = it->request.lock(); r && !ec)
       r->written_on = connection;
     complete(it, ec);
@@ -1361,7 +1449,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     closing_ = true;
     backoff_timer_.cancel();
     deadline_timer_.cancel();
-    pace_timer_.cancel();
+    writer_timer_.cancel();
     for (auto& h : handlers_)
       h->cancel.emit(asio::cancellation_type::terminal);
     fail_queue(asio::error::operation_aborted);

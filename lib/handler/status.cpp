@@ -64,6 +64,7 @@ json status::to_json() const {
   j["publications"] = publications;
   j["throttled"] = throttled;
   j["rate_limited"] = rate_limited;
+  j["batches"] = batches;
   return j;
 }
 

@@ -7,7 +7,7 @@
 
 CLIENT is bench-client ("client":"tether"), bench-beast-client ("beast") or
 bench-websocketpp-client ("websocketpp"): all take the same options and print the
-same JSON line (bench-client adds "routed"). PEER is echo_server.py from
+same JSON line (bench-client adds "routed", and "batched" with --batch). PEER is echo_server.py from
 test/peers (run with /usr/bin/python3), echo_server.js (run with node,
 NODE_PATH=/usr/share/nodejs) or the bench-echo-server executable (run with
 --print-closes). The options after it go to the client with --url added.
@@ -57,13 +57,15 @@ def check_result(line, args, client):
         r = json.loads(line)
     except ValueError:
         fail("the last line is not JSON: %r" % line)
-    keys = KEYS + (["routed"] if client == "tether" else [])
+    keys = KEYS + (["routed"] if client == "tether" else []) + (["batched"] if "--batch" in args else [])
     if list(r) != keys:
         fail("keys %r, expected %r in that order" % (list(r), keys))
     c, n, s, w = (option(args, k) for k in ("--connections", "--messages", "--size", "--window"))
     want = {"client": client, "connections": c, "messages": c * n, "size": s, "window": w}
     if client == "tether":
         want["routed"] = "--routed" in args
+        if "--batch" in args:
+            want["batched"] = True
     for k, v in want.items():
         if r[k] != v:
             fail("%s is %r, expected %r" % (k, r[k], v))

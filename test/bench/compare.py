@@ -9,7 +9,8 @@ medians and ratios (docs/benchmarks.md, issue 9's targets).
 The echo server runs pinned to CPU 1 (taskset -c 1), each client pinned to
 CPU 0 (taskset -c 0). For each workload the clients run interleaved, A B C D A B
 C D ..., R times (default 3): tether (bench-client, tether::stream), tether
---routed (the same workload through tether::handler), Beast and websocketpp
+--routed (the same workload through tether::handler), tether --routed --batch
+(the handler batching queued envelopes into one frame), Beast and websocketpp
 (when built). Per client the table shows the medians of: msgs/s, MB/s (one
 direction), p50 and p99 round trip, client CPU per message (user + sys over the
 whole process ÷ messages), peak RSS, and the echo server's CPU per message and
@@ -244,6 +245,8 @@ def check_targets(results):
     add("w4 peak RSS <= Beast's", get("w4", t, "max_rss_kb"), get("w4", "beast", "max_rss_kb"), "<=", 1.0)
     add("routed w2 msgs/s >= 0.5 x raw w2", get("w2", "tether-routed", "msgs_per_s"), get("w2", t, "msgs_per_s"),
         ">=", 0.5)
+    add("routed batched w2 msgs/s >= 0.5 x raw w2", get("w2", "tether-routed-batched", "msgs_per_s"),
+        get("w2", t, "msgs_per_s"), ">=", 0.5)
     print("\nTargets (issue 9; ratio = tether ÷ peer, or routed ÷ raw):")
     print("| target | ratio | |")
     print("|---|---:|---|")
@@ -276,6 +279,7 @@ def find_binaries(args):
     clients = {"tether": {"path": tether, "extra": []}}
     if not args.no_routed:
         clients["tether-routed"] = {"path": tether, "extra": ["--routed"]}
+        clients["tether-routed-batched"] = {"path": tether, "extra": ["--routed", "--batch"]}
     for name, exe in (("beast", "bench-beast-client"), ("websocketpp", "bench-websocketpp-client")):
         path = pick(getattr(args, name), exe)
         if path:
