@@ -12,6 +12,7 @@
 #include <tether/extension.hpp>
 #include <tether/frame.hpp>
 #include <tether/handler.hpp>
+#include <tether/pool.hpp>
 #include <tether/handshake.hpp>
 #include <tether/protocol.hpp>
 #include <tether/retry.hpp>
