@@ -661,7 +661,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
           if (auto sub = subs_.find(t->get<std::string>())) {
             update_status([](tether::status& st) { ++st.publications; });
             env.path = sub->topic;
-            invoke(self, sub->fn, std::move(env), {}, raw);
+            invoke(self, sub->fn, env, {}, raw);
             return;
           }
       update_status([](tether::status& st) { ++st.unrouted; });
@@ -705,12 +705,13 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     if (!routed)
       update_status([](tether::status& st) { ++st.unrouted; });
     if (fn)
-      invoke(self, fn, std::move(env), caps, raw);
+      invoke(self, fn, env, caps, raw);
   }
 
   // Runs a route's (or a subscription's) function on `env`: plain functions
-  // here, coroutines as their own coroutine.
-  void invoke(const std::shared_ptr<impl>& self, const std::shared_ptr<const route::function>& fn, envelope env,
+  // here, coroutines as their own coroutine (which takes `env` over). `caps`
+  // point into env.path, so env is not moved before they are turned into offsets.
+  void invoke(const std::shared_ptr<impl>& self, const std::shared_ptr<const route::function>& fn, envelope& env,
               const captures& caps, std::string_view raw) {
     try {
       if (auto* f = std::get_if<route::json_fn>(fn.get())) {
@@ -820,9 +821,11 @@ struct handler::impl : std::enable_shared_from_this<impl> {
                                                         std::move(on_written))) {
           s.in_flight_.pop_back();
           it->handed = false; // refused: no byte of it went out
-          s.complete(it, ec);
-          if (ec == error::invalid_utf8)
+          if (ec == error::invalid_utf8) {
+            s.complete(it, ec);
             continue; // refused before any byte went out (a user codec's text): only this send fails
+          }
+          s.requeue({it}); // the connection ended under it: it goes first on the next one
           if (!s.conn_outcome_.error)
             s.conn_outcome_.error = ec;
         }
@@ -833,6 +836,16 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       if (cancelled(cs))
         co_return;
     }
+  }
+
+  // Puts messages the stream refused (its connection had ended, no byte of
+  // them written) back at the front of the queue, in order: they are neither
+  // lost nor failed, and go first once a connection is open again.
+  void requeue(const std::vector<std::shared_ptr<item>>& items) {
+    queue_.insert(queue_.begin(), items.begin(), items.end());
+    for (const auto& x : items)
+      queued_bytes_ += x->payload.size();
+    set_queued();
   }
 
   bool batching() const noexcept { return opts_.batch.enabled && opts_.batch.max_count > 1 && codec_checks_utf8_; }
@@ -892,8 +905,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       for (const auto& x : batch) {
         in_flight_.erase_if([&x](const std::shared_ptr<item>& y) { return y == x; });
         x->handed = false;
-        complete(x, ec);
       }
+      requeue(batch); // the connection ended: no byte went out, they go first on the next one
       if (!conn_outcome_.error)
         conn_outcome_.error = ec;
       return;

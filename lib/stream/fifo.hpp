@@ -43,6 +43,10 @@ public:
       clear();
   }
   iterator insert(iterator pos, T v) { return items_.insert(pos, std::move(v)); }
+  template <class It>
+  iterator insert(iterator pos, It first, It last) {
+    return items_.insert(pos, first, last);
+  }
   iterator erase(iterator it) { return items_.erase(it); }
   iterator erase(iterator first, iterator last) { return items_.erase(first, last); }
   template <class Pred>

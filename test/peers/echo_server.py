@@ -15,6 +15,10 @@ Same contract as echo_server.js (see README.md in this directory):
   --deflate SPEC        accept permessage-deflate: "on" (the library's defaults),
                         "no-context-takeover" (both directions), or
                         "window=N" (server_max_window_bits and client_max_window_bits N)
+  --reply               (this peer only) answer requests instead of echoing them:
+                        a text message that is a JSON envelope with an "id" (or a
+                        batch, an array of them) gets {"path", "data", "reply_to": id}
+                        per request, in one frame; other messages are echoed
 
 stdout: "listening PORT" once listening; "closed CODE REASON" per ended
 connection (the close code/reason received from the client, 1006 if none).
@@ -92,6 +96,20 @@ async def command(ws, text, tasks):
         await ws.send(text)
 
 
+def replies(text):
+    """--reply: the replies to the requests in an envelope or a batch (the text itself if none)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    envs = doc if isinstance(doc, list) else [doc]
+    out = [{"path": e.get("path"), "data": e.get("data"), "reply_to": e["id"]}
+           for e in envs if isinstance(e, dict) and "id" in e]
+    if not out:
+        return text
+    return json.dumps(out[0] if len(out) == 1 else out, separators=(",", ":"))
+
+
 async def handler(ws, _path=None):
     tasks = set()  # keep !ping tasks referenced
     try:
@@ -103,6 +121,8 @@ async def handler(ws, _path=None):
                     raise
                 except Exception as e:  # bad code, ping payload too long, ...
                     await ws.send("error %s" % e)
+            elif OPTS.reply and isinstance(msg, str) and (msg.startswith("{") or msg.startswith("[")):
+                await ws.send(replies(msg))
             else:
                 await ws.send(msg)
     except websockets.exceptions.ConnectionClosed:
@@ -177,5 +197,6 @@ if __name__ == "__main__":
     p.add_argument("--max-size", type=int, default=None)
     p.add_argument("--deflate", default=None)
     p.add_argument("--unix", metavar="PATH", help="listen on a Unix-domain socket instead of TCP")
+    p.add_argument("--reply", action="store_true", help="answer envelopes with an id (requests)")
     OPTS = p.parse_args()
     asyncio.run(main())
