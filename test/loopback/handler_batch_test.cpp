@@ -14,6 +14,7 @@
 
 #include "handler_support.hpp"
 #include "run.hpp"
+#include "spans.hpp"
 #include "test_server.hpp"
 
 using namespace tether;
@@ -22,11 +23,6 @@ using namespace std::chrono_literals;
 using asio::awaitable;
 
 namespace {
-
-awaitable<void> send_numbered(handler& h, std::string prefix, int n) {
-  std::string path = prefix + "." + std::to_string(n);
-  co_await h.send(std::move(path), json(n));
-}
 
 /// Frames as the server received them, parsed.
 struct frames {
@@ -227,13 +223,7 @@ TEST_CASE("batching with a rate limit: every envelope inside a batch takes its t
         each.push_back(got.at[i]);
     for (auto span : {0ms, 20ms, 100ms, 300ms}) {
       CAPTURE(span.count());
-      std::size_t most = 0;
-      for (std::size_t i = 0, j = 0; j < each.size(); ++j) {
-        while (each[j] - each[i] > span)
-          ++i;
-        most = std::max(most, j - i + 1);
-      }
-      CHECK(most <= 10 + static_cast<std::size_t>(100 * std::chrono::duration<double>(span + 50ms).count()));
+      CHECK(most_within(each, span) <= 10 + static_cast<std::size_t>(100 * std::chrono::duration<double>(span + 50ms).count()));
     }
     co_await ws.close();
   });

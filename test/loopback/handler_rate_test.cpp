@@ -14,33 +14,13 @@
 
 #include "handler_support.hpp"
 #include "run.hpp"
+#include "spans.hpp"
 #include "test_server.hpp"
 
 using namespace tether;
 using namespace tether::test;
 using namespace std::chrono_literals;
 using asio::awaitable;
-
-namespace {
-
-/// Sends n to "PREFIX.<n>".
-awaitable<void> send_numbered(handler& h, std::string prefix, int n) {
-  std::string path = prefix + "." + std::to_string(n);
-  co_await h.send(std::move(path), json(n));
-}
-
-/// The most arrivals in any span of length `span`.
-std::size_t most_within(const std::vector<clock_type::time_point>& at, clock_type::duration span) {
-  std::size_t most = 0;
-  for (std::size_t i = 0, j = 0; j < at.size(); ++j) {
-    while (at[j] - at[i] > span)
-      ++i;
-    most = std::max(most, j - i + 1);
-  }
-  return most;
-}
-
-} // namespace
 
 TEST_SUITE("loopback") {
 

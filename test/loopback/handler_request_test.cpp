@@ -48,16 +48,6 @@ void on_requests(test_server& server, seen_requests& seen,
   });
 }
 
-template <class F>
-awaitable<std::error_code> error_of(F op) {
-  try {
-    co_await op();
-  } catch (const std::system_error& e) {
-    co_return e.code();
-  }
-  co_return std::error_code{};
-}
-
 } // namespace
 
 TEST_SUITE("loopback") {

@@ -53,22 +53,6 @@ std::function<void(const message&, connection_context&)> recorder(std::vector<se
   };
 }
 
-/// Sends n to "q.<n>".
-awaitable<void> send_number(handler& h, int n) {
-  std::string path = "q." + std::to_string(n);
-  co_await h.send(std::move(path), json(n));
-}
-
-template <class F>
-awaitable<std::error_code> error_of(F op) {
-  try {
-    co_await op();
-  } catch (const std::system_error& e) {
-    co_return e.code();
-  }
-  co_return std::error_code{};
-}
-
 } // namespace
 
 TEST_SUITE("loopback") {
@@ -220,7 +204,7 @@ TEST_CASE("subscriptions after a server restart: on_open steps, then re-subscrip
     std::vector<asio::cancellation_signal> cancels(2);
     std::vector<std::shared_ptr<op_result>> queued;
     for (int i = 0; i < 2; ++i)
-      queued.push_back(start(io.get_executor(), send_number(ws, i), cancels[i]));
+      queued.push_back(start(io.get_executor(), send_numbered(ws, "q", i), cancels[i]));
     const bool waiting = co_await eventually([&] { return ws.status().queued == 2; });
     CHECK(waiting);
     server.restart();
@@ -283,7 +267,7 @@ TEST_CASE("re-subscription without an acknowledgement: reported after resubscrib
     co_await ws.wait_for(connection_state::reconnecting);
     silent = true;
     asio::cancellation_signal cancel;
-    auto sent = start(io.get_executor(), send_number(ws, 0), cancel);
+    auto sent = start(io.get_executor(), send_numbered(ws, "q", 0), cancel);
     const bool waiting = co_await eventually([&] { return ws.status().queued == 1; });
     CHECK(waiting);
     const auto restarted = clock_type::now(); // the re-subscription starts after this

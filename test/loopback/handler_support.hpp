@@ -75,4 +75,21 @@ std::shared_ptr<op_result> start(const Executor& ex, asio::awaitable<void> op, a
   return r;
 }
 
+/// The std::system_error code `op()`'s awaitable fails with (none: success).
+template <class F>
+asio::awaitable<std::error_code> error_of(F op) {
+  try {
+    co_await op();
+  } catch (const std::system_error& e) {
+    co_return e.code();
+  }
+  co_return std::error_code{};
+}
+
+/// Sends n to "PREFIX.<n>".
+inline asio::awaitable<void> send_numbered(handler& h, std::string prefix, int n) {
+  std::string path = prefix + "." + std::to_string(n);
+  co_await h.send(std::move(path), json(n));
+}
+
 } // namespace tether::test

@@ -10,10 +10,12 @@
 
 #include "handler/rate_limiter.hpp"
 #include "seed.hpp"
+#include "spans.hpp"
 
 using namespace tether;
 using namespace std::chrono_literals;
 using clock_type = detail::rate_limiter::clock;
+using tether::test::most_within;
 
 namespace {
 
@@ -28,17 +30,6 @@ std::vector<clock_type::time_point> drain(detail::rate_limiter& l, int b, const 
     out.push_back(t);
   }
   return out;
-}
-
-/// The most envelopes in any span of length `span` (both ends included).
-std::size_t most_within(const std::vector<clock_type::time_point>& at, clock_type::duration span) {
-  std::size_t most = 0;
-  for (std::size_t i = 0, j = 0; j < at.size(); ++j) {
-    while (at[j] - at[i] > span)
-      ++i;
-    most = std::max(most, j - i + 1);
-  }
-  return most;
 }
 
 } // namespace
