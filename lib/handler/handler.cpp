@@ -509,10 +509,13 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   }
 
   // Renews every acknowledged subscription on a new connection: all the
-  // $subscribe envelopes go out first (ahead of the offline queue, as sends of
-  // on_open steps do), then their acknowledgements are awaited, together at
-  // most resubscribe_timeout. A refused topic is reported and its subscription
-  // ends; a missing acknowledgement is reported and the subscription is kept.
+  // $subscribe envelopes are queued at once, ahead of the offline queue and
+  // past its bound (the library's own, one per topic; paced by the rate limit
+  // like every envelope, never expired), then their acknowledgements are
+  // awaited, together at most resubscribe_timeout. A refused topic is reported
+  // and its subscription ends; a missing acknowledgement is reported and the
+  // subscription kept. If the connection ends first, what is still queued is
+  // withdrawn: the next connection renews again.
   static asio::awaitable<void> resubscribe(std::shared_ptr<impl> self) {
     auto& s = *self;
     auto cs = co_await asio::this_coro::cancellation_state;
@@ -523,39 +526,45 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     struct renewal {
       std::shared_ptr<detail::subscription> sub;
       std::shared_ptr<detail::pending_request> r;
+      std::shared_ptr<item> it;
     };
-    struct entries_guard { // no entry or timer outlives this step, however it ends
+    struct renewals_guard { // no entry or timer outlives this step
       impl& s;
       std::vector<renewal> all;
-      ~entries_guard() {
+      bool withdraw = true; // the connection ended: what is still queued is not for the next one
+      ~renewals_guard() {
         for (auto& x : all) {
           x.r->timer.cancel();
           s.requests_.close(x.r);
+          if (!withdraw || x.it->handed || x.it->done)
+            continue;
+          const auto before = s.queue_.size();
+          s.queue_.erase_if([&x](const std::shared_ptr<item>& q) { return q == x.it; });
+          if (s.queue_.size() != before)
+            s.queued_bytes_ -= x.it->payload.size();
         }
+        s.set_queued();
         s.set_pending_requests();
       }
     } renewals{s, {}};
     for (const auto& sub : subs) {
-      auto r = s.requests_.open(s.strand_, false, deadline);
-      renewals.all.push_back({sub, r});
-      s.set_pending_requests();
       auto it = std::make_shared<item>(s.strand_);
-      if (s.codec_->encode(subscribe_envelope("$subscribe", sub->topic, r->id), it->payload, it->binary))
-        co_return; // the codec refuses the library's own envelope: nothing to renew with
-      it->cap = deadline;
+      auto r = s.requests_.open(s.strand_, false, deadline);
+      renewals.all.push_back({sub, r, it});
+      if (s.codec_->encode(subscribe_envelope("$subscribe", sub->topic, r->id), it->payload, it->binary)) {
+        s.report(error::invalid_envelope, "re-subscribing: the codec cannot encode a $subscribe envelope");
+        co_return;
+      }
       it->request = r;
       it->bucket = s.pacer_.bucket_of("$subscribe");
       it->admitted = true;
-      std::error_code sent;
-      try {
-        co_await do_send(self, it);
-      } catch (const std::system_error& x) {
-        sent = x.code();
-      }
-      if (sent || cancelled(cs))
-        co_return; // the connection is ending; the next one renews them again
+      it->priority = true;
+      it->enqueued = steady::now();
+      it->deadline = steady::time_point::max();
+      s.enqueue(it);
     }
-    for (auto& [sub, r] : renewals.all) {
+    s.set_pending_requests();
+    for (auto& [sub, r, it] : renewals.all) {
       while (!r->done) {
         auto [tec] = co_await r->timer.async_wait(use_nothrow);
         if (cancelled(cs))
@@ -582,6 +591,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
                  "re-subscribing to '" + sub->topic + "' after the reconnect: refused: " + *r->reply.error);
       }
     }
+    renewals.withdraw = false; // renewals the rate limit still holds go out (their replies come late)
   }
 
   static envelope subscribe_envelope(std::string path, const std::string& topic, const std::string& id) {
@@ -838,6 +848,21 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     }
   }
 
+  // Queues `it`: a priority one (an on_open step's, a renewal) after the
+  // priority ones already queued, ahead of the rest; others at the back.
+  void enqueue(const std::shared_ptr<item>& it) {
+    if (it->priority) {
+      auto pos = std::find_if(queue_.begin(), queue_.end(), [](const auto& q) { return !q->priority; });
+      queue_.insert(pos, it);
+    } else {
+      queue_.push_back(it);
+    }
+    queued_bytes_ += it->payload.size();
+    set_queued();
+    arm_deadline(it->deadline);
+    notify();
+  }
+
   // Puts messages the stream refused (its connection had ended, no byte of
   // them written) back at the front of the queue, in order: they are neither
   // lost nor failed, and go first once a connection is open again.
@@ -897,6 +922,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
         self->update_status([&](tether::status& st) {
           ++st.messages_sent; // one WebSocket message
           st.bytes_sent += frame->size();
+          ++st.batches;
         });
       for (const auto& x : batch)
         self->written(x, ec, id, true);
@@ -909,9 +935,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       requeue(batch); // the connection ended: no byte went out, they go first on the next one
       if (!conn_outcome_.error)
         conn_outcome_.error = ec;
-      return;
     }
-    update_status([](tether::status& st) { ++st.batches; });
   }
 
   // True when `it` may be written now under the rate limits (and takes its
@@ -1074,13 +1098,6 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       throw std::system_error(error::handler_closed);
     it->enqueued = steady::now();
     it->deadline = std::min(later(it->enqueued, it->ttl ? *it->ttl : s.opts_.send_timeout), it->cap);
-    if (s.opts_.fail_when_rate_limited && !it->admitted && s.admit_.active()) {
-      if (s.admit_.when(it->bucket, it->enqueued) > it->enqueued) {
-        s.update_status([](tether::status& st) { ++st.rate_limited; });
-        throw std::system_error(error::rate_limited);
-      }
-      s.admit_.take(it->bucket, it->enqueued);
-    }
     // The offline queue is bounded.
     while (s.queue_.size() >= s.opts_.offline_queue_size) {
       if (s.opts_.offline == offline_policy::fail)
@@ -1108,20 +1125,21 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       if (steady::now() >= it->deadline)
         throw std::system_error(error::send_timeout);
     }
+    // Over the rate at the call: refused (fail_when_rate_limited), once it is
+    // known to be queued, so a send refused for room takes no token.
+    if (s.opts_.fail_when_rate_limited && !it->admitted && s.admit_.active()) {
+      const auto now = steady::now();
+      if (s.admit_.when(it->bucket, now) > now) {
+        s.update_status([](tether::status& st) { ++st.rate_limited; });
+        throw std::system_error(error::rate_limited);
+      }
+      s.admit_.take(it->bucket, now);
+    }
     // A send from an on_open step goes ahead of the offline queue (after earlier
     // such sends); everything else queues at the back.
     auto me = co_await asio::this_coro::cancellation_state;
     it->priority = s.opening_slot_.is_connected() && me.slot() == s.opening_slot_;
-    if (it->priority) {
-      auto pos = std::find_if(s.queue_.begin(), s.queue_.end(), [](const auto& q) { return !q->priority; });
-      s.queue_.insert(pos, it);
-    } else {
-      s.queue_.push_back(it);
-    }
-    s.queued_bytes_ += it->payload.size();
-    s.set_queued();
-    s.arm_deadline(it->deadline);
-    s.notify();
+    s.enqueue(it);
     for (;;) {
       co_await it->signal.wait();
       if (it->done) {
@@ -1282,9 +1300,11 @@ struct handler::impl : std::enable_shared_from_this<impl> {
                               "paths starting with '$' are reserved for the library: '" + path + "'");
   }
 
-  // `library`: one of the library's own '$' envelopes (subscriptions).
+  // `library`: one of the library's own '$' envelopes (subscriptions);
+  // `still_wanted`, if set, is asked before each re-send of an idempotent one.
   static asio::awaitable<void> do_request(std::shared_ptr<impl> self, envelope e, request_options o,
-                                          std::shared_ptr<json> out, bool library = false) {
+                                          std::shared_ptr<json> out, bool library = false,
+                                          std::function<bool()> still_wanted = {}) {
     auto& s = *self;
     if (!library)
       check_user_path(e.path);
@@ -1307,6 +1327,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     e.id = r->id;
     auto cs = co_await asio::this_coro::cancellation_state;
     for (;;) {
+      if (r->resend && still_wanted && !still_wanted())
+        throw std::system_error(asio::error::operation_aborted); // no longer wanted: not sent again
       auto it = std::make_shared<item>(s.strand_);
       if (auto ec = s.codec_->encode(e, it->payload, it->binary))
         throw std::system_error(ec, "encoding the request for '" + e.path + "'");
@@ -1400,25 +1422,49 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       }
     } guard{s, sub};
     auto reply = std::make_shared<json>();
-    std::error_code refused;
+    std::error_code refused, failed;
     std::string text;
+    // Idempotent: subscribing twice is harmless, so a $subscribe whose
+    // connection ended is sent again after the reconnect - while still wanted.
+    request_options ro;
+    ro.timeout = timeout;
+    ro.idempotent = true;
+    envelope e = subscribe_envelope("$subscribe", topic, std::string());
+    std::function<bool()> wanted = [&s, sub] { return s.subs_.find(sub->topic) == sub; };
     try {
-      // Idempotent: subscribing twice is harmless, so a $subscribe whose
-      // connection ended is sent again after the reconnect.
-      co_await do_request(self, subscribe_envelope("$subscribe", topic, {}), request_options{timeout, true}, reply,
-                          true);
+      co_await do_request(self, std::move(e), ro, reply, true, std::move(wanted));
     } catch (const request_error& x) {
       refused = error::subscription_refused;
       text = x.error_text();
+    } catch (const std::system_error& x) {
+      failed = x.code();
+      text = x.what();
     }
     if (refused) {
       s.update_status([](tether::status& st) { ++st.refused_subscriptions; });
       throw std::system_error(refused, "subscribing to '" + topic + "': " + text);
     }
+    if (failed) {
+      // Timed out or cancelled, perhaps after the server took it: tell it to
+      // forget the topic (best effort, in order after the $subscribe).
+      if (s.state_ == connection_state::open && s.ctx_.connected && !s.closing_)
+        forget_on_server(self, topic);
+      throw std::system_error(failed, text);
+    }
     if (s.subs_.find(topic) != sub) // unsubscribed while waiting for the acknowledgement
       throw std::system_error(asio::error::operation_aborted, "unsubscribed from '" + topic + "' before the acknowledgement");
     sub->active = true;
     guard.kept = true;
+  }
+
+  // A $unsubscribe nobody awaits (a subscribe that failed after its write).
+  static void forget_on_server(const std::shared_ptr<impl>& self, const std::string& topic) {
+    request_options ro;
+    ro.timeout = self->opts_.resubscribe_timeout;
+    asio::co_spawn(self->strand_,
+                   do_request(self, subscribe_envelope("$unsubscribe", topic, std::string()), ro,
+                              std::make_shared<json>(), true),
+                   [](std::exception_ptr) {}); // its outcome changes nothing here
   }
 
   static asio::awaitable<void> do_unsubscribe(std::shared_ptr<impl> self, std::string topic,
@@ -1438,16 +1484,20 @@ struct handler::impl : std::enable_shared_from_this<impl> {
       co_return;
     auto reply = std::make_shared<json>();
     std::error_code ec;
+    request_options ro;
+    ro.timeout = timeout;
+    envelope e = subscribe_envelope("$unsubscribe", topic, std::string());
+    const auto connection = s.ctx_.connection_id;
     try {
-      co_await do_request(self, subscribe_envelope("$unsubscribe", topic, {}), request_options{timeout, false}, reply,
-                          true);
+      co_await do_request(self, std::move(e), ro, reply, true);
     } catch (const request_error&) {
       throw;
     } catch (const std::system_error& x) {
       ec = x.code();
     }
     // The connection ended under it: the server forgot the subscription with it.
-    if (ec && ec != error::outcome_unknown)
+    const bool ended = ec == error::outcome_unknown || s.ctx_.connection_id != connection || !s.ctx_.connected;
+    if (ec && !ended)
       throw std::system_error(ec, "unsubscribing from '" + topic + "'");
   }
 
@@ -1463,6 +1513,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     backoff_timer_.cancel();
     deadline_timer_.cancel();
     writer_timer_.cancel();
+    writer_wake_ = steady::time_point::max(); // a later connect() arms it afresh
     for (auto& h : handlers_)
       h->cancel.emit(asio::cancellation_type::terminal);
     fail_queue(asio::error::operation_aborted);

@@ -32,7 +32,21 @@ struct pool::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<const route::function> fn;
     std::chrono::milliseconds timeout{};
     std::size_t member = 0;
+    std::uint64_t generation = 0; // this subscription, not a later one to the same topic
+    bool acknowledged = false;    // until then it is not moved
+    bool moving = false;          // a move is under way (the holder may report its drop twice)
   };
+
+  // The entry for `topic` if it is still subscription `generation`; callers hold m_.
+  held* find(const std::string& topic, std::uint64_t generation) {
+    auto it = held_.find(topic);
+    return it == held_.end() || it->second.generation != generation ? nullptr : &it->second;
+  }
+
+  void report(std::error_code ec, const std::string& what) const {
+    if (opts_.member.on_error)
+      opts_.member.on_error(ec, what);
+  }
 
   impl(asio::any_io_executor ex, pool_options o)
       : strand_(asio::make_strand(ex)), opts_(std::move(o)), routes_(std::make_shared<route_table>()) {
@@ -83,28 +97,30 @@ struct pool::impl : std::enable_shared_from_this<impl> {
     asio::co_spawn(strand_, move_subscriptions(shared_from_this(), i), asio::detached);
   }
 
-  // Moves the subscriptions member i held to other open members. With no
-  // other member open they stay: member i renews them after its reconnect.
+  // Moves the acknowledged subscriptions member i held to other open
+  // members. With no other member open they stay: member i renews them after
+  // its reconnect. Each step re-checks that the subscription is still the same
+  // one (the user may unsubscribe, or subscribe again, meanwhile).
   static asio::awaitable<void> move_subscriptions(std::shared_ptr<impl> self, std::size_t from) {
-    std::vector<std::string> topics;
+    std::vector<std::pair<std::string, std::uint64_t>> topics;
     {
       std::lock_guard lock(self->m_);
       for (const auto& [topic, h] : self->held_)
-        if (h.member == from)
-          topics.push_back(topic);
+        if (h.member == from && h.acknowledged && !h.moving)
+          topics.emplace_back(topic, h.generation);
     }
-    for (const auto& topic : topics) {
+    for (const auto& [topic, generation] : topics) {
       const auto to = self->pick(from);
       if (to == from || !self->is_open(to))
         co_return;
       held h;
       {
         std::lock_guard lock(self->m_);
-        auto it = self->held_.find(topic);
-        if (it == self->held_.end() || it->second.member != from || self->closing_)
+        auto* e = self->find(topic, generation);
+        if (!e || e->member != from || e->moving || self->closing_)
           continue; // unsubscribed meanwhile, or moved already
-        it->second.member = to;
-        h = it->second;
+        e->moving = true;
+        h = *e;
       }
       try {
         co_await self->members_[from]->unsubscribe(topic, h.timeout); // offline: forgotten locally
@@ -116,30 +132,55 @@ struct pool::impl : std::enable_shared_from_this<impl> {
       } catch (...) {
         failed = std::current_exception();
       }
-      if (!failed) {
-        std::lock_guard lock(self->m_);
-        ++self->moved_subscriptions_;
-        continue;
-      }
-      // The new member refused or failed: back to the old one, which renews
-      // it once it reconnects.
+      bool still = false;
       {
         std::lock_guard lock(self->m_);
-        if (auto it = self->held_.find(topic); it != self->held_.end())
-          it->second.member = from;
+        if (auto* e = self->find(topic, generation); e && !self->closing_) {
+          still = true;
+          e->moving = false;
+          if (!failed) {
+            e->member = to;
+            ++self->moved_subscriptions_;
+          }
+        }
       }
+      if (!still) {
+        // Unsubscribed (or closed) while moving: undo on the new member.
+        if (!failed) {
+          try {
+            co_await self->members_[to]->unsubscribe(topic, h.timeout);
+          } catch (const std::system_error&) {
+          }
+        }
+        continue;
+      }
+      if (!failed)
+        continue;
+      // The new member refused or failed: back to the old one, which renews
+      // it once it reconnects.
+      std::string why;
       try {
         co_await self->members_[from]->subscribe_function(topic, *h.fn, h.timeout);
-      } catch (const std::exception&) {
-        std::lock_guard lock(self->m_);
-        self->held_.erase(topic); // nowhere to hold it (the member reports why through on_error)
+      } catch (const std::exception& x) {
+        why = x.what();
+      }
+      if (!why.empty()) {
+        {
+          std::lock_guard lock(self->m_);
+          if (self->find(topic, generation))
+            self->held_.erase(topic);
+        }
+        self->report(error::subscription_refused, "pool: the subscription to '" + topic +
+                                                      "' could not move to another member nor stay: " + why);
       }
     }
   }
 
   static asio::awaitable<json> request_op(std::shared_ptr<impl> self, std::string path, json data,
                                           request_options o) {
-    const auto deadline = steady::now() + o.timeout;
+    const auto now = steady::now();
+    const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(steady::time_point::max() - now);
+    const auto deadline = o.timeout >= room ? steady::time_point::max() : now + o.timeout; // saturating
     std::size_t exclude = none;
     for (;;) {
       const auto i = self->pick(exclude);
@@ -168,11 +209,13 @@ struct pool::impl : std::enable_shared_from_this<impl> {
                                             std::chrono::milliseconds timeout) {
     auto shared = std::make_shared<const route::function>(std::move(fn));
     const auto i = self->pick();
+    std::uint64_t generation = 0;
     {
       std::lock_guard lock(self->m_);
       if (self->held_.contains(topic))
         throw std::system_error(error::route_conflict, "already subscribed to '" + topic + "'");
-      self->held_[topic] = held{shared, timeout, i};
+      generation = ++self->generations_;
+      self->held_[topic] = held{shared, timeout, i, generation, false};
     }
     std::exception_ptr failed;
     try {
@@ -180,11 +223,15 @@ struct pool::impl : std::enable_shared_from_this<impl> {
     } catch (...) {
       failed = std::current_exception();
     }
+    std::lock_guard lock(self->m_);
+    auto* e = self->find(topic, generation);
     if (failed) {
-      std::lock_guard lock(self->m_);
-      self->held_.erase(topic);
+      if (e)
+        self->held_.erase(topic);
       std::rethrow_exception(failed);
     }
+    if (e)
+      e->acknowledged = true;
   }
 
   static asio::awaitable<bool> unsubscribe_op(std::shared_ptr<impl> self, std::string topic,
@@ -214,7 +261,8 @@ struct pool::impl : std::enable_shared_from_this<impl> {
         break;
     }
     if (failed) {
-      co_await close_op(self, 1000, {});
+      std::string no_reason;
+      co_await close_op(self, 1000, std::move(no_reason));
       std::rethrow_exception(failed);
     }
   }
@@ -246,6 +294,7 @@ struct pool::impl : std::enable_shared_from_this<impl> {
   std::map<std::string, held> held_;
   std::uint64_t moved_subscriptions_ = 0;
   std::uint64_t moved_requests_ = 0;
+  std::uint64_t generations_ = 0;
   bool closing_ = false;
 };
 

@@ -3,20 +3,34 @@
 #include <tether/error.hpp>
 
 #include <algorithm>
+#include <cmath>
 
 namespace tether::detail {
 
 namespace {
 
-token_bucket::clock::duration interval_of(double per_second) {
-  return std::chrono::duration_cast<token_bucket::clock::duration>(std::chrono::duration<double>(1.0 / per_second));
+using duration = token_bucket::clock::duration;
+
+// 1 / per_second, rounded up to the clock's tick (so the limit is never
+// exceeded), at least one tick and at most a day (no overflow for tiny rates).
+duration interval_of(double per_second) {
+  const double ticks = std::ceil(static_cast<double>(duration::period::den) /
+                                 (per_second * static_cast<double>(duration::period::num)));
+  const double day = static_cast<double>(std::chrono::duration_cast<duration>(std::chrono::hours(24)).count());
+  return duration(static_cast<duration::rep>(std::clamp(ticks, 1.0, day)));
+}
+
+// (burst - 1) intervals, burst clamped so that the product stays within a year.
+duration tolerance_of(duration interval, std::size_t burst) {
+  const auto year = std::chrono::duration_cast<duration>(std::chrono::hours(24 * 365));
+  const auto most = static_cast<std::size_t>(year / interval);
+  return interval * static_cast<duration::rep>(std::min(std::max<std::size_t>(burst, 1) - 1, most));
 }
 
 } // namespace
 
 token_bucket::token_bucket(const rate_limit& limit)
-    : interval_(interval_of(limit.per_second)),
-      tolerance_(interval_ * static_cast<clock::rep>(std::max<std::size_t>(limit.burst, 1) - 1)) {}
+    : interval_(interval_of(limit.per_second)), tolerance_(tolerance_of(interval_, limit.burst)) {}
 
 token_bucket::clock::time_point token_bucket::when(clock::time_point now) const {
   return std::max(now, tat_ - tolerance_);

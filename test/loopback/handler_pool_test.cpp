@@ -206,4 +206,73 @@ TEST_CASE("pool: one member's connection dropped: idempotent requests finish on 
       60s);
 }
 
+TEST_CASE("pool: a keyed send whose member is reconnecting waits for it, bounded by send_timeout") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    std::vector<std::pair<conn, std::string>> got;
+    server.set_on_message([&](conn from, opcode, std::string_view text) {
+      got.emplace_back(from, json::parse(text)["path"].get<std::string>());
+    });
+    pool_options o = members(2);
+    o.member.backoff_base = 300ms; // the first retry after 0-300 ms (full jitter)
+    o.member.max_delay = 300ms;
+    pool p{io.get_executor(), o};
+    co_await p.connect(server.url());
+    json d = 0;
+    co_await p.send_keyed("K", "k.first", std::move(d));
+    const bool first = co_await eventually([&] { return got.size() == 1; });
+    REQUIRE(first);
+    const conn before = got[0].first;
+
+    // Its connection dies; the next keyed send waits for the same member's new
+    // connection, although the other member is open all along.
+    const std::size_t keyed_member = p.member(0).status().messages_sent == 1 ? 0 : 1;
+    server.drop(before);
+    const bool seen = co_await eventually([&] { return !p.member(keyed_member).status().connected; });
+    REQUIRE(seen);
+    json d2 = 1;
+    co_await p.send_keyed("K", "k.second", std::move(d2));
+    const bool second = co_await eventually([&] { return got.size() == 2; });
+    REQUIRE(second);
+    CHECK(got[1].second == "k.second");
+    CHECK(got[1].first != before); // a new connection...
+    CHECK(p.member(keyed_member).status().reconnects == 1); // ...of the same member
+    CHECK(p.member(1 - keyed_member).status().reconnects == 0);
+    co_await p.close();
+  });
+  // Bounded: a member that stays down fails the keyed send with send_timeout.
+  asio::io_context io2;
+  run(io2, [&]() -> awaitable<void> {
+    test_server server(io2.get_executor());
+    server.set_echo(false);
+    pool_options o = members(2);
+    o.member.send_timeout = 300ms;
+    o.member.backoff_base = 5s; // no reconnect within the test
+    o.member.max_delay = 5s;
+    o.member.jitter = 0;
+    pool p{io2.get_executor(), o};
+    co_await p.connect(server.url());
+    std::vector<conn> ids = server.connection_ids();
+    json d = 0;
+    co_await p.send_keyed("K", "k.first", std::move(d));
+    // Drop every connection; the members retry only after 5 s.
+    for (auto id : ids)
+      server.drop(id);
+    const bool down = co_await eventually([&] { return p.status().open == 0; });
+    REQUIRE(down);
+    const auto t0 = clock_type::now();
+    auto ec = co_await error_of([&]() {
+      json d2 = 1;
+      return p.send_keyed("K", "k.second", std::move(d2));
+    });
+    const auto took = since(t0);
+    CHECK(ec == error::send_timeout);
+    CHECK(took >= 300ms);
+    CHECK(took < 300ms * 3 + 1s);
+    co_await p.close();
+  });
+}
+
 } // TEST_SUITE

@@ -19,6 +19,8 @@ Same contract as echo_server.js (see README.md in this directory):
                         a text message that is a JSON envelope with an "id" (or a
                         batch, an array of them) gets {"path", "data", "reply_to": id}
                         per request, in one frame; other messages are echoed
+  --reply-limit N       with --reply: answer only the first N requests (this
+                        process, all connections), then take requests silently
 
 stdout: "listening PORT" once listening; "closed CODE REASON" per ended
 connection (the close code/reason received from the client, 1006 if none).
@@ -96,17 +98,27 @@ async def command(ws, text, tasks):
         await ws.send(text)
 
 
+ANSWERED = 0  # requests answered by this process (--reply-limit)
+
+
 def replies(text):
-    """--reply: the replies to the requests in an envelope or a batch (the text itself if none)."""
+    """--reply: the replies to the requests in an envelope or a batch (the text
+    itself if it holds none; None when --reply-limit leaves nothing to answer)."""
+    global ANSWERED
     try:
         doc = json.loads(text)
     except ValueError:
         return text
     envs = doc if isinstance(doc, list) else [doc]
-    out = [{"path": e.get("path"), "data": e.get("data"), "reply_to": e["id"]}
-           for e in envs if isinstance(e, dict) and "id" in e]
-    if not out:
+    requests = [e for e in envs if isinstance(e, dict) and "id" in e]
+    if not requests:
         return text
+    if OPTS.reply_limit is not None:
+        requests = requests[:max(0, OPTS.reply_limit - ANSWERED)]
+    ANSWERED += len(requests)
+    out = [{"path": e.get("path"), "data": e.get("data"), "reply_to": e["id"]} for e in requests]
+    if not out:
+        return None
     return json.dumps(out[0] if len(out) == 1 else out, separators=(",", ":"))
 
 
@@ -122,7 +134,9 @@ async def handler(ws, _path=None):
                 except Exception as e:  # bad code, ping payload too long, ...
                     await ws.send("error %s" % e)
             elif OPTS.reply and isinstance(msg, str) and (msg.startswith("{") or msg.startswith("[")):
-                await ws.send(replies(msg))
+                answer = replies(msg)
+                if answer is not None:
+                    await ws.send(answer)
             else:
                 await ws.send(msg)
     except websockets.exceptions.ConnectionClosed:
@@ -198,5 +212,6 @@ if __name__ == "__main__":
     p.add_argument("--deflate", default=None)
     p.add_argument("--unix", metavar="PATH", help="listen on a Unix-domain socket instead of TCP")
     p.add_argument("--reply", action="store_true", help="answer envelopes with an id (requests)")
+    p.add_argument("--reply-limit", type=int, default=None, help="with --reply: answer only the first N requests")
     OPTS = p.parse_args()
     asyncio.run(main())
