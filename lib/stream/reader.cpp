@@ -1,0 +1,207 @@
+// Reading: the reader coroutine feeds the protocol core; its events become
+// whole messages in the inbox (or chunks for read_some); read() takes them;
+// the idle watchdog.
+#include "stream_impl.hpp"
+
+namespace tether {
+
+void stream::impl::arm_watchdog() {
+  if (opts_.close_timeout.count() <= 0)
+    return;
+  watchdog_.expires_after(opts_.close_timeout);
+  watchdog_.async_wait([weak = weak_from_this()](std::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->state_ == state::closed)
+      return;
+    self->close_timed_out_ = true;
+    self->log(log_level::warning, "close handshake timed out; closing the socket");
+    if (!self->proto_.close_received())
+      self->set_error(error::close_timeout);
+    self->fatal_ = true;
+    if (self->tr_)
+      self->tr_->close();
+    self->writer_wake_.notify_one();
+    self->reader_wake_.notify_one();
+    self->notify();
+  });
+}
+
+void stream::impl::on_event(const event& ev) {
+  switch (ev.what) {
+  case event::kind::message_begin: {
+    std::string buf;
+    if (!spare_.empty()) {
+      buf = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    inbox_.push_back({ev.type == opcode::text ? message_kind::text : message_kind::binary, std::move(buf), false});
+    break;
+  }
+  case event::kind::data:
+    inbox_.back().data.append(ev.data);
+    inbox_bytes_ += ev.data.size();
+    if (partial_readers_ != 0)
+      changed_.notify_all(); // read_some() callers take partial data
+    break;
+  case event::kind::message_end:
+    inbox_.back().complete = true;
+    changed_.notify_all();
+    break;
+  case event::kind::ping:
+    pongs_.emplace_back(ev.data);
+    if (pongs_.size() > opts_.max_pong_backlog) // RFC 6455 §5.5.3: answering the latest is enough
+      pongs_.erase(pongs_.begin(), pongs_.end() - 1);
+    writer_wake_.notify_one();
+    break;
+  case event::kind::pong:
+    for (auto& p : pings_) {
+      if (!p->queued && !p->answered && p->payload == ev.data) {
+        p->answered = true;
+        p->rtt = clock::now() - p->sent;
+        p->timer.cancel();
+        break;
+      }
+    }
+    break;
+  case event::kind::close:
+    close_seen_ = true;
+    peer_close_code_ = ev.code;
+    peer_close_reason_ = std::string(ev.data);
+    for (auto& p : pings_) // no pong follows a close: fail them now
+      p->timer.cancel();
+    if (state_ == state::open) {
+      state_ = state::closing; // the core queued the echo; the writer sends it
+      log(log_level::info, "peer closed with " + std::to_string(ev.code));
+      arm_watchdog();
+    }
+    // An unfinished message can never complete now.
+    if (!inbox_.empty() && !inbox_.back().complete) {
+      inbox_bytes_ -= inbox_.back().data.size();
+      inbox_.pop_back();
+    }
+    writer_wake_.notify_one();
+    notify();
+    break;
+  case event::kind::error:
+    // The core queued a close frame with the RFC's code; the writer flushes it,
+    // then the connection ends, bounded by the watchdog.
+    set_error(ev.error, "peer violated the protocol, sent close " + std::to_string(ev.code));
+    if (!inbox_.empty() && !inbox_.back().complete) {
+      inbox_bytes_ -= inbox_.back().data.size();
+      inbox_.pop_back();
+    }
+    state_ = state::closing;
+    arm_watchdog();
+    writer_wake_.notify_one();
+    notify();
+    break;
+  }
+}
+
+asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
+  auto& s = *self;
+  std::string discard;
+  std::size_t read_size = min_read;
+  try {
+    for (;;) {
+      while (auto ev = s.proto_.next_event())
+        s.on_event(*ev);
+      if (s.fatal_ || s.proto_.failed())
+        break;
+      while (s.read_paused() && !s.fatal_)
+        co_await s.reader_wake_.wait();
+      if (s.fatal_)
+        break;
+      // After the close handshake only EOF matters; whatever else arrives is dropped.
+      asio::mutable_buffer buf;
+      if (s.proto_.close_received()) {
+        discard.resize(read_chunk);
+        buf = asio::buffer(discard);
+      } else {
+        auto span = s.proto_.prepare(read_size);
+        buf = asio::buffer(span.data(), std::min(span.size(), read_size));
+      }
+      auto [ec, n] = co_await s.tr_->read_some(buf);
+      if (n == buf.size())
+        read_size = std::min(read_size * 2, max_read);
+      else if (n < buf.size() / 4)
+        read_size = std::max(read_size / 2, min_read);
+      if (ec) {
+        if (is_eof(ec) && s.proto_.close_received()) {
+          // Clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1).
+        } else if (!s.error_) {
+          s.set_error(error::connection_lost, ec.message());
+        }
+        break;
+      }
+      if (!s.proto_.close_received())
+        s.proto_.commit(n);
+    }
+  } catch (const std::exception& e) {
+    s.set_error(error::connection_lost, e.what());
+  }
+  co_await s.finish();
+}
+
+void stream::impl::arm_watchdog_if_idle() {
+  if (watchdog_.expiry() <= clock::now() || state_ != state::closing)
+    arm_watchdog();
+}
+
+// What a read takes without waiting: a message (or, with `some`, part of
+// one), the peer's close, or the connection's end in `ec`. False: wait.
+bool stream::impl::take(std::string& buf, bool some, read_result& out, std::error_code& ec) {
+  if (!inbox_.empty()) {
+    auto& f = inbox_.front();
+    if (f.complete || (some && !f.data.empty())) {
+      out.kind = f.kind;
+      out.size = f.data.size();
+      out.message_end = f.complete;
+      buf.swap(f.data); // hand over the message; keep the caller's old buffer for reuse
+      f.data.clear();
+      inbox_bytes_ -= out.size;
+      if (f.complete) {
+        if (spare_.size() < max_spare_buffers)
+          spare_.push_back(std::move(f.data));
+        inbox_.pop_front();
+      }
+      reader_wake_.notify_one();
+      return true;
+    }
+  }
+  if (close_seen_ && !close_delivered_) {
+    close_delivered_ = true;
+    out.kind = message_kind::close;
+    out.close_code = peer_close_code_;
+    out.close_reason = peer_close_reason_;
+    return true;
+  }
+  if (state_ == state::closed || fatal_ || (error_ && inbox_.empty()) || close_delivered_ ||
+      (state_ == state::closing && running_ == 0)) {
+    ec = ended_error();
+    return true;
+  }
+  return false;
+}
+
+// One coroutine for the whole read (no inner frame: a read per message).
+asio::awaitable<read_result> stream::impl::do_read(std::shared_ptr<impl> self, std::string& buf, std::error_code* out,
+                                                   bool some) {
+  auto& s = *self;
+  std::error_code ec;
+  read_result r;
+  while (!s.take(buf, some, r, ec)) {
+    s.partial_readers_ += some;
+    co_await s.changed_.wait();
+    s.partial_readers_ -= some;
+    auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+    if (cancelled(cs_now)) {
+      ec = asio::error::operation_aborted;
+      break;
+    }
+  }
+  report(s, ec, out);
+  co_return ec ? read_result{} : r;
+}
+
+} // namespace tether

@@ -1,0 +1,250 @@
+#pragma once
+// stream::impl: the stream's state and the declarations of its jobs, each
+// defined in a file of its own (stream.cpp: state and errors, the public API;
+// connect.cpp, reader.cpp, writer.cpp, control.cpp). Private to lib/stream.
+//
+// Coordination is single-threaded on the stream's executor. Each kind of waiter
+// has its own signal (signal.hpp: no timer, no system call): readers wait on
+// `changed_`, each sender on its own completion signal, senders short of queue
+// room on `room_`, the writer on `writer_wake_`, the reader coroutine on
+// `reader_wake_`. A waiter re-checks its condition after waking and tells a
+// real cancellation from a wake-up by its coroutine's cancellation state.
+#include <tether/stream.hpp>
+#include <tether/error.hpp>
+#include <tether/protocol.hpp>
+#include <tether/url.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/ssl/error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "asio_compat.hpp"
+#include "fifo.hpp"
+#include "handshake_log.hpp"
+#include "timeout.hpp"
+#include "live.hpp"
+#include "signal.hpp"
+#include "stream_access.hpp"
+#include "transport.hpp"
+#include "utf8.hpp"
+
+namespace tether {
+
+using clock = std::chrono::steady_clock;
+using detail::use_nothrow;
+
+namespace { // each of the stream's files has its own copy
+
+// Reads ask for between min_read and max_read bytes: the size doubles while
+// reads fill the buffer (a large message arrives in few system calls) and
+// halves when they use under a quarter of it (an idle connection holds little:
+// the pending read's buffer is all the input memory an idle stream has).
+constexpr std::size_t min_read = 1024;
+constexpr std::size_t max_read = 1024 * 1024;
+constexpr std::size_t read_chunk = 16 * 1024; // handshake and discard reads
+// Frames gathered into one write, at most (one system call per batch).
+constexpr std::size_t write_batch = 256 * 1024;
+constexpr std::size_t max_spare_buffers = 4;
+constexpr std::size_t max_spare_signals = 64;
+constexpr int max_gather_yields = 16; // passes of the executor before a write (gather())
+
+// Use as `cancelled(co_await asio::this_coro::cancellation_state)`. Not a
+// coroutine of its own: Asio throws operation_aborted when a cancelled coroutine
+// awaits another awaitable, and the point here is to handle it without throwing.
+inline bool cancelled(const asio::cancellation_state& cs) { return cs.cancelled() != asio::cancellation_type::none; }
+
+inline bool is_eof(const std::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+
+inline void throw_if(const std::error_code& ec, const std::string& detail) {
+  if (!ec)
+    return;
+  if (detail.empty())
+    throw std::system_error(ec);
+  throw std::system_error(ec, detail);
+}
+
+} // namespace
+
+struct stream::impl : std::enable_shared_from_this<impl> {
+  enum class state { closed, connecting, open, closing };
+
+  struct inbound {
+    message_kind kind;
+    std::string data;
+    bool complete = false;
+  };
+  struct outgoing {
+    std::uint64_t seq;
+    opcode type;
+    std::string_view data;
+    std::size_t offset = 0;
+    bool started = false;
+  };
+  struct ping_wait {
+    explicit ping_wait(const asio::any_io_executor& ex) : timer(ex) {}
+    std::string payload;
+    asio::steady_timer timer;
+    clock::time_point sent{};
+    std::chrono::nanoseconds rtt{};
+    bool queued = true;
+    bool answered = false;
+  };
+
+  impl(asio::any_io_executor ex, stream_options o)
+      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), room_(ex_), writer_wake_(ex_), reader_wake_(ex_),
+        watchdog_(ex_) {}
+
+  // ---- shared state ----
+  detail::live_token live_{detail::live().streams};
+  asio::any_io_executor ex_;
+  stream_options opts_;
+  std::unique_ptr<detail::transport> tr_;
+  protocol proto_;
+  handshake_response response_;
+  std::string subprotocol_;
+  state state_ = state::closed;
+  std::error_code error_;
+  std::string detail_;
+  bool insecure_warned_ = false; // tls.insecure_skip_verify is logged once per stream
+  int running_ = 0;      // reader + writer coroutines alive
+  bool fatal_ = false;   // the connection must end now (violation, transport error, abort)
+  bool writer_done_ = false;
+  bool close_timed_out_ = false;
+
+  detail::signal changed_;      // messages or the connection's state: read, connect, close waiters
+  detail::signal room_;         // room in the send queue: senders held back by backpressure
+  detail::signal writer_wake_;  // work for the writer
+  detail::signal reader_wake_;  // room in the read queue again
+  asio::steady_timer watchdog_; // bounds the close handshake and TCP shutdown
+
+  // inbound
+  detail::fifo<inbound> inbox_;
+  std::size_t inbox_bytes_ = 0;
+  std::vector<std::string> spare_;
+  bool close_seen_ = false;
+  bool close_delivered_ = false;
+  int partial_readers_ = 0; // read_some() calls waiting: they take data before a message ends
+  std::uint16_t peer_close_code_ = 0;
+  std::string peer_close_reason_;
+
+  // outbound
+  detail::fifo<outgoing> sendq_;
+  std::size_t sendq_bytes_ = 0;
+  std::uint64_t next_seq_ = 0;
+  std::uint64_t framed_seq_ = 0;  // every message up to here is in the protocol's output
+  std::uint64_t written_seq_ = 0; // ... and up to here on the socket
+  std::uint64_t last_batch_ = 0;  // messages the latest write completed (gather())
+  bool writing_ = false;          // a write loop runs (the writer's or a sender's)
+  std::uint64_t writing_framed_ = 0; // framed_seq_ when the write in flight began
+  bool writer_idle_ = false;      // the writer coroutine waits for work
+  // Senders waiting for their message to be written, in seq order; each is woken
+  // alone once the write that carried its last byte completes. A wait is a
+  // sender's signal (send()) or a callback (the handler's pipeline, which hands
+  // over many messages without a coroutine each).
+  struct send_wait {
+    std::uint64_t seq;
+    detail::signal* done;
+    std::function<void(std::error_code)> callback;
+  };
+  detail::fifo<send_wait> send_waits_;
+  std::vector<std::unique_ptr<detail::signal>> spare_signals_;
+  detail::fifo<std::string> pongs_;
+  detail::fifo<std::shared_ptr<ping_wait>> pings_;
+  bool close_requested_ = false;
+  std::uint16_t close_code_ = 0;
+  std::string close_reason_;
+
+  // ---- reader ----
+
+  bool read_paused() const {
+    return state_ == state::open && inbox_bytes_ >= opts_.max_read_queue_bytes && !inbox_.empty() &&
+           inbox_.front().complete;
+  }
+
+  // ---- writer ----
+
+  // The write loop, `while (auto out = next_write(); out.size()) wrote(co_await
+  // tr_->write(out))`, runs in whoever holds `writing_`: the writer coroutine,
+  // or a sender that found the writer idle (send_op), which saves two hops
+  // through the executor per message for a sender that waits for its write
+  // anyway. Written out in both places: a nested coroutine would cost a frame
+  // per message.
+
+  // Marks the write loop's holder (however the loop ends).
+  struct write_hold {
+    impl& s;
+    explicit write_hold(impl& owner) : s(owner) { s.writing_ = true; }
+    ~write_hold() { s.writing_ = false; }
+    write_hold(const write_hold&) = delete;
+    write_hold& operator=(const write_hold&) = delete;
+  };
+
+  // A sender may write itself: the writer coroutine is parked with nothing to
+  // do, nobody else writes, no frame sits unwritten, and messages come one at
+  // a time (in a burst the writer gathers them into one write instead).
+  bool can_write_inline() const {
+    return writer_idle_ && !writing_ && !fatal_ && last_batch_ < 2 && proto_.pending_output().empty();
+  }
+
+  // ---- operations ----
+
+  std::error_code ended_error() const { return error_ ? error_ : make_error_code(error::closed); }
+
+  // ---- stream.cpp (with the public API) ----
+  void notify();
+  void log(log_level level, const std::string& text) const;
+  void reset();
+  void set_error(std::error_code ec, std::string detail = {});
+  std::string message_of_error() const;
+  void fail(std::error_code ec, std::string detail = {});
+  static void report(impl& s, std::error_code ec, std::error_code* out);
+
+  // ---- connect.cpp ----
+  asio::awaitable<std::error_code> handshake(const url& u, std::string& why);
+  asio::awaitable<void> connect_op(std::string_view text, std::error_code& ec);
+  static asio::awaitable<void> do_connect(std::shared_ptr<impl> self, std::string url, std::error_code* out);
+
+  // ---- reader.cpp ----
+  void arm_watchdog();
+  void on_event(const event& ev);
+  static asio::awaitable<void> run_reader(std::shared_ptr<impl> self);
+  void arm_watchdog_if_idle();
+  bool take(std::string& buf, bool some, read_result& out, std::error_code& ec);
+  static asio::awaitable<read_result> do_read(std::shared_ptr<impl> self, std::string& buf, std::error_code* out,
+                                              bool some);
+
+  // ---- writer.cpp ----
+  void complete_written();
+  void fill_output();
+  asio::awaitable<void> gather();
+  asio::const_buffer next_write();
+  bool wrote(const std::tuple<std::error_code, std::size_t>& result);
+  static asio::awaitable<void> run_writer(std::shared_ptr<impl> self);
+  asio::awaitable<void> send_op([[maybe_unused]] std::shared_ptr<impl> keep, std::string_view data, message_kind kind,
+                                std::error_code* out, bool utf8_checked);
+  std::error_code start_send(std::string_view data, message_kind kind, bool utf8_checked,
+                             std::function<void(std::error_code)> done);
+  bool remove_unsent(std::uint64_t seq);
+  static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::string_view data, message_kind kind,
+                                       std::error_code* out, bool utf8_checked = false);
+
+  // ---- control.cpp ----
+  asio::awaitable<void> finish();
+  asio::awaitable<std::chrono::nanoseconds> ping_op(std::string_view payload, std::chrono::milliseconds timeout,
+                                                    std::error_code& ec);
+  bool start_close(unsigned code, std::string_view reason, std::error_code& ec);
+  void abort_now() noexcept;
+  static asio::awaitable<std::chrono::nanoseconds> do_ping(std::shared_ptr<impl> self, std::string payload,
+                                                           std::chrono::milliseconds timeout, std::error_code* out);
+  static asio::awaitable<void> do_close(std::shared_ptr<impl> self, unsigned code, std::string reason,
+                                        std::error_code* out);
+};
+
+} // namespace tether

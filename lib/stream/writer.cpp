@@ -1,0 +1,257 @@
+// Writing: senders queue frames, the writer coroutine (or a lone sender,
+// inline) gathers whatever is queued into one write; completions after it.
+#include "stream_impl.hpp"
+
+namespace tether {
+
+// Wakes the senders whose messages are now on the socket.
+void stream::impl::complete_written() {
+  while (!send_waits_.empty() && send_waits_.front().seq <= written_seq_) {
+    auto w = std::move(send_waits_.front());
+    send_waits_.pop_front();
+    if (w.callback)
+      w.callback({});
+    else
+      w.done->notify_one();
+  }
+}
+
+// Frames what is queued into the protocol's output: pongs and pings first (they
+// may go between fragments of a message), then data up to one write batch, then
+// our close frame once every queued message is out.
+void stream::impl::fill_output() {
+  while (!pongs_.empty()) {
+    (void)proto_.send_pong(pongs_.front());
+    pongs_.pop_front();
+  }
+  for (auto& p : pings_) {
+    if (p->queued) {
+      p->queued = false;
+      p->sent = clock::now();
+      (void)proto_.send_ping(p->payload);
+    }
+  }
+  if (proto_.close_sent())
+    return;
+  const std::size_t frag = opts_.fragment_size ? opts_.fragment_size : std::string_view::npos;
+  while (!sendq_.empty() && proto_.pending_output().size() < write_batch) {
+    auto& m = sendq_.front();
+    const auto n = std::min(frag, m.data.size() - m.offset);
+    const bool fin = m.offset + n == m.data.size();
+    const auto type = m.started ? opcode::continuation : m.type;
+    (void)proto_.send_frame(type, m.data.substr(m.offset, n), fin);
+    m.started = true;
+    m.offset += n;
+    if (fin) {
+      framed_seq_ = m.seq;
+      sendq_bytes_ -= m.data.size();
+      sendq_.pop_front();
+      room_.notify_all(); // room in the queue
+    }
+  }
+  if (sendq_.empty() && close_requested_)
+    (void)proto_.send_close(close_code_, close_reason_);
+}
+
+// Before writing, lets the handlers already queued on the executor run: an
+// application answering a burst of incoming messages queues its sends one
+// handler at a time, and writing at the first would send the burst one
+// message per system call (and the peer would answer one per call too).
+// Yields while the queue keeps growing, a few times at most, and only when
+// the last write carried several messages: a yield costs a pass of the
+// executor (an epoll_wait when nothing else is queued), which a lone message
+// answered in lock-step should not pay.
+asio::awaitable<void> stream::impl::gather() {
+  if (last_batch_ < 2)
+    co_return;
+  for (int i = 0; i < max_gather_yields && !fatal_ && sendq_bytes_ < write_batch; ++i) {
+    const auto before = next_seq_;
+    co_await asio::post(ex_, use_nothrow);
+    if (next_seq_ == before)
+      break;
+  }
+}
+
+// What to write next (empty: nothing pending, or the connection failed).
+asio::const_buffer stream::impl::next_write() {
+  if (fatal_)
+    return {};
+  fill_output();
+  writing_framed_ = framed_seq_;
+  const auto out = proto_.pending_output();
+  return asio::buffer(out.data(), out.size());
+}
+
+// Accounts a completed write; false once the connection failed.
+bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result) {
+  const auto& [ec, n] = result;
+  proto_.consume_output(n);
+  if (ec) {
+    fail(error::connection_lost, "write: " + ec.message());
+    return false;
+  }
+  last_batch_ = writing_framed_ - written_seq_;
+  written_seq_ = writing_framed_;
+  complete_written();
+  return true;
+}
+
+asio::awaitable<void> stream::impl::run_writer(std::shared_ptr<impl> self) {
+  auto& s = *self;
+  for (;;) {
+    if (s.fatal_)
+      break;
+    if (!s.writing_) {
+      try {
+        write_hold hold(s);
+        for (auto out = s.next_write(); out.size(); out = s.next_write()) {
+          auto result = co_await s.tr_->write(out);
+          if (!s.wrote(result))
+            break;
+        }
+      } catch (const std::exception& e) {
+        s.fail(error::connection_lost, e.what());
+      }
+      if (s.fatal_ || s.proto_.close_sent())
+        break; // our close frame is on the wire; nothing may follow it
+    }
+    s.writer_idle_ = !s.writing_;
+    co_await s.writer_wake_.wait();
+    s.writer_idle_ = false;
+    if (!s.writing_)
+      co_await s.gather();
+  }
+  // A sender's write still in flight ends before the writer does (it ends
+  // with the socket's close at the latest).
+  while (s.writing_)
+    co_await s.writer_wake_.wait();
+  s.writer_done_ = true;
+  --s.running_;
+  s.reader_wake_.notify_one();
+  s.notify();
+}
+
+// `utf8_checked`: text from tether's own codecs, UTF-8 by construction.
+// A send, from the public entry point (one frame: a send per message).
+// `keep` holds the impl alive; errors go to *out, or are thrown without it.
+asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<impl> keep, std::string_view data,
+                                            message_kind kind, std::error_code* out, bool utf8_checked) {
+  if (kind == message_kind::close) {
+    co_return report(*this, make_error_code(std::errc::invalid_argument), out);
+  }
+  // A peer must fail the connection on invalid UTF-8 (RFC 6455 §8.1): refuse it here.
+  if (kind == message_kind::text && !utf8_checked && !detail::is_valid_utf8(data)) {
+    co_return report(*this, error::invalid_utf8, out);
+  }
+  // Backpressure: wait for room, unless the queue is empty.
+  while (state_ == state::open && !close_requested_ && !sendq_.empty() &&
+         sendq_bytes_ + data.size() > opts_.max_send_queue_bytes) {
+    co_await room_.wait();
+    auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+    if (cancelled(cs_now)) {
+      co_return report(*this, asio::error::operation_aborted, out);
+    }
+  }
+  if (state_ != state::open || close_requested_ || fatal_) {
+    co_return report(*this, ended_error(), out);
+  }
+  const auto seq = ++next_seq_;
+  sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
+  sendq_bytes_ += data.size();
+  if (can_write_inline()) {
+    try {
+      write_hold hold(*this);
+      for (auto out = next_write(); out.size(); out = next_write()) {
+        auto result = co_await tr_->write(out);
+        if (!wrote(result))
+          break;
+      }
+    } catch (const std::exception& e) {
+      fail(error::connection_lost, e.what());
+    }
+    if (fatal_ || proto_.close_sent())
+      writer_wake_.notify_one(); // the writer ends now
+    if (!fatal_ && written_seq_ >= seq)
+      co_return report(*this, {}, out);
+  } else {
+    writer_wake_.notify_one();
+  }
+  // This send's own wake-up (from a pool: making a channel per message costs a
+  // lock), registered until the coroutine ends however it ends.
+  struct registration {
+    impl& s;
+    std::uint64_t seq;
+    std::unique_ptr<detail::signal> signal;
+    registration(impl& owner, std::uint64_t n) : s(owner), seq(n) {
+      if (s.spare_signals_.empty()) {
+        signal = std::make_unique<detail::signal>(s.ex_);
+      } else {
+        signal = std::move(s.spare_signals_.back());
+        s.spare_signals_.pop_back();
+      }
+      s.send_waits_.push_back({seq, signal.get(), {}});
+    }
+    ~registration() {
+      s.send_waits_.erase_if([this](const send_wait& w) { return w.seq == seq; });
+      if (s.spare_signals_.size() < max_spare_signals)
+        s.spare_signals_.push_back(std::move(signal)); // a stale token only costs a re-check
+    }
+  } registered(*this, seq);
+  auto& done = *registered.signal;
+  for (;;) {
+    if (written_seq_ >= seq)
+      co_return report(*this, {}, out);
+    if (fatal_ || writer_done_ || state_ == state::closed) {
+      remove_unsent(seq);
+      co_return report(*this, ended_error(), out);
+    }
+    co_await done.wait();
+    auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
+    if (cancelled(cs_now)) {
+      if (written_seq_ >= seq)
+        co_return report(*this, {}, out);
+      if (remove_unsent(seq)) {
+        co_return report(*this, asio::error::operation_aborted, out);
+      }
+      // Part of it is framed: a half-sent message cannot be taken back.
+      fail(error::partial_write_cancelled);
+      co_return report(*this, error::partial_write_cancelled, out);
+    }
+  }
+}
+
+// Queues a message without waiting: `done` is called once it is written, or
+// with the connection's error. A refused message calls nothing and returns
+// the error (invalid_utf8, the connection's end).
+std::error_code stream::impl::start_send(std::string_view data, message_kind kind, bool utf8_checked,
+                                         std::function<void(std::error_code)> done) {
+  if (kind == message_kind::text && !utf8_checked && !detail::is_valid_utf8(data))
+    return error::invalid_utf8;
+  if (state_ != state::open || close_requested_ || fatal_ || writer_done_)
+    return ended_error();
+  const auto seq = ++next_seq_;
+  sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
+  sendq_bytes_ += data.size();
+  send_waits_.push_back({seq, nullptr, std::move(done)});
+  writer_wake_.notify_one();
+  return {};
+}
+
+// Drops message `seq` if the writer has not taken any of it.
+bool stream::impl::remove_unsent(std::uint64_t seq) {
+  auto it = std::find_if(sendq_.begin(), sendq_.end(), [seq](const outgoing& o) { return o.seq == seq; });
+  if (it == sendq_.end() || it->started)
+    return false;
+  sendq_bytes_ -= it->data.size();
+  sendq_.erase(it);
+  room_.notify_all();
+  return true;
+}
+
+asio::awaitable<void> stream::impl::do_send(std::shared_ptr<impl> self, std::string_view data, message_kind kind,
+                                            std::error_code* out, bool utf8_checked) {
+  auto& s = *self;
+  return s.send_op(std::move(self), data, kind, out, utf8_checked);
+}
+
+} // namespace tether
