@@ -47,7 +47,8 @@ struct deflate_options {
 TETHER_API bool deflate_available() noexcept;
 
 /// The permessage-deflate extension, client role; nullptr without zlib.
-/// Throws std::invalid_argument for settings out of range.
+/// Throws std::invalid_argument for settings out of range (built with
+/// -fno-exceptions: returns nullptr for them too).
 TETHER_API std::unique_ptr<extension> make_permessage_deflate(const deflate_options& options = {});
 
 } // namespace tether

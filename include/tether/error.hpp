@@ -104,7 +104,8 @@ enum class error {
   outcome_unknown,            ///< handler::request: the connection ended after the request was written, before its reply.
   request_failed,             ///< handler::request: the server answered with an error reply (request_error).
   subscription_refused,       ///< handler::subscribe: the server refused the topic (also reported when a re-subscription is refused).
-  rate_limited,               ///< handler::send: over the rate limit, with rate_limit::fail_when_limited.
+  rate_limited,               ///< handler::send: over the rate limit, with handler_options::fail_when_rate_limited.
+  crypto_failed,              ///< OpenSSL could not make a random key or mask, or a SHA-1 digest.
 };
 
 /// Coarse groups of errors, for retry policies and user code.

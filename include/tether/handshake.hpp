@@ -40,9 +40,11 @@ TETHER_API std::error_code parse_extensions(std::string_view value, std::vector<
 /// The inverse of parse_extensions for one offer.
 TETHER_API std::string format_extension(const extension_offer& offer);
 
-/// 16 random bytes from OpenSSL's CSPRNG, base64-encoded (RFC 6455 §4.1).
+/// 16 random bytes from OpenSSL's CSPRNG, base64-encoded (RFC 6455 §4.1);
+/// empty if the CSPRNG fails (the stream then fails with error::crypto_failed).
 TETHER_API std::string generate_key();
-/// base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) (RFC 6455 §4.2.2).
+/// base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) (RFC 6455 §4.2.2);
+/// empty if OpenSSL cannot compute SHA-1 (validate_response: error::crypto_failed).
 TETHER_API std::string compute_accept(std::string_view key);
 
 /// What the client asks for.

@@ -63,23 +63,21 @@ bool base64_decode(std::string_view in, std::string& out) {
   return base64_encode(out) == in;
 }
 
-std::array<unsigned char, 20> sha1(std::string_view in) {
-  std::array<unsigned char, 20> digest{};
+bool sha1(std::string_view in, std::array<unsigned char, 20>& digest) {
   unsigned int len = 0;
-  if (EVP_Digest(in.data(), in.size(), digest.data(), &len, EVP_sha1(), nullptr) != 1 || len != digest.size())
-    throw std::runtime_error("tether: OpenSSL SHA-1 failed");
-  return digest;
+  return EVP_Digest(in.data(), in.size(), digest.data(), &len, EVP_sha1(), nullptr) == 1 && len == digest.size();
 }
 
-void random_bytes(std::span<unsigned char> out) {
+bool random_bytes(std::span<unsigned char> out) {
   // RAND_bytes takes an int count.
   constexpr std::size_t chunk = 1 << 30;
   while (!out.empty()) {
     const std::size_t n = std::min(out.size(), chunk);
     if (RAND_bytes(out.data(), static_cast<int>(n)) != 1)
-      throw std::runtime_error("tether: OpenSSL RAND_bytes failed");
+      return false;
     out = out.subspan(n);
   }
+  return true;
 }
 
 } // namespace tether::detail

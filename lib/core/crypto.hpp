@@ -18,11 +18,12 @@ std::string base64_encode(std::string_view in);
 bool base64_decode(std::string_view in, std::string& out);
 
 /// SHA-1 digest of `in` (only for RFC 6455 §4.2.2 Sec-WebSocket-Accept).
-/// Throws std::runtime_error if OpenSSL cannot compute it (e.g. a provider
-/// configuration that disables SHA-1), rather than returning a wrong digest.
-std::array<unsigned char, 20> sha1(std::string_view in);
+/// False if OpenSSL cannot compute it (e.g. a provider configuration that
+/// disables SHA-1): callers report error::crypto_failed, never a wrong digest.
+/// (No exceptions here: the core also builds with -fno-exceptions.)
+[[nodiscard]] bool sha1(std::string_view in, std::array<unsigned char, 20>& digest);
 
-/// Fills `out` from OpenSSL's CSPRNG. Throws std::runtime_error if RAND_bytes fails.
-void random_bytes(std::span<unsigned char> out);
+/// Fills `out` from OpenSSL's CSPRNG; false if RAND_bytes fails.
+[[nodiscard]] bool random_bytes(std::span<unsigned char> out);
 
 } // namespace tether::detail

@@ -56,10 +56,6 @@ bool parse_bits(const std::optional<std::string>& v, int& out) {
 class permessage_deflate final : public extension {
 public:
   explicit permessage_deflate(const deflate_options& o) : o_(o) {
-    if (o.level < 0 || o.level > 9 || o.mem_level < 1 || o.mem_level > 9 || o.window_bits < 9 ||
-        o.window_bits > 15 || o.server_max_window_bits < 8 || o.server_max_window_bits > 15)
-      throw std::invalid_argument("deflate_options out of range (level 0-9, mem_level 1-9, window_bits 9-15, "
-                                  "server_max_window_bits 8-15)");
     send_bits_ = o.window_bits;
     send_reset_ = o.client_no_context_takeover;
   }
@@ -250,8 +246,17 @@ private:
 
 } // namespace
 
-std::unique_ptr<extension> make_permessage_deflate(const deflate_options& options) {
-  return std::make_unique<permessage_deflate>(options);
+std::unique_ptr<extension> make_permessage_deflate(const deflate_options& o) {
+  if (o.level < 0 || o.level > 9 || o.mem_level < 1 || o.mem_level > 9 || o.window_bits < 9 || o.window_bits > 15 ||
+      o.server_max_window_bits < 8 || o.server_max_window_bits > 15) {
+#if defined(__cpp_exceptions)
+    throw std::invalid_argument("deflate_options out of range (level 0-9, mem_level 1-9, window_bits 9-15, "
+                                "server_max_window_bits 8-15)");
+#else
+    return nullptr; // a core built without exceptions: no extension (docs/options.md)
+#endif
+  }
+  return std::make_unique<permessage_deflate>(o);
 }
 
 #endif

@@ -89,6 +89,7 @@ const char* message_of(error e) noexcept {
   case error::request_failed: return "the server answered the request with an error";
   case error::subscription_refused: return "the server refused the subscription";
   case error::rate_limited: return "over the send rate limit";
+  case error::crypto_failed: return "OpenSSL could not produce random bytes or a SHA-1 digest";
   }
   return "unknown tether error";
 }
@@ -174,6 +175,7 @@ condition condition_of(error e) noexcept {
   case error::socks_connection_refused:
   case error::socks_ttl_expired:
   case error::outcome_unknown:
+  case error::crypto_failed:
     return condition::transport;
   case error::request_failed:
   case error::subscription_refused:

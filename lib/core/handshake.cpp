@@ -137,14 +137,17 @@ std::string format_extension(const extension_offer& offer) {
 
 std::string generate_key() {
   std::array<unsigned char, 16> nonce{};
-  detail::random_bytes(nonce);
+  if (!detail::random_bytes(nonce))
+    return {};
   return detail::base64_encode(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
 }
 
 std::string compute_accept(std::string_view key) {
   std::string input(key);
   input += websocket_guid;
-  const auto digest = detail::sha1(input);
+  std::array<unsigned char, 20> digest{};
+  if (!detail::sha1(input, digest))
+    return {};
   return detail::base64_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
 }
 
@@ -299,7 +302,10 @@ std::error_code validate_response(handshake_response& resp, std::string_view key
   if (!has_token(resp.headers, "Connection", "upgrade"))
     return error::handshake_bad_connection;
   const auto accept = resp.headers.find("Sec-WebSocket-Accept");
-  if (!accept || count_fields(resp.headers, "Sec-WebSocket-Accept") != 1 || *accept != compute_accept(key))
+  const auto expected = compute_accept(key);
+  if (expected.empty())
+    return error::crypto_failed;
+  if (!accept || count_fields(resp.headers, "Sec-WebSocket-Accept") != 1 || *accept != expected)
     return error::handshake_bad_accept;
 
   std::string subprotocol;

@@ -89,6 +89,7 @@ const char* to_string(error e) noexcept {
   case error::request_failed: return "request_failed";
   case error::subscription_refused: return "subscription_refused";
   case error::rate_limited: return "rate_limited";
+  case error::crypto_failed: return "crypto_failed";
   }
   return "unknown";
 }

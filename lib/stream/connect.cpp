@@ -8,6 +8,10 @@ namespace tether {
 // rejection, how much arrived before TCP closed, a TLS answer to ws://.
 asio::awaitable<std::error_code> stream::impl::handshake(const url& u, std::string& why) {
   const auto key = generate_key();
+  if (key.empty()) {
+    why = "OpenSSL's RAND_bytes failed: no Sec-WebSocket-Key";
+    co_return make_error_code(error::crypto_failed);
+  }
   client_request req;
   req.host = u.host_header();
   req.target = u.target;

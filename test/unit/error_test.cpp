@@ -74,6 +74,7 @@ TEST_CASE("every error code has its documented value and condition") {
       {error::request_failed, 529, c::handler},
       {error::subscription_refused, 530, c::handler},
       {error::rate_limited, 531, c::handler},
+      {error::crypto_failed, 532, c::transport},
   };
   for (const auto& r : table) {
     CAPTURE(r.value);
