@@ -390,7 +390,9 @@ asio::awaitable<void> cmd_sub(std::shared_ptr<session> s, command_line c) {
     ec = e.code();
     why = e.what();
   }
-  if (ec)
+  if (ec == tether::error::request_timeout)
+    s->fail(fmt::format("sub failed: request_timeout: no acknowledgement within {} ms", s->opt.request_timeout.count()));
+  else if (ec)
     s->fail("sub failed: " + failure_text(ec, why));
   else
     s->ok();

@@ -244,7 +244,6 @@ asio::awaitable<void> handler::impl::do_subscribe(std::shared_ptr<impl> self, st
     text = x.error_text();
   } catch (const std::system_error& x) {
     failed = x.code();
-    text = x.what();
   }
   if (refused) {
     s.update_status([](tether::status& st) { ++st.refused_subscriptions; });
@@ -255,7 +254,7 @@ asio::awaitable<void> handler::impl::do_subscribe(std::shared_ptr<impl> self, st
     // forget the topic (best effort, in order after the $subscribe).
     if (s.state_ == connection_state::open && s.ctx_.connected && !s.closing_)
       forget_on_server(self, topic);
-    throw std::system_error(failed, text);
+    throw std::system_error(failed, "subscribing to '" + topic + "'");
   }
   if (s.subs_.find(topic) != sub) // unsubscribed while waiting for the acknowledgement
     throw std::system_error(asio::error::operation_aborted,
