@@ -18,6 +18,7 @@
 
 #include "asio_compat.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <string>
@@ -258,6 +259,37 @@ asio::awaitable<void> subscriptions(std::string url) {
   b->abort();
 }
 
+// The server remembers the latest 4,096 ids: the oldest is forgotten once
+// 4,096 newer ones were answered, and is then acted on as new.
+asio::awaitable<void> id_memory(std::string url) {
+  auto a = co_await open(url);
+  constexpr int remembered = 4096;
+  // Sent as batches of 256 requests, one frame each (the replies come one by one).
+  for (int first = 0; first <= remembered; first += 256) {
+    json batch = json::array();
+    for (int i = first; i < std::min(first + 256, remembered + 1); ++i)
+      batch.push_back(json{{"path", "echo.n"}, {"data", i}, {"id", "r" + std::to_string(i)}});
+    std::string text = batch.dump();
+    co_await a->send(text);
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+      json r = co_await read_json(*a);
+      CHECK(r["reply_to"] == batch[k]["id"]);
+    }
+  }
+  // r0 was answered 4,097 requests ago: forgotten, so it is answered anew
+  // (with the new data); r4096 is still remembered (the old data, a duplicate).
+  co_await a->send(R"({"path":"echo.n","data":"again","id":"r0"})");
+  json fresh = co_await read_json(*a);
+  CHECK(fresh["data"] == "again");
+  co_await a->send(R"({"path":"echo.n","data":"again","id":"r4096"})");
+  json remembered_reply = co_await read_json(*a);
+  CHECK(remembered_reply["data"] == 4096);
+  co_await a->send(R"({"path":"server.info","id":"i"})");
+  json info = co_await read_json(*a);
+  CHECK(info["data"]["duplicates"] == 1);
+  co_await a->close();
+}
+
 template <class F>
 void with_server(F&& body) {
   asio::io_context ctx;
@@ -273,6 +305,7 @@ void with_server(F&& body) {
 TEST_CASE("demo server: echo, batches, binary, errors, garbage, close") { with_server(echo_and_errors); }
 TEST_CASE("demo server: chat goes to every other client") { with_server(chat_broadcast); }
 TEST_CASE("demo server: drop and silence") { with_server(drop_and_silence); }
+TEST_CASE("demo server: request ids are remembered for the latest 4,096, then forgotten") { with_server(id_memory); }
 TEST_CASE("demo server: $subscribe is acknowledged or refused; ticker.* topics publish every 200 ms") {
   with_server(subscriptions);
 }
