@@ -185,39 +185,6 @@ std::string encode_frame(opcode op, std::string_view payload, bool fin) {
   return out;
 }
 
-void run(asio::io_context& ctx, std::function<asio::awaitable<void>()> test, std::chrono::milliseconds timeout) {
-  // Shared with the handlers: after a timeout they may still be pending in ctx,
-  // and the coroutine frame refers to the closure inside `fn`.
-  struct state {
-    std::function<asio::awaitable<void>()> fn;
-    std::exception_ptr error;
-    bool done = false;
-    bool timed_out = false;
-  };
-  auto st = std::make_shared<state>();
-  st->fn = std::move(test);
-
-  ctx.restart();
-  asio::steady_timer watchdog(ctx, timeout);
-  watchdog.async_wait([st, &ctx](std::error_code ec) {
-    if (!ec && !st->done) {
-      st->timed_out = true;
-      ctx.stop();
-    }
-  });
-  asio::co_spawn(ctx, st->fn(), [st, &ctx](std::exception_ptr e) {
-    st->error = e;
-    st->done = true;
-    ctx.stop();
-  });
-  ctx.run();
-  watchdog.cancel();
-  if (st->error)
-    std::rethrow_exception(st->error);
-  if (!st->done)
-    throw std::runtime_error("test did not finish within " + std::to_string(timeout.count()) + " ms");
-}
-
 struct test_server::impl : std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor e, server_options o) : ex(std::move(e)), opts(std::move(o)), changed(ex, never) {}
 
