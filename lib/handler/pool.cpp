@@ -57,21 +57,25 @@ struct pool::impl : std::enable_shared_from_this<impl> {
   // Members are made after the impl is owned by a shared_ptr: their on_state
   // refers to it weakly.
   void make_members(const asio::any_io_executor& ex) {
+    open_ = std::make_unique<std::atomic<bool>[]>(opts_.size);
     for (std::size_t i = 0; i < opts_.size; ++i) {
       handler_options o = opts_.member;
       o.routes = routes_;
       o.on_state = [weak = weak_from_this(), i, user = opts_.member.on_state](const state_change& c) {
+        auto self = weak.lock();
+        if (self)
+          self->open_[i].store(c.state == connection_state::open, std::memory_order_relaxed);
         if (user)
           user(c);
-        if (c.state == connection_state::reconnecting || c.state == connection_state::failed)
-          if (auto self = weak.lock())
-            self->member_dropped(i);
+        if (self && (c.state == connection_state::reconnecting || c.state == connection_state::failed))
+          self->member_dropped(i);
       };
       members_.push_back(std::make_unique<handler>(ex, std::move(o)));
     }
   }
 
-  bool is_open(std::size_t i) const { return members_[i]->status().connected; }
+  // Kept by each member's on_state: a send's pick costs no status() snapshot.
+  bool is_open(std::size_t i) const { return open_[i].load(std::memory_order_relaxed); }
 
   // The next open member in turn, other than `exclude`; with none open, the
   // next member in turn (its queue holds the message until it reconnects).
@@ -289,6 +293,7 @@ struct pool::impl : std::enable_shared_from_this<impl> {
   pool_options opts_;
   std::shared_ptr<route_table> routes_;
   std::vector<std::unique_ptr<handler>> members_;
+  std::unique_ptr<std::atomic<bool>[]> open_; // member i's connection is open (its latest state)
   std::atomic<std::size_t> next_{0};
   mutable std::mutex m_; // guards what follows
   std::map<std::string, held> held_;

@@ -57,7 +57,7 @@ awaitable<std::vector<std::shared_ptr<op_result>>> send_all(asio::io_context& io
   for (int i = 0; i < n; ++i)
     sends.push_back(start(io.get_executor(), send_numbered(ws, prefix, i), cancels[i]));
   const bool all = co_await eventually(
-      [&] { return std::all_of(sends.begin(), sends.end(), [](const auto& s) { return s->done; }); }, 20s);
+      [&] { return all_done(sends); }, 20s);
   CHECK(all);
   co_return sends;
 }
@@ -180,7 +180,7 @@ TEST_CASE("batching: a lone envelope waits max_delay for company; requests in a 
       }(ws, i, replies.back()), cancels[i]));
     }
     const bool answered = co_await eventually(
-        [&] { return std::all_of(reqs.begin(), reqs.end(), [](const auto& r) { return r->done; }); });
+        [&] { return all_done(reqs); });
     REQUIRE(answered);
     for (int i = 0; i < 5; ++i) {
       CHECK(!reqs[i]->ec);

@@ -168,7 +168,7 @@ TEST_CASE("pool: one member's connection dropped: idempotent requests finish on 
           reqs.push_back(start(io.get_executor(), pool_request(p, i, replies.back()), cancels[i]));
         }
         const bool finished = co_await eventually(
-            [&] { return std::all_of(reqs.begin(), reqs.end(), [](const auto& r) { return r->done; }); }, 20s);
+            [&] { return all_done(reqs); }, 20s);
         REQUIRE(finished);
         CHECK(dropped);
         int failures = 0;

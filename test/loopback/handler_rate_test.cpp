@@ -126,7 +126,7 @@ TEST_CASE("rate limit per route: the route's own bucket, in queue order; fail_wh
       for (int i = 0; i < 150; ++i)
         sends.push_back(start(io.get_executor(), send_numbered(ws, "burst", i), cancels[i]));
       const bool all = co_await eventually([&] {
-        return std::all_of(sends.begin(), sends.end(), [](const auto& s) { return s->done; });
+        return all_done(sends);
       });
       REQUIRE(all);
       const auto calls_took = std::chrono::duration<double>(since(t0)).count();

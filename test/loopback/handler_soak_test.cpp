@@ -88,25 +88,28 @@ handler_options soak_options() {
   return o;
 }
 
-/// Steady traffic: 32 requests in flight, each followed by the next, until `stop`.
-awaitable<void> steady_traffic(handler& ws, std::vector<std::shared_ptr<tracked>>& all, int& next, const bool& stop) {
-  auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer tick(ex);
-  std::vector<std::shared_ptr<tracked>> slots(32);
+/// One lane of steady traffic: a request, and as soon as it completes the
+/// next, until `stop`.
+awaitable<void> lane(handler& ws, std::vector<std::shared_ptr<tracked>>& all, int& next, const bool& stop) {
   while (!stop) {
-    for (auto& s : slots)
-      if (!s || s->completions > 0) {
-        s = std::make_shared<tracked>();
-        all.push_back(s);
-        asio::co_spawn(ex, one_request(ws, next++, s), asio::detached);
-      }
-    tick.expires_after(2ms); // a poll of the slots, not a synchronisation
-    co_await tick.async_wait(asio::use_awaitable);
+    auto t = std::make_shared<tracked>();
+    all.push_back(t);
+    co_await one_request(ws, next++, t);
   }
 }
 
+/// Steady traffic: 32 lanes, so 32 requests in flight; completes when all stop.
+awaitable<void> steady_traffic(handler& ws, std::vector<std::shared_ptr<tracked>>& all, int& next, const bool& stop) {
+  auto ex = co_await asio::this_coro::executor;
+  constexpr int lanes = 32;
+  int running = lanes;
+  for (int i = 0; i < lanes; ++i)
+    asio::co_spawn(ex, lane(ws, all, next, stop), [&running](std::exception_ptr) { --running; });
+  co_await eventually([&] { return running == 0; }, std::chrono::seconds(120));
+}
+
 /// Waits until every request in `all` has completed.
-awaitable<bool> all_done(const std::vector<std::shared_ptr<tracked>>& all, std::chrono::milliseconds limit) {
+awaitable<bool> all_completed(const std::vector<std::shared_ptr<tracked>>& all, std::chrono::milliseconds limit) {
   co_return co_await eventually(
       [&] { return std::all_of(all.begin(), all.end(), [](const auto& t) { return t->completions > 0; }); }, limit);
 }
@@ -144,7 +147,7 @@ TEST_CASE("10,000 idempotent requests in flight while the server is killed and r
         server->kill(SIGKILL);
         co_await ws.wait_for(connection_state::reconnecting);
         server = std::make_unique<peer_process>(peer_kind::python, std::vector<std::string>{"--reply", "--port", port});
-        const bool done = co_await all_done(all, 60s);
+        const bool done = co_await all_completed(all, 60s);
         REQUIRE(done);
         int wrong = 0;
         for (int i = 0; i < n; ++i) {
@@ -201,7 +204,7 @@ TEST_CASE("soak: kill and restart the server under steady requests; nothing lost
         stop = true;
         const bool ended = co_await eventually([&] { return traffic_done; });
         REQUIRE(ended);
-        const bool done = co_await all_done(all, 60s);
+        const bool done = co_await all_completed(all, 60s);
         REQUIRE(done);
         int wrong = 0, twice = 0;
         for (std::size_t i = 0; i < all.size(); ++i) {

@@ -9,10 +9,12 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace tether::test {
 
@@ -73,6 +75,11 @@ std::shared_ptr<op_result> start(const Executor& ex, asio::awaitable<void> op, a
                    }
                  }));
   return r;
+}
+
+/// True once every operation in `ops` has ended (for eventually()).
+inline bool all_done(const std::vector<std::shared_ptr<op_result>>& ops) {
+  return std::all_of(ops.begin(), ops.end(), [](const auto& op) { return op->done; });
 }
 
 /// The std::system_error code `op()`'s awaitable fails with (none: success).
