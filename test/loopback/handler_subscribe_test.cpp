@@ -286,4 +286,45 @@ TEST_CASE("re-subscription without an acknowledgement: reported after resubscrib
   });
 }
 
+TEST_CASE("re-subscription goes past a full offline queue (it does not wait for room that only the flush makes)") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    std::vector<std::string> log;
+    server.set_on_message([&](test_server::connection_id from, opcode, std::string_view text) {
+      auto req = json::parse(text);
+      log.push_back(req["path"].get<std::string>());
+      if (req["path"] == "$subscribe")
+        server.send_text_to(from, ack_text(req));
+    });
+    handler_options o = fast();
+    o.max_retries = -1;
+    o.offline_queue_size = 2; // policy wait: a third send would wait for room
+    o.resubscribe_timeout = 5s;
+    handler ws{io.get_executor(), o};
+    co_await ws.connect(server.url());
+    std::vector<seen_publication> pubs;
+    co_await ws.subscribe("t.full", recorder(pubs));
+    server.stop();
+    co_await ws.wait_for(connection_state::reconnecting);
+    log.clear();
+    std::vector<asio::cancellation_signal> cancels(2);
+    std::vector<std::shared_ptr<op_result>> queued;
+    for (int i = 0; i < 2; ++i)
+      queued.push_back(start(io.get_executor(), send_numbered(ws, "q", i), cancels[i]));
+    const bool full = co_await eventually([&] { return ws.status().queued == 2; });
+    REQUIRE(full);
+    const auto restarted = clock_type::now();
+    server.restart();
+    const bool flushed = co_await eventually([&] { return all_done(queued); });
+    REQUIRE(flushed);
+    CHECK(!queued[0]->ec);
+    CHECK(!queued[1]->ec);
+    CHECK(log == std::vector<std::string>{"$subscribe", "q.0", "q.1"});
+    CHECK(since(restarted) < 5s); // not after resubscribe_timeout
+    co_await ws.close();
+  });
+}
+
 } // TEST_SUITE
