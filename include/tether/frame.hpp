@@ -63,4 +63,10 @@ TETHER_API header_result decode_header(std::span<const std::uint8_t> in, frame_h
 /// (so a payload can be masked in chunks). Works on 8- or 16-byte words.
 TETHER_API void apply_mask(std::span<std::uint8_t> data, std::array<std::uint8_t, 4> key, std::size_t offset = 0) noexcept;
 
+/// Writes `in` masked with `key` to `out` in one pass (as a copy followed by
+/// apply_mask, without touching the bytes twice); masks min(out, in) bytes.
+/// The spans must not overlap unless they are the same.
+TETHER_API void mask_copy(std::span<std::uint8_t> out, std::span<const std::uint8_t> in, std::array<std::uint8_t, 4> key,
+                          std::size_t offset = 0) noexcept;
+
 } // namespace tether

@@ -131,6 +131,19 @@ public:
   /// valid until the next call to any member function.
   std::optional<event> next_event();
 
+  /// Zero-copy input (optional: prepare/commit always work). While a data
+  /// frame's payload is arriving, nothing is buffered, no extension transforms
+  /// it and no event is waiting, the caller may read up to direct_payload()
+  /// bytes of it into memory of its own and pass them to commit_payload().
+  /// 0: not now (call next_event() and prepare()).
+  std::uint64_t direct_payload() const noexcept;
+  /// Accounts `bytes`, the next payload bytes of the current frame (at most
+  /// direct_payload(); a server's are unmasked in place), with the checks
+  /// next_event() applies. Returns how many belong to the message: all of them,
+  /// or the prefix before a violation. The message's end and any violation are
+  /// reported by the next call to next_event(), as if the bytes had been fed.
+  std::size_t commit_payload(std::span<char> bytes);
+
   // ---- output ----
   /// Queues one data frame. `type` is text or binary for a message's first frame
   /// and continuation for the rest; `fin` ends the message.
@@ -160,14 +173,16 @@ private:
   std::error_code queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload);
   std::optional<event> control_event(std::string_view payload);
   std::optional<event> data_event(std::size_t available);
+  std::size_t admit(std::string_view chunk, bool message_end, std::error_code ext_err, std::error_code& err);
   std::error_code check_header(const frame_header& h) const;
   void release_consumed() noexcept;
 
   protocol_options opts_;
   std::unique_ptr<tether::extension> ext_;
 
-  // Bytes read from the socket are written over at once: growing the buffer
-  // must not zero it first (std::vector<char> would, a memset per growth).
+  // Bytes read from the socket (and frames queued for it) are written over at
+  // once: growing a buffer must not zero it first (std::vector<char> and
+  // std::string would, a memset per growth).
   struct uninitialized_char_allocator : std::allocator<char> {
     template <class U>
     struct rebind {
@@ -181,7 +196,7 @@ private:
   std::size_t in_end_ = 0;
   std::size_t pending_release_ = 0; // bytes of the last event to drop on the next call
 
-  std::string out_;
+  std::vector<char, uninitialized_char_allocator> out_; // frames are written over at once, as in_
   std::size_t out_pos_ = 0;
 
   // Frame parse state.

@@ -225,10 +225,31 @@ std::optional<event> protocol::data_event(std::size_t available) {
       ext_err = ec == error::message_too_big ? ec : make_error_code(error::extension_failed);
     chunk = decoded_;
   }
-  // Limits and UTF-8 fail at the exact byte: whatever came before it is
-  // delivered first, so every chunking of the input gives the same events.
-  std::size_t keep = chunk.size();
   std::error_code err;
+  const auto keep = admit(chunk, message_end, ext_err, err);
+  if (err) {
+    if (keep == 0)
+      return fail(err);
+    pending_error_ = err;
+    end_pending_ = false;
+    return make_event(event::kind::data, message_type_, chunk.substr(0, keep));
+  }
+  if (chunk.empty()) {
+    if (!message_end)
+      return std::nullopt;
+    in_message_ = false;
+    return make_event(event::kind::message_end, message_type_);
+  }
+  end_pending_ = message_end;
+  return make_event(event::kind::data, message_type_, chunk);
+}
+
+// Limits and UTF-8 fail at the exact byte: whatever came before it is
+// delivered first, so every chunking of the input gives the same events.
+// Returns how many bytes of `chunk` the message keeps; `err` names what
+// follows them (a violation, or the extension's `ext_err`).
+std::size_t protocol::admit(std::string_view chunk, bool message_end, std::error_code ext_err, std::error_code& err) {
+  std::size_t keep = chunk.size();
   if (opts_.max_message_size != 0 && message_size_ + chunk.size() > opts_.max_message_size) {
     keep = opts_.max_message_size - static_cast<std::size_t>(message_size_);
     err = error::message_too_big;
@@ -245,21 +266,35 @@ std::optional<event> protocol::data_event(std::size_t available) {
   if (!err && ext_err)
     err = ext_err;
   message_size_ += keep;
-  if (err) {
-    if (keep == 0)
-      return fail(err);
-    pending_error_ = err;
-    end_pending_ = false;
-    return make_event(event::kind::data, message_type_, chunk.substr(0, keep));
-  }
-  if (chunk.empty()) {
-    if (!message_end)
-      return std::nullopt;
-    in_message_ = false;
-    return make_event(event::kind::message_end, message_type_);
-  }
-  end_pending_ = message_end;
-  return make_event(event::kind::data, message_type_, chunk);
+  return keep;
+}
+
+std::uint64_t protocol::direct_payload() const noexcept {
+  const bool buffered = in_end_ - in_begin_ != pending_release_;
+  if (done_ || !in_frame_ || is_control(frame_.op) || message_compressed_ || end_pending_ || pending_error_ || buffered)
+    return 0;
+  return frame_remaining_;
+}
+
+std::size_t protocol::commit_payload(std::span<char> bytes) {
+  release_consumed();
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), direct_payload()));
+  if (n == 0)
+    return 0;
+  if (frame_.masked)
+    apply_mask({reinterpret_cast<std::uint8_t*>(bytes.data()), n}, frame_.key,
+               static_cast<std::size_t>(frame_.length - frame_remaining_));
+  frame_remaining_ -= n;
+  const bool message_end = frame_remaining_ == 0 && frame_.fin;
+  if (frame_remaining_ == 0)
+    in_frame_ = false;
+  std::error_code err;
+  const auto keep = admit({bytes.data(), n}, message_end, {}, err);
+  if (err)
+    pending_error_ = err; // next_event() reports it (and fails the connection)
+  else
+    end_pending_ = message_end; // next_event() reports the message's end
+  return keep;
 }
 
 std::optional<event> protocol::control_event(std::string_view payload) {
@@ -329,12 +364,13 @@ std::error_code protocol::queue_frame(opcode op, bool fin, bool rsv1, std::strin
   std::array<std::uint8_t, max_header_size> head;
   const auto hn = encode_header(h, head);
   const auto start = out_.size();
-  out_.resize(start + hn + payload.size());
-  std::memcpy(out_.data() + start, head.data(), hn);
-  if (!payload.empty())
-    std::memcpy(out_.data() + start + hn, payload.data(), payload.size());
-  if (h.masked)
-    apply_mask({reinterpret_cast<std::uint8_t*>(out_.data() + start + hn), payload.size()}, h.key);
+  out_.resize(start + hn + payload.size()); // not zeroed: every byte is written below
+  auto* dst = out_.data() + start;
+  std::memcpy(dst, head.data(), hn);
+  if (h.masked) // copy and mask in one pass over the payload
+    mask_copy({reinterpret_cast<std::uint8_t*>(dst + hn), payload.size()}, as_bytes(payload.data(), payload.size()), h.key);
+  else if (!payload.empty())
+    std::memcpy(dst + hn, payload.data(), payload.size());
   return {};
 }
 
@@ -409,9 +445,9 @@ void protocol::consume_output(std::size_t n) noexcept {
     out_.clear();
     out_pos_ = 0;
     if (out_.capacity() > std::max(shrink_threshold, 2 * batch))
-      std::string().swap(out_);
+      decltype(out_)().swap(out_);
   } else if (out_pos_ > shrink_threshold && out_pos_ > out_.size() / 2) {
-    out_.erase(0, out_pos_); // keep the unwritten tail; bounded copying
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_)); // keep the unwritten tail; bounded copying
     out_pos_ = 0;
   }
 }

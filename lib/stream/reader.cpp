@@ -112,6 +112,12 @@ asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
         co_await s.reader_wake_.wait();
       if (s.fatal_)
         break;
+      if (s.proto_.direct_payload() >= direct_read_min && !s.inbox_.empty() && !s.inbox_.back().complete) {
+        const bool read = co_await s.read_direct(read_size);
+        if (!read)
+          break;
+        continue;
+      }
       // After the close handshake only EOF matters; whatever else arrives is dropped.
       asio::mutable_buffer buf;
       if (s.proto_.close_received()) {
@@ -141,6 +147,35 @@ asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
     s.set_error(error::connection_lost, e.what());
   }
   co_await s.finish();
+}
+
+// Reads the rest of a large frame's payload from the socket straight into the
+// message being received, without a copy through the protocol's buffer.
+// read_size adapts as for other reads. False: the connection ended.
+asio::awaitable<bool> stream::impl::read_direct(std::size_t& read_size) {
+  // Moved out while the read is pending: a read_some() meanwhile finds no
+  // partial data to take, rather than a buffer being written into.
+  std::string body = std::move(inbox_.back().data);
+  const auto old = body.size();
+  const auto remaining = proto_.direct_payload();
+  if (const auto limit = opts_.max_message_size; limit == 0 || old + remaining <= limit)
+    body.reserve(old + static_cast<std::size_t>(remaining)); // one allocation for the frame, not doublings
+  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, read_size));
+  body.resize(old + want);
+  auto [ec, n] = co_await tr_->read_some(asio::buffer(body.data() + old, want));
+  if (n == want)
+    read_size = std::min(read_size * 2, max_read);
+  const auto keep = ec ? 0 : proto_.commit_payload({body.data() + old, n});
+  body.resize(old + keep);
+  if (inbox_.empty() || inbox_.back().complete)
+    co_return false; // reset() under a pending read: nothing to put back
+  inbox_.back().data = std::move(body);
+  inbox_bytes_ += keep;
+  if (keep != 0 && partial_readers_ != 0)
+    changed_.notify_all();
+  if (ec && !error_)
+    set_error(error::connection_lost, ec.message());
+  co_return !ec;
 }
 
 void stream::impl::arm_watchdog_if_idle() {

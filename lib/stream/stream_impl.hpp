@@ -47,6 +47,9 @@ namespace { // each of the stream's files has its own copy
 constexpr std::size_t min_read = 1024;
 constexpr std::size_t max_read = 1024 * 1024;
 constexpr std::size_t read_chunk = 16 * 1024; // handshake and discard reads
+// Payload left in a frame from which reads go straight into the message
+// (protocol::direct_payload): below it, the copy costs less than the extra read.
+constexpr std::size_t direct_read_min = 16 * 1024;
 // Frames gathered into one write, at most (one system call per batch).
 constexpr std::size_t write_batch = 256 * 1024;
 constexpr std::size_t max_spare_buffers = 4;
@@ -215,6 +218,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void arm_watchdog();
   void on_event(const event& ev);
   static asio::awaitable<void> run_reader(std::shared_ptr<impl> self);
+  asio::awaitable<bool> read_direct(std::size_t& read_size);
   void arm_watchdog_if_idle();
   bool take(std::string& buf, bool some, read_result& out, std::error_code& ec);
   static asio::awaitable<read_result> do_read(std::shared_ptr<impl> self, std::string& buf, std::error_code* out,

@@ -2,7 +2,8 @@
 // permessage-deflate negotiated (TETHER_FUZZ_DEFLATE: a third option byte picks
 // context takeover and the server's window). Properties checked: parsing never
 // crashes; chunking never changes the events (whole input versus cuts chosen by
-// the input); after an error nothing more is emitted; no message exceeds the
+// the input), nor does reading payload into the caller's memory (the stream's
+// direct reads); after an error nothing more is emitted; no message exceeds the
 // configured limit (also when inflating); a failure always queues a close frame.
 #include <tether/protocol.hpp>
 #if TETHER_FUZZ_DEFLATE
@@ -81,6 +82,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   TETHER_FUZZ_ASSERT(settled(whole) == settled(split));
 #else
   TETHER_FUZZ_ASSERT(whole == split);
+#endif
+  // Reading payload straight into the reader's memory changes nothing either.
+  auto d = make();
+  const auto direct = tether::test::run_direct(d, input, 1 + data[1] % 64);
+#if TETHER_FUZZ_DEFLATE
+  TETHER_FUZZ_ASSERT(settled(direct) == settled(whole));
+#else
+  TETHER_FUZZ_ASSERT(direct == whole);
 #endif
 
   bool errored = false;

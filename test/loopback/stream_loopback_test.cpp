@@ -203,6 +203,74 @@ TEST_CASE("a message over the limit fails with 1009 and loses nothing before it"
   });
 }
 
+TEST_CASE("large frames, read straight into the message, are checked as small ones are") {
+  // Over 16 KiB of a frame's payload the reader reads into the message itself
+  // (protocol::direct_payload); limits and UTF-8 hold there too, at the exact byte.
+  const std::string text = std::string(300'000, 'a') + "\xC3\xA9" + std::string(300'000, 'b');
+  SUBCASE("whole and fragmented messages arrive intact, in order, in small pieces too") {
+    asio::io_context io;
+    run(io, [&]() -> awaitable<void> {
+      test_server server(io.get_executor());
+      stream ws(io.get_executor());
+      co_await ws.connect(server.url());
+      server.send_text(text);
+      server.send_raw(encode_frame(opcode::text, text.substr(0, 200'000), false) + encode_frame(opcode::ping, "p") +
+                          encode_frame(opcode::continuation, text.substr(200'000), true),
+                      7'001, 1ms); // many partial reads, split mid-header and mid-character
+      server.send_binary(std::string(100'000, '\0'));
+      std::string buf;
+      auto r = co_await ws.read(buf);
+      CHECK(r.kind == message_kind::text);
+      CHECK(buf == text);
+      r = co_await ws.read(buf);
+      CHECK(buf == text);
+      r = co_await ws.read(buf);
+      CHECK(r.kind == message_kind::binary);
+      CHECK(buf == std::string(100'000, '\0'));
+      co_await ws.close();
+    });
+  }
+  SUBCASE("invalid UTF-8 deep in a large frame is 1007") {
+    asio::io_context io;
+    run(io, [&]() -> awaitable<void> {
+      test_server server(io.get_executor());
+      stream ws(io.get_executor());
+      co_await ws.connect(server.url());
+      server.send_text("before");
+      auto bad = text;
+      bad[450'000] = '\xFF';
+      server.send_raw(encode_frame(opcode::text, bad), 50'000, 1ms);
+      std::string buf;
+      co_await ws.read(buf);
+      CHECK(buf == "before");
+      std::error_code ec;
+      co_await ws.read(buf, ec);
+      CHECK(ec == error::invalid_utf8);
+      co_await server.wait_closed(1);
+      CHECK(server.closes().back().first == 1007);
+    });
+  }
+  SUBCASE("a large message over max_message_size is 1009") {
+    asio::io_context io;
+    run(io, [&]() -> awaitable<void> {
+      test_server server(io.get_executor());
+      stream_options o;
+      o.max_message_size = 250'000;
+      stream ws(io.get_executor(), o);
+      co_await ws.connect(server.url());
+      server.send_raw(encode_frame(opcode::binary, std::string(200'000, 'x'), false) +
+                      encode_frame(opcode::continuation, std::string(200'000, 'y'), true));
+      std::string buf;
+      std::error_code ec;
+      co_await ws.read(buf, ec);
+      CHECK(ec == error::message_too_big);
+      co_await server.wait_closed(1);
+      CHECK(server.closes().back().first == 1009);
+      CHECK(tether::detail::stream_access::buffered_read_bytes(ws) == 0);
+    });
+  }
+}
+
 TEST_CASE("the server ending TCP mid-frame is connection_lost") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {

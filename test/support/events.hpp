@@ -4,6 +4,8 @@
 // split data events differently; the messages must not change).
 #include <tether/protocol.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <ostream>
 #include <span>
 #include <string>
@@ -57,6 +59,37 @@ inline std::vector<record> run_split(protocol& p, std::string_view input, std::s
   p.feed(input.substr(pos));
   drain(p, out);
   return out;
+}
+
+/// Reads `input` the way tether::stream does: `step` bytes at a time through
+/// prepare/commit, except that while the core offers direct_payload() the
+/// payload goes into memory of the reader's own (commit_payload), `step` bytes
+/// at most per read. Must give the records that feeding the input whole gives.
+inline std::vector<record> run_direct(protocol& p, std::string_view input, std::size_t step) {
+  std::vector<record> out;
+  std::size_t pos = 0;
+  std::string own;
+  for (;;) {
+    drain(p, out);
+    if (pos == input.size())
+      return out;
+    const std::size_t room = std::min(step, input.size() - pos);
+    if (const auto direct = p.direct_payload(); direct > 0) {
+      own.assign(input.substr(pos, static_cast<std::size_t>(std::min<std::uint64_t>(direct, room))));
+      pos += own.size();
+      const auto keep = p.commit_payload(own);
+      if (keep == 0)
+        continue;
+      if (out.empty() || out.back().what != event::kind::data) { // drain() merges adjacent chunks too
+        auto begin = std::find_if(out.rbegin(), out.rend(), [](const record& r) { return r.what == event::kind::message_begin; });
+        out.push_back({event::kind::data, begin == out.rend() ? opcode::text : begin->type, {}, 0, {}});
+      }
+      out.back().data.append(own, 0, keep);
+      continue;
+    }
+    p.feed(input.substr(pos, room));
+    pos += room;
+  }
 }
 
 inline std::vector<record> run_whole(protocol_options o, std::string_view input) {

@@ -133,6 +133,41 @@ TEST_CASE("masking matches a byte-wise reference at every offset and length") {
   }
 }
 
+TEST_CASE("mask_copy writes what a copy and apply_mask give, and leaves its input alone") {
+  std::mt19937_64 rng(tether::test::seed());
+  std::vector<std::uint8_t> data(300);
+  for (auto& b : data)
+    b = static_cast<std::uint8_t>(rng());
+  const std::array<std::uint8_t, 4> key{0x37, 0xfa, 0x21, 0x3d};
+  for (std::size_t offset = 0; offset < 4; ++offset) {
+    for (std::size_t len = 0; len < 100; ++len) {
+      for (std::size_t start = 0; start < 9; ++start) { // unaligned sources and targets
+        std::vector<std::uint8_t> got(len + 16, 0xEE);
+        const auto before = data;
+        mask_copy({got.data() + (8 - start % 8), len}, {data.data() + start, len}, key, offset);
+        std::vector<std::uint8_t> want(len + 16, 0xEE);
+        for (std::size_t i = 0; i < len; ++i)
+          want[8 - start % 8 + i] = data[start + i] ^ key[(offset + i) % 4];
+        REQUIRE(got == want); // and nothing written outside [out, out + len)
+        REQUIRE(data == before);
+      }
+    }
+  }
+  SUBCASE("in place, as apply_mask") {
+    auto a = data;
+    auto b = data;
+    mask_copy(a, a, key, 3);
+    apply_mask(b, key, 3);
+    CHECK(a == b);
+  }
+  SUBCASE("masks only as much as the shorter span") {
+    std::vector<std::uint8_t> out(10, 0);
+    mask_copy(out, {data.data(), 4}, key);
+    CHECK(out[3] == (data[3] ^ key[3]));
+    CHECK(out[4] == 0);
+  }
+}
+
 TEST_CASE("masking in chunks equals masking at once") {
   std::vector<std::uint8_t> data(1000, 0x55);
   auto whole = data;

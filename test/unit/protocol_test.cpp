@@ -434,6 +434,68 @@ TEST_CASE("the socket can read straight into the core's buffer") {
   CHECK(got == message(opcode::binary, std::string(1000, 'z')));
 }
 
+TEST_CASE("payload read into the caller's memory gives the events that feeding gives") {
+  // tether::stream reads a large frame's payload straight into the message
+  // (direct_payload / commit_payload): the core must check it all the same.
+  const std::string text = "h\xC3\xA9llo w\xF0\x9F\x98\x80rld " + std::string(3000, 'x');
+  struct input {
+    const char* what;
+    protocol_options o;
+    std::string bytes;
+  };
+  auto small_limit = client_opts();
+  small_limit.max_message_size = 100;
+  const std::vector<input> inputs = {
+      {"fragmented text, a ping between fragments", client_opts(),
+       frame(0x01, text.substr(0, 1000)) + frame(0x89, "p") + frame(0x80, text.substr(1000))},
+      {"masked, to a server", server_opts(), frame(0x82, std::string(5000, 'm'), true) + frame(0x81, "next", true)},
+      {"invalid UTF-8 in the middle", client_opts(), frame(0x81, std::string(700, 'a') + "\xC0" + std::string(300, 'b'))},
+      {"text ending mid-character", client_opts(), frame(0x81, std::string(500, 'a') + "\xC3")},
+      {"over max_message_size", small_limit, frame(0x82, std::string(300, 'z'))},
+      {"empty frames and a close", client_opts(), frame(0x01, "") + frame(0x80, "") + frame(0x88, close_payload(1000))},
+  };
+  for (const auto& in : inputs) {
+    CAPTURE(in.what);
+    const auto want = run_whole(in.o, in.bytes);
+    for (std::size_t step : {1u, 3u, 7u, 64u, 1000u, 100000u}) {
+      CAPTURE(step);
+      protocol p(in.o);
+      CHECK(run_direct(p, in.bytes, step) == want);
+    }
+  }
+}
+
+TEST_CASE("direct payload is offered only for a data frame's unbuffered, untransformed payload") {
+  protocol p(client_opts());
+  const auto wire = frame(0x82, std::string(1000, 'd'));
+  p.feed(wire.substr(0, 4)); // the header alone
+  std::vector<record> got;
+  drain(p, got);
+  CHECK(p.direct_payload() == 1000);
+  std::string own(300, 'd');
+  CHECK(p.commit_payload(own) == 300);
+  CHECK(p.direct_payload() == 700);
+  p.feed(wire.substr(304, 10)); // buffered bytes come first
+  CHECK(p.direct_payload() == 0);
+  drain(p, got);
+  CHECK(p.direct_payload() == 690);
+  std::string rest(690, 'd');
+  CHECK(p.commit_payload(rest) == 690);
+  CHECK(p.direct_payload() == 0); // the message's end is still to be reported
+  drain(p, got);
+  // The fed bytes came as an event; the committed ones are the caller's already.
+  CHECK(got == std::vector<record>{begin(opcode::binary), data(opcode::binary, std::string(10, 'd')), end(opcode::binary)});
+
+  protocol ctl(client_opts());
+  ctl.feed(frame(0x89, "12345").substr(0, 2));
+  CHECK(ctl.direct_payload() == 0); // control frames are read whole
+
+  auto rle = with_rle(client_opts());
+  rle.feed(frame(0xC2, bytes({250, 'a'})).substr(0, 2));
+  drain(rle, got);
+  CHECK(rle.direct_payload() == 0); // the extension transforms it
+}
+
 TEST_CASE("buffers start small, grow on demand and shrink back") {
   auto o = client_opts();
   o.max_message_size = 0;
