@@ -67,9 +67,15 @@ TEST_CASE("rate limit: 1,000 sends at 200/s with a burst of 100 take at least 4.
           const auto allowed = 100 + static_cast<std::size_t>(200 * std::chrono::duration<double>(span + 50ms).count());
           CHECK(most_within(arrived, span) <= allowed);
         }
+        // The burst goes out without waiting; so do the sends that found a
+        // token earned while the burst was being written (none on a fast
+        // machine; the 100th arrival bounds that time from above). Every other
+        // send waited and is counted.
         const auto st = ws.status();
-        CHECK(st.throttled == 900);
-        CHECK(st.to_json()["throttled"] == 900);
+        const auto earned = static_cast<std::uint64_t>(200 * std::chrono::duration<double>(arrived[99] - t0).count()) + 1;
+        CHECK(st.throttled <= 900);
+        CHECK(st.throttled + earned >= 900);
+        CHECK(st.to_json()["throttled"] == st.throttled);
         CHECK(st.rate_limited == 0);
         co_await ws.close();
       },

@@ -281,10 +281,13 @@ TEST_CASE("request: 100,000 requests answered, timed out or cancelled leave no e
         // short timeout) or are cancelled (i % 4 == 1). Answered and cancelled
         // ones have a long timeout, so a slow machine cannot turn them into
         // timeouts.
+        // Short-timeout requests may expire while still queued on a slow
+        // machine (then they are never written), so only the others are counted.
         std::size_t received = 0;
         server.set_on_message([&](test_server::connection_id from, opcode, std::string_view text) {
-          ++received;
           auto req = json::parse(text);
+          if (req["data"].get<int>() % 4 != 3)
+            ++received;
           if (req["data"].get<int>() % 2 == 0)
             server.send_text_to(from, reply_text(req, req["data"]));
         });
@@ -309,7 +312,7 @@ TEST_CASE("request: 100,000 requests answered, timed out or cancelled leave no e
           }
           // Every fourth request (odd ones among them) is cancelled while it waits.
           const bool arrived =
-              co_await eventually([&] { return received == static_cast<std::size_t>(first + batch); }, 10s);
+              co_await eventually([&] { return received == static_cast<std::size_t>(first + batch) / 4 * 3; }, 10s);
           REQUIRE(arrived);
           for (int i = first + 1; i < first + batch; i += 4)
             cancels[static_cast<std::size_t>(i - first)]->emit(asio::cancellation_type::terminal);
