@@ -1,6 +1,7 @@
 #include <tether/codec.hpp>
 #include <tether/error.hpp>
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -232,14 +233,47 @@ std::error_code decode_frame(std::string_view frame, bool binary_frame, field_na
   return {};
 }
 
+// True if `s` is its own JSON string body: printable ASCII without '"' or
+// '\\', which nlohmann's dump copies unchanged too.
+bool plain(std::string_view s) noexcept {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+}
+
+// Appends `j` as nlohmann's dump(-1, ' ', false, replace) writes it, straight
+// into `out`: no json copy of a key or the path, no temporary string per value.
 void append_json(std::string& out, const json& j) {
-  out += j.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (j.is_string() && plain(j.get_ref<const std::string&>())) {
+    out += '"';
+    out += j.get_ref<const std::string&>();
+    out += '"';
+    return;
+  }
+  nlohmann::detail::serializer<json> writer(nlohmann::detail::output_adapter<char>(out), ' ',
+                                            json::error_handler_t::replace);
+  writer.dump(j, false, false, 0);
+}
+
+void append_string(std::string& out, std::string_view s) {
+  if (!plain(s)) {
+    append_json(out, json(s));
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
 }
 
 void append_member(std::string& out, std::string_view key, const json& value) {
-  append_json(out, json(key));
+  append_string(out, key);
   out += ':';
   append_json(out, value);
+  out += ',';
+}
+
+void append_member(std::string& out, std::string_view key, std::string_view value) {
+  append_string(out, key);
+  out += ':';
+  append_string(out, value);
   out += ',';
 }
 
@@ -263,14 +297,14 @@ std::error_code encode_envelope(const envelope& e, field_names names, binary_for
   const auto old_size = out.size();
   try {
     out += '{';
-    append_member(out, names.path, json(e.path));
+    append_member(out, names.path, std::string_view(e.path));
     append_member(out, names.data, e.data);
     if (e.id)
       append_member(out, id_field, *e.id);
     if (e.reply_to)
       append_member(out, reply_to_field, *e.reply_to);
     if (e.error)
-      append_member(out, error_field, json(*e.error));
+      append_member(out, error_field, std::string_view(*e.error));
     for (auto it = e.extra.begin(); it != e.extra.end(); ++it)
       append_member(out, it.key(), it.value());
     out.back() = '}'; // over the last ','; there is always one (path)

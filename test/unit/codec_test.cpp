@@ -466,3 +466,32 @@ TEST_CASE("random envelopes round trip") {
     round_trip(e, rng() % 2 ? static_cast<const tether::codec&>(codec) : typed);
   }
 }
+
+TEST_CASE("encoding writes what nlohmann's dump writes, member by member, for any strings") {
+  // The encoder writes plain strings itself and the rest through nlohmann's
+  // serializer: the text must not change from a reference built with dump().
+  std::mt19937_64 rng(tether::test::seed());
+  const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  for (int i = 0; i < 3000; ++i) {
+    envelope e;
+    const auto path = random_value(rng, 4); // a string, a number, ... (strings with escapes and split UTF-8)
+    e.path = path.is_string() ? path.get<std::string>() : dump(path);
+    e.data = random_value(rng, 0);
+    std::string want = "{\"path\":" + dump(json(e.path)) + ",\"data\":" + dump(e.data);
+    if (rng() % 2) {
+      e.error = e.path + "\x7f\x1f";
+      want += ",\"error\":" + dump(json(*e.error));
+    }
+    if (rng() % 2) {
+      const auto key = random_value(rng, 4);
+      const auto value = random_value(rng, 2);
+      if (key.is_string() && !key.get<std::string>().empty() && key.get<std::string>() != "path") {
+        e.extra = {{key.get<std::string>(), value}};
+        want += "," + dump(key) + ":" + dump(value);
+      }
+    }
+    want += "}";
+    CAPTURE(i);
+    CHECK(encode_ok(e) == want);
+  }
+}

@@ -113,46 +113,56 @@ TEST_CASE("header violations") {
   }
 }
 
-TEST_CASE("masking matches a byte-wise reference at every offset and length") {
+namespace {
+
+const std::array<std::uint8_t, 4> test_key{0x37, 0xfa, 0x21, 0x3d};
+
+std::vector<std::uint8_t> random_payload() {
   std::mt19937_64 rng(tether::test::seed());
   std::vector<std::uint8_t> data(300);
   for (auto& b : data)
     b = static_cast<std::uint8_t>(rng());
-  const std::array<std::uint8_t, 4> key{0x37, 0xfa, 0x21, 0x3d};
-  for (std::size_t offset = 0; offset < 4; ++offset) {
-    for (std::size_t len = 0; len < 100; ++len) {
-      for (std::size_t start = 0; start < 9; ++start) { // unaligned starts too
-        auto got = data;
-        apply_mask({got.data() + start, len}, key, offset);
-        auto want = data;
-        for (std::size_t i = 0; i < len; ++i)
-          want[start + i] ^= key[(offset + i) % 4];
-        REQUIRE(got == want);
-      }
-    }
-  }
+  return data;
+}
+
+// Calls check(offset, len, start) for every key offset, length under 100 and
+// unaligned start within a word.
+template <class Check>
+void every_masking_case(Check&& check) {
+  for (std::size_t offset = 0; offset < 4; ++offset)
+    for (std::size_t len = 0; len < 100; ++len)
+      for (std::size_t start = 0; start < 9; ++start)
+        check(offset, len, start);
+}
+
+} // namespace
+
+TEST_CASE("masking matches a byte-wise reference at every offset and length") {
+  const auto data = random_payload();
+  every_masking_case([&](std::size_t offset, std::size_t len, std::size_t start) {
+    auto got = data;
+    apply_mask({got.data() + start, len}, test_key, offset);
+    auto want = data;
+    for (std::size_t i = 0; i < len; ++i)
+      want[start + i] ^= test_key[(offset + i) % 4];
+    REQUIRE(got == want);
+  });
 }
 
 TEST_CASE("mask_copy writes what a copy and apply_mask give, and leaves its input alone") {
-  std::mt19937_64 rng(tether::test::seed());
-  std::vector<std::uint8_t> data(300);
-  for (auto& b : data)
-    b = static_cast<std::uint8_t>(rng());
-  const std::array<std::uint8_t, 4> key{0x37, 0xfa, 0x21, 0x3d};
-  for (std::size_t offset = 0; offset < 4; ++offset) {
-    for (std::size_t len = 0; len < 100; ++len) {
-      for (std::size_t start = 0; start < 9; ++start) { // unaligned sources and targets
-        std::vector<std::uint8_t> got(len + 16, 0xEE);
-        const auto before = data;
-        mask_copy({got.data() + (8 - start % 8), len}, {data.data() + start, len}, key, offset);
-        std::vector<std::uint8_t> want(len + 16, 0xEE);
-        for (std::size_t i = 0; i < len; ++i)
-          want[8 - start % 8 + i] = data[start + i] ^ key[(offset + i) % 4];
-        REQUIRE(got == want); // and nothing written outside [out, out + len)
-        REQUIRE(data == before);
-      }
-    }
-  }
+  auto data = random_payload();
+  const auto& key = test_key;
+  every_masking_case([&](std::size_t offset, std::size_t len, std::size_t start) {
+    // Unaligned sources and targets; nothing written outside [out, out + len).
+    std::vector<std::uint8_t> got(len + 16, 0xEE);
+    const auto before = data;
+    mask_copy({got.data() + (8 - start % 8), len}, {data.data() + start, len}, key, offset);
+    std::vector<std::uint8_t> want(len + 16, 0xEE);
+    for (std::size_t i = 0; i < len; ++i)
+      want[8 - start % 8 + i] = data[start + i] ^ key[(offset + i) % 4];
+    REQUIRE(got == want);
+    REQUIRE(data == before);
+  });
   SUBCASE("in place, as apply_mask") {
     auto a = data;
     auto b = data;
