@@ -41,11 +41,11 @@ void stream::impl::on_event(const event& ev) {
     inbox_.back().data.append(ev.data);
     inbox_bytes_ += ev.data.size();
     if (partial_readers_ != 0)
-      changed_.notify_all(); // read_some() callers take partial data
+      readable_.resume_all(); // read_some() callers take partial data (last: they may run now)
     break;
   case event::kind::message_end:
     inbox_.back().complete = true;
-    changed_.notify_all();
+    readable_.resume_all(); // last: the reading coroutine may run right here
     break;
   case event::kind::ping:
     pongs_.emplace_back(ev.data);
@@ -172,7 +172,7 @@ asio::awaitable<bool> stream::impl::read_direct(std::size_t& read_size) {
   inbox_.back().data = std::move(body);
   inbox_bytes_ += keep;
   if (keep != 0 && partial_readers_ != 0)
-    changed_.notify_all();
+    readable_.resume_all();
   if (ec && !error_)
     set_error(error::connection_lost, ec.message());
   co_return !ec;
@@ -227,7 +227,7 @@ asio::awaitable<read_result> stream::impl::do_read(std::shared_ptr<impl> self, s
   read_result r;
   while (!s.take(buf, some, r, ec)) {
     s.partial_readers_ += some;
-    co_await s.changed_.wait();
+    co_await s.readable_.wait();
     s.partial_readers_ -= some;
     auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
     if (cancelled(cs_now)) {

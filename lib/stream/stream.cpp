@@ -19,6 +19,7 @@ handshake_error::handshake_error(handshake_response response)
 // once the writer can write no more, callbacks learn their message failed.
 void stream::impl::notify() {
   changed_.notify_all();
+  readable_.notify_all();
   room_.notify_all();
   const bool ended = fatal_ || writer_done_ || state_ == state::closed;
   std::vector<std::function<void(std::error_code)>> failed; // called after the loop: they may queue more

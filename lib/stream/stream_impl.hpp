@@ -4,10 +4,11 @@
 // connect.cpp, reader.cpp, writer.cpp, control.cpp). Private to lib/stream.
 //
 // Coordination is single-threaded on the stream's executor. Each kind of waiter
-// has its own signal (signal.hpp: no timer, no system call): readers wait on
-// `changed_`, each sender on its own completion signal, senders short of queue
-// room on `room_`, the writer on `writer_wake_`, the reader coroutine on
-// `reader_wake_`. A waiter re-checks its condition after waking and tells a
+// has its own signal (signal.hpp: no timer, no system call): read() waits on
+// `readable_` (handoff.hpp: the reader coroutine resumes it in place when a
+// message completes), connect and close on `changed_`, each sender on its own
+// completion signal, senders short of queue room on `room_`, the writer on
+// `writer_wake_`, the reader coroutine on `reader_wake_`. A waiter re-checks its condition after waking and tells a
 // real cancellation from a wake-up by its coroutine's cancellation state.
 #include <tether/stream.hpp>
 #include <tether/error.hpp>
@@ -28,6 +29,7 @@
 #include "handshake_log.hpp"
 #include "timeout.hpp"
 #include "live.hpp"
+#include "handoff.hpp"
 #include "signal.hpp"
 #include "stream_access.hpp"
 #include "transport.hpp"
@@ -101,7 +103,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, stream_options o)
-      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), room_(ex_), writer_wake_(ex_), reader_wake_(ex_),
+      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), readable_(ex_), room_(ex_), writer_wake_(ex_), reader_wake_(ex_),
         watchdog_(ex_) {}
 
   // ---- shared state ----
@@ -121,7 +123,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   bool writer_done_ = false;
   bool close_timed_out_ = false;
 
-  detail::signal changed_;      // messages or the connection's state: read, connect, close waiters
+  detail::signal changed_;      // the connection's state: connect and close waiters
+  detail::handoff readable_;    // messages, or the connection's state: read() waiters (reader resumes them)
   detail::signal room_;         // room in the send queue: senders held back by backpressure
   detail::signal writer_wake_;  // work for the writer
   detail::signal reader_wake_;  // room in the read queue again
