@@ -155,10 +155,29 @@ public:
   /// Queues a close frame. code 0 sends an empty close payload (reported as 1005).
   std::error_code send_close(std::uint16_t code = close_code::normal, std::string_view reason = {});
 
-  /// Bytes waiting to be written to the socket.
+  /// Bytes waiting to be written to the socket. The view is invalidated by
+  /// the next call that queues a frame, and the core queues some by itself
+  /// while parsing input (a close echo, a pong, a close after a violation):
+  /// an I/O layer that reads while a write is in flight uses take_output().
   std::string_view pending_output() const noexcept { return {out_.data() + out_pos_, out_.size() - out_pos_}; }
   /// Removes `n` written bytes from the front of pending_output().
   void consume_output(std::size_t n) noexcept;
+
+  /// The output buffer's type: a vector of bytes that is not zeroed on growth.
+  struct uninitialized_char_allocator : std::allocator<char> {
+    template <class U>
+    struct rebind {
+      using other = uninitialized_char_allocator;
+    };
+    void construct(char*) noexcept {}
+  };
+  using output_buffer = std::vector<char, uninitialized_char_allocator>;
+  /// Hands every pending output byte to the caller, without copying: `into`
+  /// (emptied first; its capacity is what the core queues into next) and the
+  /// output buffer swap places. The bytes are then no longer pending; the
+  /// caller owns them while it writes them, and frames the core queues
+  /// meanwhile cannot move them.
+  void take_output(output_buffer& into) noexcept;
 
   // ---- state ----
   bool close_sent() const noexcept { return close_sent_; }
@@ -183,20 +202,13 @@ private:
   // Bytes read from the socket (and frames queued for it) are written over at
   // once: growing a buffer must not zero it first (std::vector<char> and
   // std::string would, a memset per growth).
-  struct uninitialized_char_allocator : std::allocator<char> {
-    template <class U>
-    struct rebind {
-      using other = uninitialized_char_allocator;
-    };
-    void construct(char*) noexcept {}
-  };
-  std::vector<char, uninitialized_char_allocator> in_; // input buffer; [in_begin_, in_end_) holds unread bytes
+  output_buffer in_; // input buffer; [in_begin_, in_end_) holds unread bytes
   std::size_t last_prepare_ = 0;                        // the I/O layer's latest read size
   std::size_t in_begin_ = 0;
   std::size_t in_end_ = 0;
   std::size_t pending_release_ = 0; // bytes of the last event to drop on the next call
 
-  std::vector<char, uninitialized_char_allocator> out_; // frames are written over at once, as in_
+  output_buffer out_; // frames are written over at once, as in_
   std::size_t out_pos_ = 0;
 
   // Frame parse state.

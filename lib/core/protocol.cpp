@@ -437,6 +437,15 @@ std::error_code protocol::send_close(std::uint16_t code, std::string_view reason
   return queue_frame(opcode::close, true, false, {payload, reason.size() + 2});
 }
 
+void protocol::take_output(output_buffer& into) noexcept {
+  into.clear();
+  if (out_pos_ != 0) { // part of it was consumed already: hand over the rest
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_));
+    out_pos_ = 0;
+  }
+  out_.swap(into);
+}
+
 void protocol::consume_output(std::size_t n) noexcept {
   out_pos_ += std::min(n, out_.size() - out_pos_);
   if (out_pos_ == out_.size()) {

@@ -148,6 +148,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t written_seq_ = 0; // ... and up to here on the socket
   std::uint64_t last_batch_ = 0;  // messages the latest write completed (gather())
   bool writing_ = false;          // a write loop runs (the writer's or a sender's)
+  protocol::output_buffer out_;   // the bytes of the write in flight, taken from the core
   std::uint64_t writing_framed_ = 0; // framed_seq_ when the write in flight began
   bool writer_idle_ = false;      // the writer coroutine waits for work
   // Senders waiting for their message to be written, in seq order; each is woken

@@ -78,14 +78,20 @@ asio::const_buffer stream::impl::next_write() {
     return {};
   fill_output();
   writing_framed_ = framed_seq_;
-  const auto out = proto_.pending_output();
-  return asio::buffer(out.data(), out.size());
+  // The bytes leave the core for the write: the reader may make the core
+  // queue a close echo meanwhile, and that must not move what is being sent.
+  proto_.take_output(out_);
+  return asio::buffer(out_.data(), out_.size());
 }
 
 // Accounts a completed write; false once the connection failed.
 bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result) {
   const auto& [ec, n] = result;
-  proto_.consume_output(n);
+  // Kept for the next batch, unless one large message grew it far past it.
+  if (out_.capacity() > std::max(write_batch, 2 * n))
+    decltype(out_)().swap(out_);
+  else
+    out_.clear();
   if (ec) {
     fail(error::connection_lost, "write: " + ec.message());
     return false;

@@ -14,6 +14,7 @@
 #include <asio/strand.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 
 #include <cstdio>
@@ -269,6 +270,36 @@ TEST_CASE("large frames, read straight into the message, are checked as small on
       CHECK(tether::detail::stream_access::buffered_read_bytes(ws) == 0);
     });
   }
+}
+
+TEST_CASE("a close from the server while a large write is in flight leaves the bytes being sent in place") {
+  // The reader makes the core queue the close's echo while the writer is
+  // still sending a 64 MiB frame. Queued into the buffer being sent, the echo
+  // reallocated it under the write (ASan's send interceptor saw the freed
+  // memory); the writer now owns the bytes it sends (protocol::take_output).
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    const std::string big(64 << 20, 'w');
+    bool send_done = false;
+    asio::steady_timer send_ended(io, asio::steady_timer::time_point::max()); // cancelled when it ends
+    asio::co_spawn(io, ws.send(big, message_kind::binary), [&](std::exception_ptr) {
+      send_done = true;
+      send_ended.cancel();
+    });
+    co_await yield(); // the send runs until its write waits for the socket
+    CHECK_FALSE(send_done);
+    server.send_close(1000, "now");
+    std::string buf;
+    auto r = co_await ws.read(buf);
+    CHECK(r.kind == message_kind::close);
+    CHECK(r.close_code == 1000);
+    while (!send_done) // the write ends: written whole, or cut off by the server's end
+      co_await send_ended.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+  });
 }
 
 TEST_CASE("the server ending TCP mid-frame is connection_lost") {

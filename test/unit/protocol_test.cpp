@@ -496,6 +496,26 @@ TEST_CASE("direct payload is offered only for a data frame's unbuffered, untrans
   CHECK(rle.direct_payload() == 0); // the extension transforms it
 }
 
+TEST_CASE("take_output hands the pending bytes over; frames queued later go elsewhere") {
+  protocol p(client_opts());
+  REQUIRE(!p.send_message(opcode::binary, std::string(1000, 'a')));
+  const std::string first(p.pending_output());
+  p.consume_output(10); // part of it written already
+  protocol::output_buffer taken(7, 'x'); // emptied first
+  p.take_output(taken);
+  CHECK(std::string(taken.data(), taken.size()) == first.substr(10));
+  CHECK(p.pending_output().empty());
+  const auto* held = taken.data();
+  p.feed(frame(0x88, close_payload(1000))); // the close's echo is queued now
+  std::vector<record> got;
+  drain(p, got);
+  CHECK(taken.data() == held); // what the caller is writing did not move
+  CHECK(std::string(taken.data(), taken.size()) == first.substr(10));
+  auto peer = peer_sees(p);
+  REQUIRE(peer.size() == 1);
+  CHECK(peer[0].what == kind::close);
+}
+
 TEST_CASE("buffers start small, grow on demand and shrink back") {
   auto o = client_opts();
   o.max_message_size = 0;
