@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -44,6 +45,8 @@ public:
   using key_type = handoff_shutdown;
   static inline asio::execution_context::id id;
   explicit handoff_shutdown(asio::execution_context& ctx) : service(ctx) {}
+  // Streams on one context may be made and destroyed on several threads.
+  std::mutex lock;
   std::vector<handoff*> live;
   bool down = false;
 
@@ -55,12 +58,16 @@ class handoff {
 public:
   explicit handoff(const asio::any_io_executor& ex)
       : registry_(asio::use_service<handoff_shutdown>(asio::query(ex, asio::execution::context))) {
+    const std::lock_guard guard(registry_.lock);
     registry_.live.push_back(this);
   }
   handoff(const handoff&) = delete;
   handoff& operator=(const handoff&) = delete;
   ~handoff() {
-    std::erase(registry_.live, this);
+    {
+      const std::lock_guard guard(registry_.lock);
+      std::erase(registry_.live, this);
+    }
     for (auto* w : waiters_) // none while a coroutine holds the stream; see handoff_shutdown
       w->destroy();
   }
@@ -150,10 +157,13 @@ inline void handoff_shutdown::shutdown() {
   // Taken out first: destroying a waiter may destroy its stream, and with it
   // a handoff that leaves `live`.
   std::vector<handoff::waiter*> all;
-  for (auto* h : live)
-    for (auto* w : std::exchange(h->waiters_, {}))
-      all.push_back(w);
-  for (auto* w : all)
+  {
+    const std::lock_guard guard(lock);
+    for (auto* h : live)
+      for (auto* w : std::exchange(h->waiters_, {}))
+        all.push_back(w);
+  }
+  for (auto* w : all) // unlocked: a handoff destroyed here takes the lock
     w->destroy();
 }
 

@@ -215,3 +215,21 @@ TEST_CASE("handler concurrency: sends from several threads while the connection 
   server_guard.reset();
   server_thread.join();
 }
+
+TEST_CASE("concurrency: streams of one context made and destroyed on two threads at once") {
+  // Each stream registers its read wake-up with a service of the context
+  // (lib/stream/handoff.hpp), which frees waiters at shutdown: that registry
+  // is shared by every stream of the context, whatever thread makes them.
+  asio::io_context io;
+  std::atomic<int> made{0};
+  auto churn = [&io, &made] {
+    for (int i = 0; i < 2000; ++i) {
+      stream ws(io.get_executor());
+      made += ws.is_open() ? 0 : 1;
+    }
+  };
+  std::thread a(churn), b(churn);
+  a.join();
+  b.join();
+  CHECK(made == 4000);
+}
