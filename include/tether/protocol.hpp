@@ -188,6 +188,10 @@ public:
   std::size_t input_capacity() const noexcept { return in_.size(); }
 
 private:
+  // Buffers larger than this are released once drained, so one large message
+  // does not pin memory for the rest of the connection.
+  static constexpr std::size_t shrink_threshold = 64 * 1024;
+
   std::optional<event> fail(std::error_code ec);
   std::error_code queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload);
   std::optional<event> control_event(std::string_view payload);

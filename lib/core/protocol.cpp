@@ -1,3 +1,5 @@
+// tether::protocol, input: bytes read from the socket parsed into events,
+// with every check RFC 6455 asks of a peer's frames (output: protocol_output.cpp).
 #include <tether/protocol.hpp>
 
 #include <tether/error.hpp>
@@ -5,15 +7,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "crypto.hpp"
 #include "utf8.hpp"
 
 namespace tether {
 namespace {
 
-// Buffers larger than this are released once drained, so one large message
-// does not pin memory for the rest of the connection.
-constexpr std::size_t shrink_threshold = 64 * 1024;
 
 // Designated initializers with omitted members trip -Wmissing-field-initializers on g++ 12.
 event make_event(event::kind what, opcode type, std::string_view data = {}, std::uint16_t code = 0,
@@ -32,50 +30,6 @@ std::span<const std::uint8_t> as_bytes(const char* p, std::size_t n) noexcept {
 }
 
 } // namespace
-
-bool is_valid_close_code(std::uint16_t code) noexcept {
-  // RFC 6455 §7.4.1/§7.4.2 and the IANA registry: 1004-1006 and 1015 are
-  // reserved or local-only; 1016-2999 are unassigned; 3000-4999 are for apps.
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-}
-
-std::error_code check_close(unsigned code, std::string_view reason) noexcept {
-  if (code == 0)
-    return reason.empty() ? std::error_code() : make_error_code(error::invalid_close_code); // §5.5.1: a reason needs a code
-  if (code > 0xFFFF || !is_valid_close_code(static_cast<std::uint16_t>(code)))
-    return error::invalid_close_code;
-  if (reason.size() > 123)
-    return error::control_payload_too_big;
-  if (!detail::is_valid_utf8(reason))
-    return error::invalid_close_reason;
-  return {};
-}
-
-const char* close_code_name(std::uint16_t code) noexcept {
-  switch (code) {
-  case close_code::normal: return "normal closure";
-  case close_code::going_away: return "going away";
-  case close_code::protocol_error: return "protocol error";
-  case close_code::unsupported_data: return "unsupported data";
-  case close_code::no_status: return "no status code";
-  case close_code::abnormal: return "abnormal closure";
-  case close_code::invalid_payload: return "invalid payload data";
-  case close_code::policy_violation: return "policy violation";
-  case close_code::message_too_big: return "message too big";
-  case close_code::mandatory_extension: return "mandatory extension";
-  case close_code::internal_error: return "internal error";
-  case close_code::service_restart: return "service restart";
-  case close_code::try_again_later: return "try again later";
-  case 1014: return "bad gateway";
-  case close_code::tls_handshake: return "TLS handshake failure";
-  default: break;
-  }
-  if (code >= 3000 && code <= 3999)
-    return "registered";
-  if (code >= 4000 && code <= 4999)
-    return "private";
-  return "unknown";
-}
 
 protocol::protocol(protocol_options options) : opts_(options) { in_.resize(opts_.initial_buffer_size); }
 protocol::~protocol() = default;
@@ -341,124 +295,6 @@ std::optional<event> protocol::fail(std::error_code ec) {
     queue_frame(opcode::close, true, false, {payload, 2});
   }
   return make_event(event::kind::error, opcode::close, {}, code, ec);
-}
-
-// ---- output ----
-
-std::error_code protocol::queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload) {
-  frame_header h;
-  h.fin = fin;
-  h.rsv1 = rsv1;
-  h.op = op;
-  h.length = payload.size();
-  h.masked = opts_.role == role::client; // §5.1: clients mask every frame
-  if (h.masked) {
-    if (key_pos_ + 4 > key_pool_.size()) {
-      if (!detail::random_bytes({key_pool_.data(), key_pool_.size()}))
-        return error::crypto_failed; // no unpredictable mask, no frame (RFC 6455 §5.3)
-      key_pos_ = 0;
-    }
-    std::memcpy(h.key.data(), key_pool_.data() + key_pos_, 4);
-    key_pos_ += 4;
-  }
-  std::array<std::uint8_t, max_header_size> head;
-  const auto hn = encode_header(h, head);
-  const auto start = out_.size();
-  out_.resize(start + hn + payload.size()); // not zeroed: every byte is written below
-  auto* dst = out_.data() + start;
-  std::memcpy(dst, head.data(), hn);
-  if (h.masked) // copy and mask in one pass over the payload
-    mask_copy({reinterpret_cast<std::uint8_t*>(dst + hn), payload.size()}, as_bytes(payload.data(), payload.size()), h.key);
-  else if (!payload.empty())
-    std::memcpy(dst + hn, payload.data(), payload.size());
-  return {};
-}
-
-std::error_code protocol::send_frame(opcode type, std::string_view payload, bool fin) {
-  if (type == opcode::ping)
-    return send_ping(payload);
-  if (type == opcode::pong)
-    return send_pong(payload);
-  if (type == opcode::close)
-    return send_close(close_code::normal, payload);
-  if (close_sent_ || failed_)
-    return error::closed;
-  if (type == opcode::continuation && !out_message_)
-    return error::no_message_in_progress;
-  if (type != opcode::continuation && out_message_)
-    return error::message_in_progress;
-
-  bool rsv1 = false;
-  if (type != opcode::continuation) {
-    out_compressed_ = ext_ && ext_->begin_encode(type, payload.size(), fin);
-    rsv1 = out_compressed_;
-  }
-  if (out_compressed_) {
-    encoded_.clear();
-    if (auto ec = ext_->encode(payload, fin, encoded_))
-      return ec;
-    payload = encoded_;
-  }
-  out_message_ = !fin;
-  return queue_frame(type, fin, rsv1, payload);
-}
-
-std::error_code protocol::send_ping(std::string_view payload) {
-  if (close_sent_ || failed_)
-    return error::closed;
-  if (payload.size() > 125)
-    return error::control_payload_too_big;
-  return queue_frame(opcode::ping, true, false, payload);
-}
-
-std::error_code protocol::send_pong(std::string_view payload) {
-  if (close_sent_ || failed_)
-    return error::closed;
-  if (payload.size() > 125)
-    return error::control_payload_too_big;
-  return queue_frame(opcode::pong, true, false, payload);
-}
-
-std::error_code protocol::send_close(std::uint16_t code, std::string_view reason) {
-  if (close_sent_ || failed_)
-    return error::closed;
-  if (auto ec = check_close(code, reason))
-    return ec;
-  if (code == 0) {
-    close_sent_ = true;
-    return queue_frame(opcode::close, true, false, {});
-  }
-  char payload[125];
-  payload[0] = static_cast<char>(code >> 8);
-  payload[1] = static_cast<char>(code & 0xFF);
-  if (!reason.empty())
-    std::memcpy(payload + 2, reason.data(), reason.size());
-  close_sent_ = true;
-  return queue_frame(opcode::close, true, false, {payload, reason.size() + 2});
-}
-
-void protocol::take_output(output_buffer& into) noexcept {
-  into.clear();
-  if (out_pos_ != 0) { // part of it was consumed already: hand over the rest
-    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_));
-    out_pos_ = 0;
-  }
-  out_.swap(into);
-}
-
-void protocol::consume_output(std::size_t n) noexcept {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
-  if (out_pos_ == out_.size()) {
-    // Keep the capacity while batches stay as large (no free-and-fault per write).
-    const auto batch = out_.size();
-    out_.clear();
-    out_pos_ = 0;
-    if (out_.capacity() > std::max(shrink_threshold, 2 * batch))
-      decltype(out_)().swap(out_);
-  } else if (out_pos_ > shrink_threshold && out_pos_ > out_.size() / 2) {
-    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_)); // keep the unwritten tail; bounded copying
-    out_pos_ = 0;
-  }
 }
 
 } // namespace tether
