@@ -9,7 +9,8 @@
 ///  3. A peer violation queues exactly one close frame (its RFC close code) and one
 ///     error event; after it the core emits nothing more and accepts no sends.
 ///  4. Pings are answered and a received close is echoed in the output buffer,
-///     in arrival order; the core never writes by itself.
+///     in arrival order; the core never writes by itself. Unwritten pongs are
+///     bounded (max_pong_backlog): past it only the latest ping is answered.
 ///  5. Steady state allocates nothing per frame: buffers grow on demand, are
 ///     reused, and shrink back when they drain.
 
@@ -48,6 +49,11 @@ struct protocol_options {
   bool validate_utf8 = true;
   /// Answer pings with pongs automatically (RFC 6455 §5.5.2).
   bool auto_pong = true;
+  /// Automatic pongs waiting in the output, at most: when a ping arrives with
+  /// this many unwritten pongs queued after everything else, they are dropped
+  /// and only the latest ping is answered (RFC 6455 §5.5.3), so a ping flood
+  /// while the writer is stalled cannot grow the output without bound.
+  std::size_t max_pong_backlog = 16;
   /// Capacity the input buffer starts with and shrinks back to.
   std::size_t initial_buffer_size = 4096;
 };
@@ -194,6 +200,7 @@ private:
 
   std::optional<event> fail(std::error_code ec);
   std::error_code queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload);
+  void queue_auto_pong(std::string_view payload);
   std::optional<event> control_event(std::string_view payload);
   std::optional<event> data_event(std::size_t available);
   std::size_t admit(std::string_view chunk, bool message_end, std::error_code ext_err, std::error_code& err);
@@ -214,6 +221,12 @@ private:
 
   output_buffer out_; // frames are written over at once, as in_
   std::size_t out_pos_ = 0;
+  // The automatic pongs at the end of the output, none of them written yet:
+  // out_[pong_run_begin_, pong_run_end_), pong_run_count_ frames. Appending
+  // anything else, or handing bytes to the writer, ends the run.
+  std::size_t pong_run_begin_ = 0;
+  std::size_t pong_run_end_ = 0;
+  std::size_t pong_run_count_ = 0;
 
   // Frame parse state.
   bool in_frame_ = false;

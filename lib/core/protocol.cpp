@@ -255,7 +255,7 @@ std::optional<event> protocol::control_event(std::string_view payload) {
   switch (frame_.op) {
   case opcode::ping:
     if (opts_.auto_pong && !close_sent_)
-      queue_frame(opcode::pong, true, false, payload);
+      queue_auto_pong(payload);
     return make_event(event::kind::ping, opcode::ping, payload);
   case opcode::pong:
     return make_event(event::kind::pong, opcode::pong, payload);

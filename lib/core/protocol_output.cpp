@@ -40,6 +40,23 @@ std::error_code protocol::queue_frame(opcode op, bool fin, bool rsv1, std::strin
   return {};
 }
 
+// A pong for a ping just parsed. Pongs still waiting at the end of the output
+// are a backlog: past max_pong_backlog they are dropped (none of their bytes
+// has left) and only this, the latest, is answered (RFC 6455 §5.5.3).
+void protocol::queue_auto_pong(std::string_view payload) {
+  if (pong_run_count_ == 0 || out_.size() != pong_run_end_) { // something else was queued after them
+    pong_run_begin_ = out_.size();
+    pong_run_count_ = 0;
+  } else if (pong_run_count_ >= std::max<std::size_t>(opts_.max_pong_backlog, 1)) {
+    out_.resize(pong_run_begin_);
+    pong_run_count_ = 0;
+  }
+  if (queue_frame(opcode::pong, true, false, payload))
+    return; // no mask, no frame: the ping goes unanswered, as a lost one would
+  ++pong_run_count_;
+  pong_run_end_ = out_.size();
+}
+
 std::error_code protocol::send_frame(opcode type, std::string_view payload, bool fin) {
   if (type == opcode::ping)
     return send_ping(payload);
@@ -104,6 +121,7 @@ std::error_code protocol::send_close(std::uint16_t code, std::string_view reason
 }
 
 void protocol::take_output(output_buffer& into) noexcept {
+  pong_run_count_ = 0; // handed over: no longer ours to drop
   into.clear();
   if (out_pos_ != 0) { // part of it was consumed already: hand over the rest
     out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_));
@@ -113,6 +131,7 @@ void protocol::take_output(output_buffer& into) noexcept {
 }
 
 void protocol::consume_output(std::size_t n) noexcept {
+  pong_run_count_ = 0; // offsets move; what is left may be half written
   out_pos_ += std::min(n, out_.size() - out_pos_);
   if (out_pos_ == out_.size()) {
     // Keep the capacity while batches stay as large (no free-and-fault per write).

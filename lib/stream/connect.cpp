@@ -90,7 +90,7 @@ asio::awaitable<std::error_code> stream::impl::handshake(const url& u, std::stri
 
 asio::awaitable<void> stream::impl::connect_op(std::string_view text, std::error_code& ec) {
   // A connection that already failed may still be winding down: wait for it.
-  while ((state_ != state::closed || running_ > 0) && (error_ || state_ == state::closing)) {
+  while ((state_ != state::closed || running_ > 0) && (error_ || ending())) {
     co_await changed_.wait();
     auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
     if (cancelled(cs_now)) {
@@ -153,6 +153,8 @@ asio::awaitable<void> stream::impl::connect_op(std::string_view text, std::error
     if (e)
       set_error(e, "WebSocket handshake with " + u.to_string() + (why.empty() ? "" : ": " + why));
   }
+  if (!e && failing()) // aborted as the handshake completed
+    e = error_ ? error_ : make_error_code(asio::error::operation_aborted);
   const bool ok = !e;
   if (!ok) {
     ec = error_;

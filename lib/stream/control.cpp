@@ -6,10 +6,10 @@ namespace tether {
 // Runs once the reader stopped: lets the writer finish (bounded), ends TCP/TLS
 // and marks the stream closed.
 asio::awaitable<void> stream::impl::finish() {
-  const bool clean = !fatal_ && proto_.close_received() && !error_;
+  const bool clean = !failing() && proto_.close_received() && !error_;
   if (!writer_done_) {
     if (!clean && !proto_.close_sent())
-      fatal_ = true;
+      state_ = state::failing;
     arm_watchdog_if_idle();
     writer_wake_.notify_one();
     while (!writer_done_)
@@ -55,7 +55,7 @@ asio::awaitable<std::chrono::nanoseconds> stream::impl::ping_op(std::string_view
     ec = asio::error::operation_aborted;
   else if (!tec)
     ec = error::pong_timeout;
-  else if (close_seen_ && !error_)
+  else if (proto_.close_received() && !error_)
     ec = error::server_closed; // the peer's close came first
   else
     ec = ended_error();
@@ -75,7 +75,6 @@ bool stream::impl::start_close(unsigned code, std::string_view reason, std::erro
   }
   if (state_ == state::open) {
     state_ = state::closing;
-    close_requested_ = true;
     close_code_ = static_cast<std::uint16_t>(code);
     close_reason_ = std::string(reason);
     log(log_level::info, "closing with " + std::to_string(code));
@@ -113,7 +112,7 @@ asio::awaitable<void> stream::impl::do_close(std::shared_ptr<impl> self, unsigne
         break;
       }
     }
-    if (!ec && self->close_timed_out_ && !self->proto_.close_received())
+    if (!ec && self->error_ == error::close_timeout) // the watchdog's: no close from the peer in time
       ec = error::close_timeout;
   }
   report(*self, ec, out);

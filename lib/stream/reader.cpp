@@ -13,11 +13,10 @@ void stream::impl::arm_watchdog() {
     auto self = weak.lock();
     if (ec || !self || self->state_ == state::closed)
       return;
-    self->close_timed_out_ = true;
     self->log(log_level::warning, "close handshake timed out; closing the socket");
     if (!self->proto_.close_received())
       self->set_error(error::close_timeout);
-    self->fatal_ = true;
+    self->state_ = state::failing;
     if (self->tr_)
       self->tr_->close();
     self->writer_wake_.notify_one();
@@ -48,10 +47,7 @@ void stream::impl::on_event(const event& ev) {
     readable_.resume_all(); // last: the reading coroutine may run right here
     break;
   case event::kind::ping:
-    pongs_.emplace_back(ev.data);
-    if (pongs_.size() > opts_.max_pong_backlog) // RFC 6455 §5.5.3: answering the latest is enough
-      pongs_.erase(pongs_.begin(), pongs_.end() - 1);
-    writer_wake_.notify_one();
+    writer_wake_.notify_one(); // the core queued the pong (and bounds a backlog of them)
     break;
   case event::kind::pong:
     for (auto& p : pings_) {
@@ -64,13 +60,12 @@ void stream::impl::on_event(const event& ev) {
     }
     break;
   case event::kind::close:
-    close_seen_ = true;
     peer_close_code_ = ev.code;
     peer_close_reason_ = std::string(ev.data);
     for (auto& p : pings_) // no pong follows a close: fail them now
       p->timer.cancel();
     if (state_ == state::open) {
-      state_ = state::closing; // the core queued the echo; the writer sends it
+      state_ = state::peer_closing; // the core queued the echo; the writer sends it
       log(log_level::info, "peer closed with " + std::to_string(ev.code));
       arm_watchdog();
     }
@@ -90,7 +85,8 @@ void stream::impl::on_event(const event& ev) {
       inbox_bytes_ -= inbox_.back().data.size();
       inbox_.pop_back();
     }
-    state_ = state::closing;
+    if (state_ == state::open || state_ == state::closing)
+      state_ = state::peer_closing; // our close code is queued: it answers the violation
     arm_watchdog();
     writer_wake_.notify_one();
     notify();
@@ -106,11 +102,11 @@ asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
     for (;;) {
       while (auto ev = s.proto_.next_event())
         s.on_event(*ev);
-      if (s.fatal_ || s.proto_.failed())
+      if (s.failing() || s.proto_.failed())
         break;
-      while (s.read_paused() && !s.fatal_)
+      while (s.read_paused() && !s.failing())
         co_await s.reader_wake_.wait();
-      if (s.fatal_)
+      if (s.failing())
         break;
       if (s.proto_.direct_payload() >= direct_read_min && !s.inbox_.empty() && !s.inbox_.back().complete) {
         const bool read = co_await s.read_direct(read_size);
@@ -179,7 +175,7 @@ asio::awaitable<bool> stream::impl::read_direct(std::size_t& read_size) {
 }
 
 void stream::impl::arm_watchdog_if_idle() {
-  if (watchdog_.expiry() <= clock::now() || state_ != state::closing)
+  if (watchdog_.expiry() <= clock::now()) // not already bounding a close handshake
     arm_watchdog();
 }
 
@@ -204,15 +200,15 @@ bool stream::impl::take(std::string& buf, bool some, read_result& out, std::erro
       return true;
     }
   }
-  if (close_seen_ && !close_delivered_) {
+  if (proto_.close_received() && !close_delivered_) {
     close_delivered_ = true;
     out.kind = message_kind::close;
     out.close_code = peer_close_code_;
     out.close_reason = peer_close_reason_;
     return true;
   }
-  if (state_ == state::closed || fatal_ || (error_ && inbox_.empty()) || close_delivered_ ||
-      (state_ == state::closing && running_ == 0)) {
+  if (state_ == state::closed || failing() || (error_ && inbox_.empty()) || close_delivered_ ||
+      (ending() && running_ == 0)) {
     ec = ended_error();
     return true;
   }

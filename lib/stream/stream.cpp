@@ -21,7 +21,7 @@ void stream::impl::notify() {
   changed_.notify_all();
   readable_.notify_all();
   room_.notify_all();
-  const bool ended = fatal_ || writer_done_ || state_ == state::closed;
+  const bool ended = failing() || writer_done_ || state_ == state::closed;
   std::vector<std::function<void(std::error_code)>> failed; // called after the loop: they may queue more
   for (auto it = send_waits_.begin(); it != send_waits_.end();) {
     if (!it->callback) {
@@ -48,25 +48,25 @@ void stream::impl::reset() {
   po.role = role::client;
   po.max_message_size = opts_.max_message_size;
   po.max_frame_size = opts_.max_frame_size;
-  po.auto_pong = false; // pongs go through pongs_ so a backlog can be merged
+  po.max_pong_backlog = opts_.max_pong_backlog; // the core answers pings, the writer sends its output
   po.initial_buffer_size = min_read; // what the input buffer shrinks back to
   proto_ = protocol(po);
   response_ = {};
   subprotocol_.clear();
   error_ = {};
   detail_.clear();
-  fatal_ = writer_done_ = close_timed_out_ = false;
+  writer_done_ = false;
   inbox_.clear();
   inbox_bytes_ = 0;
-  close_seen_ = close_delivered_ = false;
+  close_delivered_ = false;
   peer_close_code_ = 0;
   peer_close_reason_.clear();
   sendq_.clear();
   sendq_bytes_ = 0;
+  out_.clear();
+  out_done_ = 0;
   framed_seq_ = written_seq_ = next_seq_;
-  pongs_.clear();
   pings_.clear();
-  close_requested_ = false;
 }
 
 // Records the first error that ends the connection.
@@ -87,7 +87,8 @@ std::string stream::impl::message_of_error() const {
 // Ends the connection now: the socket closes, reader and writer finish.
 void stream::impl::fail(std::error_code ec, std::string detail) {
   set_error(ec, std::move(detail));
-  fatal_ = true;
+  if (state_ != state::closed) // an ended connection stays ended (a late internal error)
+    state_ = state::failing;
   if (tr_)
     tr_->close();
   writer_wake_.notify_one();

@@ -78,7 +78,17 @@ inline void throw_if(const std::error_code& ec, const std::string& detail) {
 } // namespace
 
 struct stream::impl : std::enable_shared_from_this<impl> {
-  enum class state { closed, connecting, open, closing };
+  // The connection's life, one value. Waiters' predicates read it (ending(),
+  // failing()); reader and writer coroutines may still wind down in `closed`'s
+  // predecessor states (running_, writer_done_ track the coroutines themselves).
+  enum class state {
+    closed,       // no connection: not yet connected, or ended (error_ says how)
+    connecting,   // connect() runs: TCP, TLS, proxy, the HTTP upgrade
+    open,         // messages flow both ways
+    closing,      // close() was called: queued messages go out, then our close frame; then the peer's
+    peer_closing, // the peer's close (or its violation) came first: the core queued our answer
+    failing,      // must end now (transport error, abort, close timeout): the socket is closed
+  };
 
   struct inbound {
     message_kind kind;
@@ -118,10 +128,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::error_code error_;
   std::string detail_;
   bool insecure_warned_ = false; // tls.insecure_skip_verify is logged once per stream
-  int running_ = 0;      // reader + writer coroutines alive
-  bool fatal_ = false;   // the connection must end now (violation, transport error, abort)
-  bool writer_done_ = false;
-  bool close_timed_out_ = false;
+  int running_ = 0;          // reader + writer coroutines alive
+  bool writer_done_ = false; // the writer coroutine ended: nothing more will be written
+
+  bool failing() const noexcept { return state_ == state::failing; }
+  // A close handshake or a failure is under way: the connection is ending.
+  bool ending() const noexcept {
+    return state_ == state::closing || state_ == state::peer_closing || state_ == state::failing;
+  }
 
   detail::signal changed_;      // the connection's state: connect and close waiters
   detail::handoff readable_;    // messages, or the connection's state: read() waiters (reader resumes them)
@@ -134,8 +148,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   detail::fifo<inbound> inbox_;
   std::size_t inbox_bytes_ = 0;
   std::vector<std::string> spare_;
-  bool close_seen_ = false;
-  bool close_delivered_ = false;
+  bool close_delivered_ = false; // read() returned the peer's close (proto_.close_received())
   int partial_readers_ = 0; // read_some() calls waiting: they take data before a message ends
   std::uint16_t peer_close_code_ = 0;
   std::string peer_close_reason_;
@@ -149,6 +162,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t last_batch_ = 0;  // messages the latest write completed (gather())
   bool writing_ = false;          // a write loop runs (the writer's or a sender's)
   protocol::output_buffer out_;   // the bytes of the write in flight, taken from the core
+  std::size_t out_done_ = 0;      // ... of which a sender's try_write wrote these; the writer writes the rest
   std::uint64_t writing_framed_ = 0; // framed_seq_ when the write in flight began
   bool writer_idle_ = false;      // the writer coroutine waits for work
   // Senders waiting for their message to be written, in seq order; each is woken
@@ -162,10 +176,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   };
   detail::fifo<send_wait> send_waits_;
   std::vector<std::unique_ptr<detail::signal>> spare_signals_;
-  detail::fifo<std::string> pongs_;
   detail::fifo<std::shared_ptr<ping_wait>> pings_;
-  bool close_requested_ = false;
-  std::uint16_t close_code_ = 0;
+  std::uint16_t close_code_ = 0; // ours, sent once the queue drains (state::closing)
   std::string close_reason_;
 
   // ---- reader ----
@@ -177,12 +189,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
 
   // ---- writer ----
 
-  // The write loop, `while (auto out = next_write(); out.size()) wrote(co_await
-  // tr_->write(out))`, runs in whoever holds `writing_`: the writer coroutine,
-  // or a sender that found the writer idle (send_op), which saves two hops
-  // through the executor per message for a sender that waits for its write
-  // anyway. Written out in both places: a nested coroutine would cost a frame
-  // per message.
+  // The write loop, `while (auto out = next_write(); out.size()) wrote(what
+  // tr_->try_write(out) takes at once, plus co_await tr_->write(the rest))`,
+  // runs in the writer coroutine, which holds `writing_` while it waits. A
+  // sender that finds the writer idle first runs write_now(): the part of
+  // the loop that needs no waiting, which saves two hops through the executor
+  // per message for a sender that waits for its write anyway. What the socket
+  // does not take at once is left to the writer: a sender never waits for the
+  // socket itself, so cancelling it works as for a queued one.
 
   // Marks the write loop's holder (however the loop ends).
   struct write_hold {
@@ -197,7 +211,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // do, nobody else writes, no frame sits unwritten, and messages come one at
   // a time (in a burst the writer gathers them into one write instead).
   bool can_write_inline() const {
-    return writer_idle_ && !writing_ && !fatal_ && last_batch_ < 2 && proto_.pending_output().empty();
+    return writer_idle_ && !writing_ && !failing() && last_batch_ < 2 && out_.empty() &&
+           proto_.pending_output().empty();
   }
 
   // ---- operations ----
@@ -233,6 +248,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void fill_output();
   asio::awaitable<void> gather();
   asio::const_buffer next_write();
+  void write_now();
   bool wrote(const std::tuple<std::error_code, std::size_t>& result);
   static asio::awaitable<void> run_writer(std::shared_ptr<impl> self);
   asio::awaitable<void> send_op([[maybe_unused]] std::shared_ptr<impl> keep, std::string_view data, message_kind kind,

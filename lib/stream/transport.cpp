@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -216,10 +217,23 @@ asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::read_some(a
 
 asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio::const_buffer buf) {
   // Not cancellable by the awaiting coroutine (a sender may write for others:
-  // stream.cpp's write_out): half a frame would break the stream. close() ends it.
+  // writer.cpp's write loop): half a frame would break the stream. close() ends it.
   if (tls_)
     return asio::async_write(*tls_, buf, asio::bind_cancellation_slot(asio::cancellation_slot(), use_nothrow));
   return asio::async_write(*sock_, buf, asio::bind_cancellation_slot(asio::cancellation_slot(), use_nothrow));
+}
+
+std::size_t transport::try_write(asio::const_buffer buf) noexcept {
+  if (tls_ || !sock_ || buf.size() == 0)
+    return 0;
+  // An asynchronous write that the socket completes at once still costs a
+  // post and a pass of the executor before the writer resumes: one per
+  // message when messages go out one at a time (lock-step request/response).
+  ssize_t n;
+  do
+    n = ::send(sock_->native_handle(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
 asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {

@@ -56,6 +56,11 @@ public:
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer buf);
   asio::awaitable<std::tuple<std::error_code, std::size_t>> write(asio::const_buffer buf);
+  /// Writes what the socket takes right now, without waiting and without a
+  /// pass through the executor; returns how many bytes it took (0 under TLS,
+  /// when the socket is full, or on an error, which the write() of the rest
+  /// then reports). Only between writes: never while write() is in flight.
+  std::size_t try_write(asio::const_buffer buf) noexcept;
   /// Ends the connection politely: TLS close_notify (without insisting on the
   /// peer's), then closes the socket. Bounded by `timeout`.
   asio::awaitable<void> shutdown(std::chrono::milliseconds timeout);

@@ -16,14 +16,10 @@ void stream::impl::complete_written() {
   }
 }
 
-// Frames what is queued into the protocol's output: pongs and pings first (they
-// may go between fragments of a message), then data up to one write batch, then
-// our close frame once every queued message is out.
+// Frames what is queued into the protocol's output, after the pongs the core
+// queued itself: pings first (they may go between fragments of a message), then
+// data up to one write batch, then our close frame once every queued message is out.
 void stream::impl::fill_output() {
-  while (!pongs_.empty()) {
-    (void)proto_.send_pong(pongs_.front());
-    pongs_.pop_front();
-  }
   for (auto& p : pings_) {
     if (p->queued) {
       p->queued = false;
@@ -49,7 +45,7 @@ void stream::impl::fill_output() {
       room_.notify_all(); // room in the queue
     }
   }
-  if (sendq_.empty() && close_requested_)
+  if (sendq_.empty() && state_ == state::closing)
     (void)proto_.send_close(close_code_, close_reason_);
 }
 
@@ -64,7 +60,7 @@ void stream::impl::fill_output() {
 asio::awaitable<void> stream::impl::gather() {
   if (last_batch_ < 2)
     co_return;
-  for (int i = 0; i < max_gather_yields && !fatal_ && sendq_bytes_ < write_batch; ++i) {
+  for (int i = 0; i < max_gather_yields && !failing() && sendq_bytes_ < write_batch; ++i) {
     const auto before = next_seq_;
     co_await asio::post(ex_, use_nothrow);
     if (next_seq_ == before)
@@ -72,10 +68,13 @@ asio::awaitable<void> stream::impl::gather() {
   }
 }
 
-// What to write next (empty: nothing pending, or the connection failed).
+// What to write next (empty: nothing pending, or the connection failed): the
+// rest of a batch a sender began with write_now(), else a new batch.
 asio::const_buffer stream::impl::next_write() {
-  if (fatal_)
+  if (failing())
     return {};
+  if (out_done_ < out_.size())
+    return asio::buffer(out_.data() + out_done_, out_.size() - out_done_);
   fill_output();
   writing_framed_ = framed_seq_;
   // The bytes leave the core for the write: the reader may make the core
@@ -87,6 +86,7 @@ asio::const_buffer stream::impl::next_write() {
 // Accounts a completed write; false once the connection failed.
 bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result) {
   const auto& [ec, n] = result;
+  out_done_ = 0;
   // Kept for the next batch, unless one large message grew it far past it.
   if (out_.capacity() > std::max(write_batch, 2 * n))
     decltype(out_)().swap(out_);
@@ -102,23 +102,42 @@ bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result)
   return true;
 }
 
+// The write loop's part that needs no waiting, for a sender that found the
+// writer idle: batches go out while the socket takes them whole; a remainder
+// stays in out_ (from out_done_) for the writer coroutine, which waits for it.
+void stream::impl::write_now() {
+  for (auto out = next_write(); out.size(); out = next_write()) {
+    const auto now = tr_->try_write(out);
+    if (now < out.size()) {
+      out_done_ += now;
+      return;
+    }
+    (void)wrote(std::tuple<std::error_code, std::size_t>{std::error_code{}, now});
+  }
+}
+
 asio::awaitable<void> stream::impl::run_writer(std::shared_ptr<impl> self) {
   auto& s = *self;
   for (;;) {
-    if (s.fatal_)
+    if (s.failing())
       break;
     if (!s.writing_) {
       try {
         write_hold hold(s);
         for (auto out = s.next_write(); out.size(); out = s.next_write()) {
-          auto result = co_await s.tr_->write(out);
+          const auto now = s.tr_->try_write(out); // most writes end here, without a pass of the executor
+          std::tuple<std::error_code, std::size_t> result{std::error_code{}, now};
+          if (now < out.size()) {
+            auto [ec, n] = co_await s.tr_->write(out + now);
+            result = {ec, now + n};
+          }
           if (!s.wrote(result))
             break;
         }
       } catch (const std::exception& e) {
         s.fail(error::connection_lost, e.what());
       }
-      if (s.fatal_ || s.proto_.close_sent())
+      if (s.failing() || s.proto_.close_sent())
         break; // our close frame is on the wire; nothing may follow it
     }
     s.writer_idle_ = !s.writing_;
@@ -150,7 +169,7 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
     co_return report(*this, error::invalid_utf8, out);
   }
   // Backpressure: wait for room, unless the queue is empty.
-  while (state_ == state::open && !close_requested_ && !sendq_.empty() &&
+  while (state_ == state::open && !sendq_.empty() &&
          sendq_bytes_ + data.size() > opts_.max_send_queue_bytes) {
     co_await room_.wait();
     auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
@@ -158,7 +177,7 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
       co_return report(*this, asio::error::operation_aborted, out);
     }
   }
-  if (state_ != state::open || close_requested_ || fatal_) {
+  if (state_ != state::open) {
     co_return report(*this, ended_error(), out);
   }
   const auto seq = ++next_seq_;
@@ -167,17 +186,13 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
   if (can_write_inline()) {
     try {
       write_hold hold(*this);
-      for (auto out = next_write(); out.size(); out = next_write()) {
-        auto result = co_await tr_->write(out);
-        if (!wrote(result))
-          break;
-      }
+      write_now();
     } catch (const std::exception& e) {
       fail(error::connection_lost, e.what());
     }
-    if (fatal_ || proto_.close_sent())
-      writer_wake_.notify_one(); // the writer ends now
-    if (!fatal_ && written_seq_ >= seq)
+    if (failing() || proto_.close_sent() || written_seq_ < seq)
+      writer_wake_.notify_one(); // the writer writes the rest, or ends now
+    if (!failing() && written_seq_ >= seq)
       co_return report(*this, {}, out);
   } else {
     writer_wake_.notify_one();
@@ -207,7 +222,7 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
   for (;;) {
     if (written_seq_ >= seq)
       co_return report(*this, {}, out);
-    if (fatal_ || writer_done_ || state_ == state::closed) {
+    if (failing() || writer_done_ || state_ == state::closed) {
       remove_unsent(seq);
       co_return report(*this, ended_error(), out);
     }
@@ -233,7 +248,7 @@ std::error_code stream::impl::start_send(std::string_view data, message_kind kin
                                          std::function<void(std::error_code)> done) {
   if (kind == message_kind::text && !utf8_checked && !detail::is_valid_utf8(data))
     return error::invalid_utf8;
-  if (state_ != state::open || close_requested_ || fatal_ || writer_done_)
+  if (state_ != state::open || writer_done_)
     return ended_error();
   const auto seq = ++next_seq_;
   sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});

@@ -165,6 +165,7 @@ TEST_CASE("batching: a lone envelope waits max_delay for company; requests in a 
     const auto took = since(t0);
     CHECK(took >= 200ms);
     CHECK(took < 200ms * 3 + 1s);
+    co_await server.wait_messages(1); // written is not yet read by the server
     REQUIRE(frames_seen.size() == 1);
     CHECK(frames_seen[0].is_object()); // a batch of one is the envelope itself
 

@@ -103,6 +103,7 @@ TEST_CASE("rate limit per route: the route's own bucket, in queue order; fail_wh
       CHECK(since(t0) < 1s);
       CHECK(ws.status().throttled == 0);
       // Three to slow.*: 200 ms apart.
+      co_await server.wait_messages(20); // written is not yet read by the server
       arrived.clear();
       const auto t1 = clock_type::now();
       std::vector<asio::cancellation_signal> cancels(3);

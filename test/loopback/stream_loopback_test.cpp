@@ -454,8 +454,8 @@ TEST_CASE("a send cancelled while queued never goes out; one cancelled mid-messa
       CHECK(e.code() == asio::error::operation_aborted);
     }
     co_await ws.send("C");
-    CHECK(a_done);
     co_await server.wait_messages(2);
+    CHECK(a_done); // written before C (its completion handler may run after C's send returns)
     const auto got = server.messages();
     REQUIRE(got.size() == 2);
     CHECK(got[0].second.size() == big.size());
@@ -722,6 +722,26 @@ TEST_CASE("timing: a server that accepts TCP but never speaks TLS") {
   });
 }
 
+TEST_CASE("a lone send that the socket takes at once completes without a pass of the executor") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    std::string buf;
+    co_await ws.send("warm-up"); // the writer coroutine is parked after it
+    co_await ws.read(buf);
+    bool executor_ran = false;
+    asio::post(io, [&] { executor_ran = true; });
+    co_await ws.send("lone");
+    CHECK_FALSE(executor_ran); // written by the sender itself, not by a completion queued behind the post
+    co_await ws.read(buf);
+    CHECK(buf == "lone");
+    CHECK(executor_ran);
+    co_await ws.close();
+  });
+}
+
 TEST_CASE("a burst of pings is answered with a bounded number of pongs") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
@@ -741,7 +761,7 @@ TEST_CASE("a burst of pings is answered with a bounded number of pongs") {
     co_await ws.send("flush"); // written after the pongs
     co_await server.wait_messages(1);
     CHECK(server.pongs() >= 1);
-    CHECK(server.pongs() <= o.max_pong_backlog + 1); // the latest ping is always answered
+    CHECK(server.pongs() <= o.max_pong_backlog); // the core drops unwritten pongs past the backlog
     co_await ws.close();
   });
 }
