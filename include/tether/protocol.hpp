@@ -190,6 +190,8 @@ public:
   bool close_received() const noexcept { return close_received_; }
   /// A violation was detected (by either side's rules); the connection must end.
   bool failed() const noexcept { return failed_; }
+  /// Bytes fed and not yet returned as events (a complete frame, or part of one).
+  std::size_t buffered_input() const noexcept { return in_end_ - in_begin_ - pending_release_; }
   /// The input buffer's current capacity (for tests of growth and shrinking).
   std::size_t input_capacity() const noexcept { return in_.size(); }
 

@@ -63,8 +63,6 @@ void stream::impl::reset() {
   peer_close_reason_.clear();
   sendq_.clear();
   sendq_bytes_ = 0;
-  out_.clear();
-  out_done_ = 0;
   framed_seq_ = written_seq_ = next_seq_;
   pings_.clear();
 }

@@ -68,13 +68,10 @@ asio::awaitable<void> stream::impl::gather() {
   }
 }
 
-// What to write next (empty: nothing pending, or the connection failed): the
-// rest of a batch a sender began with write_now(), else a new batch.
+// What to write next (empty: nothing pending, or the connection failed).
 asio::const_buffer stream::impl::next_write() {
   if (failing())
     return {};
-  if (out_done_ < out_.size())
-    return asio::buffer(out_.data() + out_done_, out_.size() - out_done_);
   fill_output();
   writing_framed_ = framed_seq_;
   // The bytes leave the core for the write: the reader may make the core
@@ -86,7 +83,6 @@ asio::const_buffer stream::impl::next_write() {
 // Accounts a completed write; false once the connection failed.
 bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result) {
   const auto& [ec, n] = result;
-  out_done_ = 0;
   // Kept for the next batch, unless one large message grew it far past it.
   if (out_.capacity() > std::max(write_batch, 2 * n))
     decltype(out_)().swap(out_);
@@ -100,20 +96,6 @@ bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result)
   written_seq_ = writing_framed_;
   complete_written();
   return true;
-}
-
-// The write loop's part that needs no waiting, for a sender that found the
-// writer idle: batches go out while the socket takes them whole; a remainder
-// stays in out_ (from out_done_) for the writer coroutine, which waits for it.
-void stream::impl::write_now() {
-  for (auto out = next_write(); out.size(); out = next_write()) {
-    const auto now = tr_->try_write(out);
-    if (now < out.size()) {
-      out_done_ += now;
-      return;
-    }
-    (void)wrote(std::tuple<std::error_code, std::size_t>{std::error_code{}, now});
-  }
 }
 
 asio::awaitable<void> stream::impl::run_writer(std::shared_ptr<impl> self) {
@@ -186,12 +168,24 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
   if (can_write_inline()) {
     try {
       write_hold hold(*this);
-      write_now();
+      for (auto out = next_write(); out.size(); out = next_write()) {
+        // The write cannot be taken back half done: cancelling its sender
+        // fails the connection, which ends the write (partial_write_cancelled).
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.slot().is_connected())
+          cs.slot().assign([weak = weak_from_this()](asio::cancellation_type) {
+            if (auto self = weak.lock())
+              self->fail(error::partial_write_cancelled);
+          });
+        auto result = co_await tr_->write(out); // its completion clears the slot
+        if (!wrote(result))
+          break;
+      }
     } catch (const std::exception& e) {
       fail(error::connection_lost, e.what());
     }
-    if (failing() || proto_.close_sent() || written_seq_ < seq)
-      writer_wake_.notify_one(); // the writer writes the rest, or ends now
+    if (failing() || proto_.close_sent())
+      writer_wake_.notify_one(); // the writer ends now
     if (!failing() && written_seq_ >= seq)
       co_return report(*this, {}, out);
   } else {

@@ -558,6 +558,24 @@ TEST_CASE("direct payload is offered only for a data frame's unbuffered, untrans
   CHECK(rle.direct_payload() == 0); // the extension transforms it
 }
 
+TEST_CASE("buffered_input counts what was fed and not yet returned as events") {
+  protocol client(client_opts());
+  CHECK(client.buffered_input() == 0);
+  const auto first = frame(0x81, "one");
+  const auto second = frame(0x81, "two");
+  client.feed(first + second.substr(0, 1)); // the second frame's header is cut short
+  CHECK(client.buffered_input() == first.size() + 1);
+  std::vector<record> got;
+  drain(client, got); // the first message; the second's first byte waits
+  CHECK(got == message(opcode::text, "one"));
+  CHECK(client.buffered_input() == 1);
+  client.feed(second.substr(1));
+  got.clear();
+  drain(client, got);
+  CHECK(got == message(opcode::text, "two"));
+  CHECK(client.buffered_input() == 0);
+}
+
 TEST_CASE("take_output hands the pending bytes over; frames queued later go elsewhere") {
   protocol p(client_opts());
   REQUIRE(!p.send_message(opcode::binary, std::string(1000, 'a')));
