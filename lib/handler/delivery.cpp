@@ -116,7 +116,7 @@ asio::awaitable<void> handler::impl::do_request(std::shared_ptr<impl> self, enve
   auto& s = *self;
   if (!library)
     check_user_path(e.path);
-  if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+  if (s.stopping() || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
     throw std::system_error(error::handler_closed);
   if (o.timeout.count() <= 0)
     throw std::system_error(error::request_timeout, "the request's timeout is not positive");
@@ -212,7 +212,7 @@ asio::awaitable<void> handler::impl::do_subscribe(std::shared_ptr<impl> self, st
                                                   std::chrono::milliseconds timeout) {
   auto& s = *self;
   check_topic(topic);
-  if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+  if (s.stopping() || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
     throw std::system_error(error::handler_closed);
   auto sub = s.subs_.add(topic, std::move(fn));
   if (!sub)
@@ -252,7 +252,7 @@ asio::awaitable<void> handler::impl::do_subscribe(std::shared_ptr<impl> self, st
   if (failed) {
     // Timed out or cancelled, perhaps after the server took it: tell it to
     // forget the topic (best effort, in order after the $subscribe).
-    if (s.state_ == connection_state::open && s.ctx_.connected && !s.closing_)
+    if (s.state_ == connection_state::open && s.ctx_.connected && !s.stopping())
       forget_on_server(self, topic);
     throw std::system_error(failed, "subscribing to '" + topic + "'");
   }

@@ -12,7 +12,7 @@ asio::awaitable<void> handler::impl::reader(std::shared_ptr<impl> self, std::sha
   std::string reason;
   for (;;) {
     // Backpressure: too many coroutine handlers running → stop reading.
-    while (s.handlers_.size() >= s.opts_.max_concurrent_handlers && !s.closing_) {
+    while (s.handlers_.size() >= s.opts_.max_concurrent_handlers && !s.stopping()) {
       s.reader_paused_ = true;
       co_await s.changed_.wait();
       auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md

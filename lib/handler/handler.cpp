@@ -49,15 +49,15 @@ asio::awaitable<void> handler::impl::do_close(std::shared_ptr<impl> self, unsign
   // A route handler calling close() is not waited for (it would wait for itself).
   auto cs_now = co_await asio::this_coro::cancellation_state;
   const auto me = cs_now.slot();
-  if (!s.supervising_ && s.handlers_.empty()) {
-    s.closing_ = true;
+  if (!s.supervising() && s.handlers_.empty()) {
+    s.life_ = life::closed;
     s.fail_queue(asio::error::operation_aborted);
     if (s.state_ != connection_state::idle)
       s.set_state(connection_state::closed);
     co_return;
   }
-  if (!s.closing_) {
-    s.closing_ = true;
+  if (!s.stopping()) {
+    s.stop_asked();
     s.set_state(connection_state::closing);
     s.backoff_timer_.cancel();
     s.fail_queue(asio::error::operation_aborted);
@@ -79,7 +79,7 @@ asio::awaitable<void> handler::impl::do_close(std::shared_ptr<impl> self, unsign
     for (auto& h : s.handlers_)
       if (!(me.is_connected() && h->slot == me))
         ++others;
-    if (!s.supervising_ && others == 0)
+    if (!s.supervising() && others == 0)
       break;
     if (cancelled(cs_now))
       throw std::system_error(asio::error::operation_aborted);
@@ -142,7 +142,7 @@ void handler::impl::check_user_path(const std::string& path) {
 }
 
 void handler::impl::shutdown() noexcept {
-  closing_ = true;
+  stop_asked();
   backoff_timer_.cancel();
   deadline_timer_.cancel();
   writer_timer_.cancel();

@@ -69,7 +69,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     bool handed = false;       // given to the stream: can no longer be withdrawn
     bool caller_cancelled = false; // its sender was cancelled while it was being written
     std::weak_ptr<detail::pending_request> request; // the request it carries, told which connection wrote it
-    bool priority = false;     // sent by an on_open step: may go before flowing_
+    bool priority = false;     // sent by an on_open step: may go before the queue flows
     int bucket = -1;           // its route's rate limit (rate_limiter::bucket_of)
     bool throttled = false;    // waited for the rate limit (counted once)
     bool admitted = false;     // fail_when_rate_limited does not apply (the library's, a re-send)
@@ -131,12 +131,33 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   unsigned failures_ = 0;    // failed attempts and short connections in a row
   std::uint64_t opens_ = 0;  // connections opened, so connect() sees an open that ended at once
   std::string failure_what_; // what connect() throws with: attempt, URL, details
-  bool supervising_ = false;
-  bool closing_ = false;
-  bool flowing_ = false; // on_open steps done: the writer may drain the queue
+  // The handler's life on the strand, one value (state_ is what status() and
+  // on_state report; during `closing` it says closing, then closed).
+  enum class life {
+    stopped,    // no supervisor, no stop asked: never connected, or the retry policy ended it (failed)
+    connecting, // the supervisor runs: connecting, backing off, or on_open steps still running
+    flowing,    // the supervisor runs an open connection whose on_open steps are done: the queue drains
+    closing,    // close() or shutdown() asked the running supervisor to stop
+    closed,     // a stop was asked and no supervisor runs (close() may still wait for route handlers)
+  };
+  life life_ = life::stopped;
+  bool supervising() const noexcept {
+    return life_ == life::connecting || life_ == life::flowing || life_ == life::closing;
+  }
+  bool stopping() const noexcept { return life_ == life::closing || life_ == life::closed; }
+  bool flowing() const noexcept { return life_ == life::flowing; }
+  // Asks the supervisor (if one runs) to stop.
+  void stop_asked() noexcept { life_ = supervising() ? life::closing : life::closed; }
+  // The connection's on_open steps are done: its queue flows (unless a stop
+  // was asked meanwhile).
+  void start_flowing() noexcept {
+    if (life_ == life::connecting)
+      life_ = life::flowing;
+  }
+
   std::error_code last_error_;
   steady::time_point last_frame_{};
-  bool reader_paused_ = false;
+  bool reader_paused_ = false; // dispatch waits for a handler slot: the heartbeat does not count silence
 
   detail::fifo<std::shared_ptr<item>> queue_;
   std::size_t queued_bytes_ = 0; // payload bytes in queue_

@@ -49,7 +49,7 @@ asio::awaitable<void> handler::impl::heartbeat(std::shared_ptr<impl> self, std::
 asio::awaitable<void> handler::impl::do_ping(std::shared_ptr<impl> self, std::string payload,
                                              std::shared_ptr<std::chrono::nanoseconds> rtt) {
   auto& s = *self;
-  if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+  if (s.stopping() || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
     throw std::system_error(error::handler_closed);
   auto ws = s.ws_;
   if (s.state_ != connection_state::open || !ws)

@@ -99,7 +99,7 @@ asio::awaitable<void> handler::impl::writer(std::shared_ptr<impl> self, std::sha
   auto cs = co_await asio::this_coro::cancellation_state;
   const auto id = s.ctx_.connection_id;
   for (;;) {
-    while (!s.queue_.empty() && (s.flowing_ || s.queue_.front()->priority) && !s.closing_ && !cancelled(cs) &&
+    while (!s.queue_.empty() && (s.flowing() || s.queue_.front()->priority) && !s.stopping() && !cancelled(cs) &&
            !s.conn_outcome_.error &&
            (s.in_flight_.empty() ||
             detail::stream_access::queued_bytes(*ws) < s.opts_.stream.max_send_queue_bytes)) {
@@ -189,7 +189,7 @@ auto handler::impl::take_batch(std::shared_ptr<item> first,
   std::size_t bytes = batch.front()->payload.size() + 2; // the brackets
   while (batch.size() < opts_.batch.max_count && !queue_.empty()) {
     auto next = queue_.front();
-    if (next->binary || !(flowing_ || next->priority) || bytes + next->payload.size() + 1 > opts_.batch.max_bytes)
+    if (next->binary || !(flowing() || next->priority) || bytes + next->payload.size() + 1 > opts_.batch.max_bytes)
       break;
     if (now < next->deadline && !paced(next, now))
       break;
@@ -301,7 +301,7 @@ void handler::impl::written(const std::shared_ptr<item>& it, std::error_code ec,
 
 asio::awaitable<void> handler::impl::do_send(std::shared_ptr<impl> self, std::shared_ptr<item> it) {
   auto& s = *self;
-  if (s.closing_ || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
+  if (s.stopping() || s.state_ == connection_state::failed || s.state_ == connection_state::closed)
     throw std::system_error(error::handler_closed);
   it->enqueued = steady::now();
   it->deadline = std::min(later(it->enqueued, it->ttl ? *it->ttl : s.opts_.send_timeout), it->cap);
@@ -327,7 +327,7 @@ asio::awaitable<void> handler::impl::do_send(std::shared_ptr<impl> self, std::sh
     auto cs_now = co_await asio::this_coro::cancellation_state; // named: see design.md
     if (cancelled(cs_now))
       throw std::system_error(asio::error::operation_aborted);
-    if (s.closing_ || s.state_ == connection_state::failed)
+    if (s.stopping() || s.state_ == connection_state::failed)
       throw std::system_error(s.last_error_ ? s.last_error_ : make_error_code(error::handler_closed));
     if (steady::now() >= it->deadline)
       throw std::system_error(error::send_timeout);

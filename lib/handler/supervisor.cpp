@@ -16,7 +16,7 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
   auto& s = *self;
   s.failures_ = 0;
   bool ever_open = false;
-  while (!s.closing_) {
+  while (!s.stopping()) {
     s.set_state(ever_open || s.failures_ ? connection_state::reconnecting : connection_state::connecting,
                 s.failures_);
     outcome o;
@@ -42,7 +42,7 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
         std::lock_guard lock(s.status_mutex_);
         s.response_ = ws->response();
       }
-      if (s.closing_)
+      if (s.stopping())
         break;
       if (ec) {
         o.error = ec;
@@ -55,7 +55,7 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
       } else {
         o = co_await run_connection(self, ws, ever_open);
         ever_open = true;
-        if (s.closing_)
+        if (s.stopping())
           break; // our own close: last_error stays as it was
         text = s.conn_text_;
       }
@@ -88,8 +88,9 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
     co_await s.backoff_timer_.async_wait(use_nothrow);
   }
   s.ws_.reset();
-  s.supervising_ = false;
-  if (s.closing_)
+  const bool stopped_by_us = s.stopping();
+  s.life_ = stopped_by_us ? life::closed : life::stopped;
+  if (stopped_by_us)
     s.set_state(connection_state::closed, s.failures_);
   s.notify();
 }
@@ -118,7 +119,6 @@ asio::awaitable<outcome> handler::impl::run_connection(std::shared_ptr<impl> sel
   s.ctx_.connected = true;
   s.ctx_.metadata = s.metadata_;
   s.last_frame_ = steady::now();
-  s.flowing_ = false;
   std::optional<std::string> accepted;
   for (const auto& e : ws->response().extensions)
     accepted = accepted ? *accepted + ", " + format_extension(e) : format_extension(e);
@@ -133,7 +133,7 @@ asio::awaitable<outcome> handler::impl::run_connection(std::shared_ptr<impl> sel
   // own sends must be written while they wait); queued messages flow once
   // they have all succeeded.
   if (s.open_steps_.empty() && s.subs_.active().empty()) {
-    s.flowing_ = true;
+    s.start_flowing();
   } else {
     auto steps = std::make_shared<asio::cancellation_signal>();
     s.opening_signal_ = steps;
@@ -142,7 +142,7 @@ asio::awaitable<outcome> handler::impl::run_connection(std::shared_ptr<impl> sel
                                                 id = s.ctx_.connection_id](std::exception_ptr) {
                      self->opening_slot_ = {};
                      if (self->ctx_.connection_id == id && self->ctx_.connected && !self->conn_outcome_.error)
-                       self->flowing_ = true; // not for a later connection, nor after a failed step
+                       self->start_flowing(); // not for a later connection, nor after a failed step
                      self->notify();
                    }));
   }
@@ -153,15 +153,16 @@ asio::awaitable<outcome> handler::impl::run_connection(std::shared_ptr<impl> sel
     steps->emit(asio::cancellation_type::terminal); // on_open steps of a dead connection
   for (auto& it : std::exchange(s.in_flight_, {})) // the stream's callbacks find them done
     s.complete(it, s.conn_outcome_.error ? s.conn_outcome_.error : make_error_code(error::connection_lost));
-  if (s.closing_)
+  if (s.stopping())
     s.requests_.fail_all(asio::error::operation_aborted); // our own close(): the caller gave up on them
   else
     s.requests_.connection_ended(s.ctx_.connection_id); // written, unanswered: outcome unknown (or re-send)
 
   s.ctx_.connected = false;
-  s.flowing_ = false;
+  if (s.flowing())
+    s.life_ = life::connecting; // until the next connection's steps are done
   outcome o = s.conn_outcome_;
-  if (!s.closing_ && ws->is_open()) {
+  if (!s.stopping() && ws->is_open()) {
     std::error_code ignored;
     if (o.close_code && !o.error)
       co_await ws->close(ignored); // the server closed: finish the handshake (bounded by close_timeout)
@@ -198,7 +199,7 @@ asio::awaitable<void> handler::impl::run_open_steps(std::shared_ptr<impl> self, 
   auto& s = *self;
   auto cs = co_await asio::this_coro::cancellation_state;
   s.opening_slot_ = cs.slot(); // sends from these steps jump the offline queue
-  for (std::size_t i = 0; i < s.open_steps_.size() && !s.closing_; ++i) {
+  for (std::size_t i = 0; i < s.open_steps_.size() && !s.stopping(); ++i) {
     std::string failed;
     try {
       co_await s.open_steps_[i](s.ctx_);
@@ -212,29 +213,28 @@ asio::awaitable<void> handler::impl::run_open_steps(std::shared_ptr<impl> self, 
       co_return;
     }
   }
-  if (!s.closing_ && !cancelled(cs))
+  if (!s.stopping() && !cancelled(cs))
     co_await resubscribe(self);
 }
 
 asio::awaitable<void> handler::impl::do_connect(std::shared_ptr<impl> self, std::string url) {
   auto& s = *self;
-  if (s.supervising_)
+  if (s.supervising())
     throw std::system_error(asio::error::already_connected);
   // A TLS file that cannot be read fails at once, never retried.
   std::string bad_file;
   if (auto ec = detail::check_tls_files(s.opts_.stream.tls, bad_file))
     throw std::system_error(ec, bad_file);
   s.url_ = std::move(url);
-  s.closing_ = false;
   s.last_error_ = {};
   s.failure_what_.clear();
-  s.supervising_ = true;
+  s.life_ = life::connecting;
   const auto opens = s.opens_;
   asio::co_spawn(s.strand_, supervise(self), [self](std::exception_ptr e) {
     if (!e)
       return;
     // Never silent: an escaped exception fails the handler and is reported.
-    self->supervising_ = false;
+    self->life_ = self->stopping() ? life::closed : life::stopped;
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
@@ -263,7 +263,7 @@ asio::awaitable<void> handler::impl::do_connect(std::shared_ptr<impl> self, std:
   // Cancelled: stop connecting, as close() would, then report the cancellation.
   co_await asio::this_coro::reset_cancellation_state();
   s.shutdown();
-  while (s.supervising_)
+  while (s.supervising())
     co_await s.changed_.wait();
   if (s.state_ != connection_state::failed && s.state_ != connection_state::closed)
     s.set_state(connection_state::closed, s.failures_);
