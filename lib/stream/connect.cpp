@@ -34,11 +34,13 @@ asio::awaitable<std::error_code> stream::impl::handshake(const url& u, std::stri
     co_return ec;
 
   response_parser parser(opts_.handshake);
-  std::string buf(read_chunk, '\0');
+  // Not zeroed, and freed with this frame once the handshake is done.
+  auto buf = std::make_unique_for_overwrite<char[]>(handshake_read);
+  char* const head = buf.get();
   std::string_view leftover;
   std::size_t received = 0;
   for (;;) {
-    auto [ec, n] = co_await tr_->read_some(asio::buffer(buf));
+    auto [ec, n] = co_await tr_->read_some(asio::buffer(head, handshake_read));
     if (ec) {
       if (is_eof(ec)) {
         auto r = parser.finish();
@@ -51,14 +53,14 @@ asio::awaitable<std::error_code> stream::impl::handshake(const url& u, std::stri
       co_return ec;
     }
     // A TLS record (alert 0x15 or handshake 0x16, version 3.x) where HTTP was expected.
-    if (received == 0 && !u.secure && n >= 2 && (buf[0] == 0x15 || buf[0] == 0x16) && buf[1] == 0x03)
+    if (received == 0 && !u.secure && n >= 2 && (head[0] == 0x15 || head[0] == 0x16) && head[1] == 0x03)
       why = "the server answered with TLS: try wss://";
     received += n;
-    auto r = parser.feed({buf.data(), n});
+    auto r = parser.feed({head, n});
     if (r.ec)
       co_return r.ec;
     if (r.done) {
-      leftover = std::string_view(buf.data() + r.consumed, n - r.consumed);
+      leftover = std::string_view(head + r.consumed, n - r.consumed);
       break;
     }
   }

@@ -22,6 +22,7 @@
 #include <asio/execution_context.hpp>
 #include <asio/post.hpp>
 #include <asio/query.hpp>
+#include <asio/recycling_allocator.hpp>
 
 #include <algorithm>
 #include <memory>
@@ -83,6 +84,15 @@ public:
   void resume_all() { wake(true); }
   /// Wakes every waiter through its executor's queue.
   void notify_all() { wake(false); }
+  /// Wakes the longest waiter through its executor's queue; false if none waits.
+  bool notify_one() {
+    if (waiters_.empty() || registry_.down)
+      return false;
+    auto* w = waiters_.front();
+    waiters_.erase(waiters_.begin());
+    w->complete({}, false);
+    return true;
+  }
 
 private:
   struct waiter {
@@ -92,19 +102,31 @@ private:
     ~waiter() = default;
   };
 
+  // Allocated from Asio's per-thread recycling cache, as Asio's own
+  // operations are: a wait per message costs no malloc.
   template <class Handler>
   struct waiter_for final : waiter {
+    using allocator = std::allocator_traits<asio::recycling_allocator<void>>::rebind_alloc<waiter_for>;
+    static waiter_for* make(Handler&& h) {
+      allocator a;
+      return new (a.allocate(1)) waiter_for(std::move(h));
+    }
     explicit waiter_for(Handler&& h) : handler(std::move(h)) {}
     void complete(std::error_code ec, bool now) override {
       auto ex = asio::get_associated_executor(handler);
       auto run = [h = std::move(handler), ec]() mutable { std::move(h)(ec); };
-      delete this;
+      release();
       if (now)
         asio::dispatch(ex, std::move(run));
       else
         asio::post(ex, std::move(run));
     }
-    void destroy() override { delete this; }
+    void destroy() override { release(); }
+    void release() {
+      this->~waiter_for();
+      allocator a;
+      a.deallocate(this, 1);
+    }
     Handler handler;
   };
 
@@ -127,7 +149,7 @@ private:
     if (registry_.down)
       return; // the context is gone: the handler is dropped, as a channel's would be
     auto slot = asio::get_associated_cancellation_slot(handler);
-    auto* w = new waiter_for<Handler>(std::move(handler));
+    auto* w = waiter_for<Handler>::make(std::move(handler));
     waiters_.push_back(w);
     if (slot.is_connected())
       slot.template emplace<cancel_waiter>(cancel_waiter{this, w});
@@ -148,6 +170,7 @@ private:
   }
 
   friend class handoff_shutdown;
+  friend class signal;
   handoff_shutdown& registry_;
   std::vector<waiter*> waiters_;
 };

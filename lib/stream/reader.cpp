@@ -96,7 +96,6 @@ void stream::impl::on_event(const event& ev) {
 
 asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
   auto& s = *self;
-  std::string discard;
   std::size_t read_size = min_read;
   try {
     for (;;) {
@@ -114,15 +113,13 @@ asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
           break;
         continue;
       }
-      // After the close handshake only EOF matters; whatever else arrives is dropped.
-      asio::mutable_buffer buf;
-      if (s.proto_.close_received()) {
-        discard.resize(read_chunk);
-        buf = asio::buffer(discard);
-      } else {
-        auto span = s.proto_.prepare(read_size);
-        buf = asio::buffer(span.data(), std::min(span.size(), read_size));
-      }
+      // After the close handshake only EOF matters: whatever else arrives is
+      // read into the core's free input space and never committed (a buffer
+      // of its own would cost every closing connection an allocation).
+      if (s.proto_.close_received())
+        read_size = min_read;
+      auto span = s.proto_.prepare(read_size);
+      auto buf = asio::buffer(span.data(), std::min(span.size(), read_size));
       auto [ec, n] = co_await s.tr_->read_some(buf);
       if (n == buf.size())
         read_size = std::min(read_size * 2, max_read);

@@ -48,7 +48,7 @@ namespace { // each of the stream's files has its own copy
 // the pending read's buffer is all the input memory an idle stream has).
 constexpr std::size_t min_read = 1024;
 constexpr std::size_t max_read = 1024 * 1024;
-constexpr std::size_t read_chunk = 16 * 1024; // handshake and discard reads
+constexpr std::size_t handshake_read = 4096; // the HTTP response: most fit in one read
 // Payload left in a frame from which reads go straight into the message
 // (protocol::direct_payload): below it, the copy costs less than the extra read.
 constexpr std::size_t direct_read_min = 16 * 1024;

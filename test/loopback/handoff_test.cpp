@@ -1,6 +1,7 @@
 // detail::handoff (lib/stream/handoff.hpp), the wake-up of stream::read():
 // who runs at once, who is queued, cancellation, and a context that ends with
-// a waiter (run under LeakSanitizer in CI's ASan build).
+// a waiter (run under LeakSanitizer in CI's ASan build); and detail::signal
+// (lib/stream/signal.hpp), built on it: tokens, one waiter or all.
 #include <doctest/doctest.h>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -18,14 +19,17 @@
 #include <vector>
 
 #include "stream/handoff.hpp"
+#include "stream/signal.hpp"
 
 using tether::detail::handoff;
+using wake_signal = tether::detail::signal;
 using asio::awaitable;
 
 namespace {
 
 // Waits once and records what it woke with.
-awaitable<void> wait_once(handoff& h, std::vector<std::error_code>& woke) {
+template <class Waitable>
+awaitable<void> wait_once(Waitable& h, std::vector<std::error_code>& woke) {
   auto [ec] = co_await h.wait();
   woke.push_back(ec);
 }
@@ -135,6 +139,80 @@ TEST_CASE("handoff: a context destroyed with a waiter frees it and its coroutine
         io, [](std::shared_ptr<handoff> h) -> awaitable<void> { (void)co_await h->wait(); }(std::move(h)),
         asio::detached);
     io.poll(); // the coroutine starts and waits
+    CHECK(!watch.expired());
+  }
+  CHECK(watch.expired());
+}
+
+TEST_CASE("signal: a notify_one before the wait is a token the wait finds; notify_all leaves none") {
+  asio::io_context io;
+  wake_signal s(io.get_executor());
+  std::vector<std::error_code> woke;
+  s.notify_all(); // nobody waits: no token
+  asio::co_spawn(io, wait_once(s, woke), asio::detached);
+  io.poll();
+  CHECK(woke.empty()); // still waiting
+  s.notify_one();
+  io.poll();
+  CHECK(woke == std::vector<std::error_code>{{}});
+
+  woke.clear();
+  s.notify_one(); // nobody waits: a token
+  s.notify_one(); // one token, not two
+  asio::co_spawn(io, wait_once(s, woke), asio::detached);
+  asio::co_spawn(io, wait_once(s, woke), asio::detached);
+  io.restart();
+  io.poll();
+  CHECK(woke.size() == 1); // the first found the token, the second waits
+  s.notify_all();
+  io.poll();
+  CHECK(woke.size() == 2);
+}
+
+TEST_CASE("signal: notify_one wakes the longest waiter only, through the executor's queue") {
+  asio::io_context io;
+  wake_signal s(io.get_executor());
+  std::vector<int> order;
+  auto waiter = [](wake_signal& s, std::vector<int>& order, int id) -> awaitable<void> {
+    (void)co_await s.wait();
+    order.push_back(id);
+  };
+  asio::co_spawn(io, waiter(s, order, 1), asio::detached);
+  asio::co_spawn(io, waiter(s, order, 2), asio::detached);
+  io.poll();
+  bool ran_inside = false;
+  asio::post(io, [&] {
+    s.notify_one();
+    ran_inside = !order.empty();
+  });
+  io.poll();
+  CHECK_FALSE(ran_inside);
+  CHECK(order == std::vector<int>{1});
+  s.notify_one();
+  io.poll();
+  CHECK(order == std::vector<int>{1, 2});
+}
+
+TEST_CASE("signal: a cancelled waiter ends with operation_aborted; a context destroyed with a waiter frees it") {
+  {
+    asio::io_context io;
+    wake_signal s(io.get_executor());
+    std::vector<std::error_code> woke;
+    asio::cancellation_signal cancel;
+    asio::co_spawn(io, wait_once(s, woke), asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+    asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
+    io.run();
+    CHECK(woke == std::vector<std::error_code>{asio::error::operation_aborted});
+  }
+  std::weak_ptr<wake_signal> watch;
+  {
+    asio::io_context io;
+    auto s = std::make_shared<wake_signal>(io.get_executor());
+    watch = s;
+    asio::co_spawn(
+        io, [](std::shared_ptr<wake_signal> s) -> awaitable<void> { (void)co_await s->wait(); }(std::move(s)),
+        asio::detached);
+    io.poll();
     CHECK(!watch.expired());
   }
   CHECK(watch.expired());

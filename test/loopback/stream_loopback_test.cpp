@@ -2,11 +2,14 @@
 // protocol violations, limits, timeouts, cancellation and concurrency.
 #include <doctest/doctest.h>
 #include <tether/error.hpp>
+#include <tether/handshake.hpp>
 #include <tether/stream.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/write.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
@@ -146,6 +149,48 @@ TEST_CASE("a first frame in the same packet as the 101 is not lost") {
     CHECK(r.kind == message_kind::text);
     CHECK(buf == "early bird");
     co_await ws.close();
+  });
+}
+
+TEST_CASE("a 101 longer than one read, with frames in its last packet and data after the close") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    asio::ip::tcp::acceptor acc(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto url = "ws://127.0.0.1:" + std::to_string(acc.local_endpoint().port()) + "/";
+    // The server: a 101 with a 9,000-byte header (the client reads 4 KiB at a
+    // time), then a message, a close and bytes after the close in the same write.
+    auto serve = [](asio::ip::tcp::acceptor& acc) -> awaitable<void> {
+      auto sock = co_await acc.async_accept(asio::use_awaitable);
+      request_parser parser;
+      std::array<char, 1024> in;
+      for (bool done = false; !done;) {
+        const auto n = co_await sock.async_read_some(asio::buffer(in), asio::use_awaitable);
+        done = parser.feed({in.data(), n}).done;
+      }
+      auto req = parser.request();
+      REQUIRE(!validate_request(req));
+      auto answer = build_accept_response(req);
+      answer.resize(answer.size() - 2); // before the blank line
+      answer += "X-Padding: " + std::string(9000, 'p') + "\r\n\r\n";
+      const char close_frame[] = {char(0x88), 2, char(0x03), char(0xE8)}; // close 1000
+      answer += encode_frame(opcode::text, "early") + std::string(close_frame, 4);
+      answer += std::string(3000, 'z'); // after the close: read until EOF, never parsed
+      co_await asio::async_write(sock, asio::buffer(answer), asio::use_awaitable);
+      (void)co_await sock.async_read_some(asio::buffer(in), asio::use_awaitable); // the client's close echo
+      sock.shutdown(asio::ip::tcp::socket::shutdown_both); // the server ends TCP first (RFC 6455 §7.1.1)
+    };
+    asio::co_spawn(io, serve(acc), asio::detached);
+    stream ws(io.get_executor());
+    co_await ws.connect(url);
+    CHECK(ws.response().headers.find("X-Padding")->size() == 9000);
+    std::string buf;
+    auto r = co_await ws.read(buf);
+    CHECK(buf == "early");
+    r = co_await ws.read(buf);
+    CHECK(r.kind == message_kind::close);
+    CHECK(r.close_code == 1000);
+    co_await ws.close(); // ends cleanly at the server's EOF
+    CHECK(!ws.last_error());
   });
 }
 
