@@ -49,7 +49,7 @@ asio::awaitable<void> handler::impl::resubscribe(std::shared_ptr<impl> self) {
     }
   } renewals{s, {}};
   for (const auto& sub : subs) {
-    auto it = std::make_shared<item>(s.strand_);
+    auto it = std::make_shared<item>(s.wake_registry_);
     auto r = s.requests_.open(s.strand_, false, deadline);
     renewals.all.push_back({sub, r, it});
     if (s.codec_->encode(subscribe_envelope("$subscribe", sub->topic, r->id), it->payload, it->binary)) {
@@ -137,7 +137,7 @@ asio::awaitable<void> handler::impl::do_request(std::shared_ptr<impl> self, enve
   for (;;) {
     if (r->resend && still_wanted && !still_wanted())
       throw std::system_error(asio::error::operation_aborted); // no longer wanted: not sent again
-    auto it = std::make_shared<item>(s.strand_);
+    auto it = std::make_shared<item>(s.wake_registry_);
     if (auto ec = s.codec_->encode(e, it->payload, it->binary))
       throw std::system_error(ec, "encoding the request for '" + e.path + "'");
     it->cap = deadline;

@@ -126,7 +126,7 @@ asio::awaitable<void> handler::impl::into(asio::awaitable<void> op, std::error_c
 // awaitable like every other send error.
 asio::awaitable<void> handler::impl::encode_and_send(std::shared_ptr<impl> self, envelope e, send_options o) {
   check_user_path(e.path);
-  auto it = std::make_shared<item>(self->strand_);
+  auto it = std::make_shared<item>(self->wake_registry_);
   it->ttl = o.ttl;
   it->bucket = self->pacer_.bucket_of(e.path);
   if (auto ec = self->codec_->encode(e, it->payload, it->binary))

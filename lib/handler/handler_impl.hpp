@@ -58,7 +58,7 @@ inline constexpr std::size_t max_reported_raw = 256;
 struct handler::impl : std::enable_shared_from_this<impl> {
   // One queued message and its sender's completion.
   struct item {
-    explicit item(const asio::any_io_executor& ex) : signal(ex) {}
+    explicit item(detail::handoff_shutdown& wake_registry) : signal(wake_registry) {}
     std::string payload;
     bool binary = false;
     steady::time_point enqueued{};
@@ -84,7 +84,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, handler_options o)
-      : strand_(asio::make_strand(ex)), opts_(std::move(o)),
+      : strand_(asio::make_strand(ex)), wake_registry_(detail::handoff::registry_of(ex)), opts_(std::move(o)),
         table_(opts_.routes ? opts_.routes : std::make_shared<route_table>()), routes_(table_->table_),
         changed_(strand_), backoff_timer_(strand_), deadline_timer_(strand_),
         pacer_(opts_.send_rate, opts_.route_send_rates), admit_(opts_.send_rate, opts_.route_send_rates),
@@ -103,6 +103,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   detail::live_token live_{detail::live().handlers};
   asio::strand<asio::any_io_executor> strand_;
+  detail::handoff_shutdown& wake_registry_; // for the signal of each queued message
   handler_options opts_;
   std::shared_ptr<route_table> table_;
   std::shared_ptr<route_handle::table> routes_;

@@ -48,7 +48,7 @@ public:
   explicit handoff_shutdown(asio::execution_context& ctx) : service(ctx) {}
   // Streams on one context may be made and destroyed on several threads.
   std::mutex lock;
-  std::vector<handoff*> live;
+  handoff* live = nullptr; // an intrusive list: joining and leaving cost O(1)
   bool down = false;
 
 private:
@@ -57,17 +57,28 @@ private:
 
 class handoff {
 public:
-  explicit handoff(const asio::any_io_executor& ex)
-      : registry_(asio::use_service<handoff_shutdown>(asio::query(ex, asio::execution::context))) {
+  /// The registry of `ex`'s execution context (a service lookup: objects made
+  /// often, such as the handler's per-message signals, look it up once).
+  static handoff_shutdown& registry_of(const asio::any_io_executor& ex) {
+    return asio::use_service<handoff_shutdown>(asio::query(ex, asio::execution::context));
+  }
+
+  explicit handoff(const asio::any_io_executor& ex) : handoff(registry_of(ex)) {}
+  explicit handoff(handoff_shutdown& registry) : registry_(registry) {
     const std::lock_guard guard(registry_.lock);
-    registry_.live.push_back(this);
+    next_ = registry_.live;
+    if (next_)
+      next_->prev_ = this;
+    registry_.live = this;
   }
   handoff(const handoff&) = delete;
   handoff& operator=(const handoff&) = delete;
   ~handoff() {
     {
       const std::lock_guard guard(registry_.lock);
-      std::erase(registry_.live, this);
+      (prev_ ? prev_->next_ : registry_.live) = next_;
+      if (next_)
+        next_->prev_ = prev_;
     }
     for (auto* w : waiters_) // none while a coroutine holds the stream; see handoff_shutdown
       w->destroy();
@@ -172,6 +183,8 @@ private:
   friend class handoff_shutdown;
   friend class signal;
   handoff_shutdown& registry_;
+  handoff* prev_ = nullptr; // in registry_.live
+  handoff* next_ = nullptr;
   std::vector<waiter*> waiters_;
 };
 
@@ -182,7 +195,7 @@ inline void handoff_shutdown::shutdown() {
   std::vector<handoff::waiter*> all;
   {
     const std::lock_guard guard(lock);
-    for (auto* h : live)
+    for (auto* h = live; h; h = h->next_)
       for (auto* w : std::exchange(h->waiters_, {}))
         all.push_back(w);
   }

@@ -11,7 +11,7 @@
 // for the reader). Unlike a timer used as a condition variable, waiting and
 // waking make no system call and wake only this signal's waiters.
 //
-// It keeps its waiters as a handoff does (handoff.hpp): 40 bytes, and one
+// It keeps its waiters as a handoff does (handoff.hpp): 56 bytes, and one
 // small recycled allocation per waiting coroutine. (An Asio channel of
 // capacity one cost about 930 bytes per signal that was ever waited on, and
 // the handler makes a signal per queued message.)
@@ -22,6 +22,7 @@ namespace tether::detail {
 class signal {
 public:
   explicit signal(const asio::any_io_executor& ex) : waiters_(ex) {}
+  explicit signal(handoff_shutdown& registry) : waiters_(registry) {}
 
   /// co_await s.wait(): completes on a notify, or with an error when the
   /// awaiting coroutine is cancelled (check its cancellation state after).

@@ -218,4 +218,32 @@ TEST_CASE("signal: a cancelled waiter ends with operation_aborted; a context des
   CHECK(watch.expired());
 }
 
+TEST_CASE("signal: the context's shutdown frees the waiters of every live signal, after others left in any order") {
+  std::vector<std::weak_ptr<wake_signal>> watch;
+  {
+    asio::io_context io;
+    auto& registry = tether::detail::handoff::registry_of(io.get_executor());
+    std::vector<std::shared_ptr<wake_signal>> all;
+    for (int i = 0; i < 6; ++i)
+      all.push_back(std::make_shared<wake_signal>(i % 2 ? registry : tether::detail::handoff::registry_of(io.get_executor())));
+    all[0].reset(); // the first made, a middle one and the last made leave the registry
+    all[3].reset();
+    all[5].reset();
+    for (auto& s : all) {
+      if (!s)
+        continue;
+      watch.push_back(s);
+      asio::co_spawn(
+          io, [](std::shared_ptr<wake_signal> s) -> awaitable<void> { (void)co_await s->wait(); }(std::move(s)),
+          asio::detached);
+    }
+    io.poll(); // three coroutines wait, each holding its signal
+    for (auto& w : watch)
+      CHECK(!w.expired());
+  }
+  REQUIRE(watch.size() == 3);
+  for (auto& w : watch)
+    CHECK(w.expired());
+}
+
 } // TEST_SUITE
