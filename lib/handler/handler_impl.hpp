@@ -19,7 +19,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
-#include <asio/strand.hpp>
+
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -35,6 +35,7 @@
 #include "rate_limiter.hpp"
 #include "requests.hpp"
 #include "signal.hpp"
+#include "strand.hpp"
 #include "subscriptions.hpp"
 #include "route_table.hpp"
 #include "stream_access.hpp"
@@ -84,7 +85,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, handler_options o)
-      : strand_(asio::make_strand(ex)), wake_registry_(detail::handoff::registry_of(ex)), opts_(std::move(o)),
+      : strand_(detail::make_strand(ex)), wake_registry_(detail::handoff::registry_of(ex)), opts_(std::move(o)),
         table_(opts_.routes ? opts_.routes : std::make_shared<route_table>()), routes_(table_->table_),
         changed_(strand_), backoff_timer_(strand_), deadline_timer_(strand_),
         pacer_(opts_.send_rate, opts_.route_send_rates), admit_(opts_.send_rate, opts_.route_send_rates),
@@ -102,7 +103,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   }
 
   detail::live_token live_{detail::live().handlers};
-  asio::strand<asio::any_io_executor> strand_;
+  asio::any_io_executor strand_; // detail::make_strand
   detail::handoff_shutdown& wake_registry_; // for the signal of each queued message
   handler_options opts_;
   std::shared_ptr<route_table> table_;

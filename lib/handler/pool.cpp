@@ -8,13 +8,14 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
-#include <asio/strand.hpp>
 
 #include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <stdexcept>
+
+#include "strand.hpp"
 
 namespace tether {
 
@@ -49,7 +50,7 @@ struct pool::impl : std::enable_shared_from_this<impl> {
   }
 
   impl(asio::any_io_executor ex, pool_options o)
-      : strand_(asio::make_strand(ex)), opts_(std::move(o)), routes_(std::make_shared<route_table>()) {
+      : strand_(detail::make_strand(ex)), opts_(std::move(o)), routes_(std::make_shared<route_table>()) {
     if (opts_.size == 0)
       throw std::invalid_argument("pool_options::size must be at least 1");
   }
@@ -289,7 +290,7 @@ struct pool::impl : std::enable_shared_from_this<impl> {
       std::rethrow_exception(failed);
   }
 
-  asio::strand<asio::any_io_executor> strand_;
+  asio::any_io_executor strand_; // detail::make_strand
   pool_options opts_;
   std::shared_ptr<route_table> routes_;
   std::vector<std::unique_ptr<handler>> members_;
