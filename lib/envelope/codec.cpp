@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "text_decode.hpp"
 #include "utf8.hpp"
 
 namespace tether {
@@ -200,6 +201,19 @@ std::error_code decode_frame(std::string_view frame, bool binary_frame, field_na
     set_reason(reason, "JSON nested deeper than " + std::to_string(field_codec::max_depth) + " levels");
     return error::invalid_envelope;
   }
+  const detail::envelope_fields fields{names.path, names.data};
+  if (envelope e; detail::decode_text_flat(frame, fields, e)) {
+    out.push_back(std::move(e));
+    return {};
+  }
+  return detail::decode_text_full(frame, fields, out, reason);
+}
+
+} // namespace
+
+std::error_code detail::decode_text_full(std::string_view frame, envelope_fields fields, std::vector<envelope>& out,
+                                         std::string& reason) {
+  const field_names names{fields.path, fields.data};
   json j;
   try {
     j = json::parse(frame.data(), frame.data() + frame.size());
@@ -232,6 +246,8 @@ std::error_code decode_frame(std::string_view frame, bool binary_frame, field_na
   out.insert(out.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
   return {};
 }
+
+namespace {
 
 // True if `s` is its own JSON string body: printable ASCII without '"' or
 // '\\', which nlohmann's dump copies unchanged too.
@@ -296,6 +312,9 @@ std::error_code encode_envelope(const envelope& e, field_names names, binary_for
 
   const auto old_size = out.size();
   try {
+    // One allocation for the usual envelope instead of one per doubling.
+    const auto data_size = e.data.is_string() ? e.data.get_ref<const std::string&>().size() : 16;
+    out.reserve(old_size + names.path.size() + names.data.size() + e.path.size() + data_size + 16);
     out += '{';
     append_member(out, names.path, std::string_view(e.path));
     append_member(out, names.data, e.data);

@@ -3,6 +3,7 @@
 // (path-prefixed binary envelopes, and raw).
 // A rejection appends nothing and gives a short printable reason; every decoded
 // envelope encodes, and decoding that frame again gives back exactly it.
+// Whatever the text fast path accepts, the full parser decodes to the same envelope.
 #include <tether/codec.hpp>
 #include <tether/error.hpp>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "fuzz_assert.hpp"
+#include "text_decode.hpp"
 
 namespace {
 
@@ -60,6 +62,18 @@ void check(const tether::codec& codec, std::string_view frame, bool binary, bool
   }
 }
 
+// The fast path is a shortcut, never a second opinion: on every frame it takes,
+// the full parser agrees, envelope for envelope.
+void check_flat(std::string_view frame, tether::detail::envelope_fields names) {
+  tether::envelope flat;
+  if (!tether::detail::decode_text_flat(frame, names, flat))
+    return;
+  std::vector<tether::envelope> full;
+  std::string reason;
+  TETHER_FUZZ_ASSERT(!tether::detail::decode_text_full(frame, names, full, reason));
+  TETHER_FUZZ_ASSERT(full.size() == 1 && full[0] == flat);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -68,6 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view frame(reinterpret_cast<const char*>(data), size);
   check(json_codec, frame, false);
   check(typed, frame, false);
+  check_flat(frame, {"path", "data"});
+  check_flat(frame, {"type", "payload"});
   check(json_codec, frame, true);
   static const tether::json_codec raw_codec(tether::binary_format::raw);
   check(raw_codec, frame, true, true);

@@ -9,6 +9,7 @@
 #include <tether/error.hpp>
 
 #include "seed.hpp"
+#include "text_decode.hpp"
 
 #include <cmath>
 #include <random>
@@ -74,6 +75,21 @@ envelope round_trip(const envelope& e, const tether::codec& c = codec) {
 }
 
 bool contains(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
+
+// Whether the text fast path took `frame`; when it did, the full parser must
+// have made the same envelope of it.
+bool flat_agrees(std::string_view frame, tether::detail::envelope_fields names = {"path", "data"}) {
+  CAPTURE(frame);
+  envelope flat;
+  if (!tether::detail::decode_text_flat(frame, names, flat))
+    return false;
+  std::vector<envelope> full;
+  std::string reason;
+  REQUIRE(!tether::detail::decode_text_full(frame, names, full, reason));
+  REQUIRE(full.size() == 1);
+  CHECK(full[0] == flat);
+  return true;
+}
 
 } // namespace
 
@@ -186,6 +202,52 @@ TEST_CASE("invalid envelopes and their reasons") {
     const auto reason = decode_err(c.frame);
     CAPTURE(reason);
     CHECK(contains(reason, c.hint));
+  }
+}
+
+TEST_CASE("the fast path takes the common envelope and agrees with the full parser") {
+  // Taken: one object, distinct plain keys, a plain path, any valid values.
+  for (const std::string_view frame : {
+           R"({"path":"chat.message","data":"hello"})",
+           " {\n\t\"data\" : {\"a\":[1,2.5,-3e2,true,null,\"x\\\"y\"]} ,\r\"path\":\"p\" } ",
+           R"({"path":"a","data":{}})",
+           R"({"path":"a"})",
+           R"({"path":"","data":null,"id":"req-1","reply_to":7,"error":"nope"})",
+           R"({"path":"a","id":-1.5,"seq":9,"x":{"y":[[]]}})",
+           "{\"path\":\"caf\xc3\xa9\",\"data\":\"\xe2\x82\xac \xf0\x9f\x98\x80\"}",
+           R"({"path":"a","data":"escaped \" inside \u00e9"})", // nested: nlohmann parses the value
+       })
+    CHECK(flat_agrees(frame));
+  CHECK(flat_agrees(R"({"type":"t","payload":[1]})", {"type", "payload"}));
+
+  // Declined (the full parser decodes or rejects them): escapes in a key or the
+  // path, duplicate keys (the last one wins there), batches, a byte order mark.
+  for (const std::string_view frame : {
+           R"({"pa\u0074h":"a"})",
+           R"({"path":"a\/b"})",
+           R"({"path":"a","path":"b"})",
+           R"({"path":"a","data":1,"data":2})",
+           R"({"path":"a","x":1,"x":2})",
+           R"([{"path":"a"}])",
+           "\xef\xbb\xbf{\"path\":\"a\"}",
+       }) {
+    CHECK_FALSE(flat_agrees(frame));
+    decode_ok(frame);
+  }
+  CHECK(decode_one(R"({"path":"a","path":"b"})").path == "b");
+  CHECK(decode_one(R"({"path":"a\/b"})").path == "a/b");
+  CHECK_FALSE(flat_agrees(R"({"path":"a","data":1})", {"type", "payload"})); // no "type"
+
+  // Invalid frames are never taken: the full parser reports them.
+  for (const std::string_view frame : std::initializer_list<std::string_view>{
+           "", "{", R"({"path":"a",})", R"({"path":"a"} x)", R"({"path":"a","data":tru})",
+           R"({"path":"a","data":1e400})", R"({"path":"a","data":[1,})", R"({"path":"a","id":null})",
+           R"({"path":"a","error":5})", "{\"path\":\"\xff\"}", "{\"path\":\"a\x01\"}", R"({"path":"a""data":1})",
+           R"({"path":"a","data":01})", R"({"path":"a","data":"x})",
+           std::string_view("{\"path\":\"a\",\"id\":7\0}", 20), // nlohmann stops at a NUL: "7\0" alone is 7
+       }) {
+    CHECK_FALSE(flat_agrees(frame));
+    decode_err(frame);
   }
 }
 
@@ -463,7 +525,10 @@ TEST_CASE("random envelopes round trip") {
     if (rng() % 2)
       e.extra = {{"extra" + std::to_string(rng() % 3), sanitized(random_value(rng, 1))}};
     CAPTURE(i);
-    round_trip(e, rng() % 2 ? static_cast<const tether::codec&>(codec) : typed);
+    const bool with_typed = rng() % 2;
+    round_trip(e, with_typed ? typed : static_cast<const tether::codec&>(codec));
+    flat_agrees(encode_ok(e, with_typed ? typed : static_cast<const tether::codec&>(codec)),
+                with_typed ? tether::detail::envelope_fields{"type", "payload"} : tether::detail::envelope_fields{"path", "data"});
   }
 }
 
