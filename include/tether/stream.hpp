@@ -67,8 +67,11 @@ struct stream_options {
   std::size_t max_message_size = 16 * 1024 * 1024;
   /// Largest incoming frame payload.
   std::size_t max_frame_size = 16 * 1024 * 1024;
-  /// Outgoing messages larger than this are sent as several frames.
-  std::size_t fragment_size = 64 * 1024;
+  /// Outgoing messages larger than this are sent as several frames of this
+  /// size (0: never split). Pings and pongs may go between frames. Small frames
+  /// cost the server work per frame: at 64 KiB a 1 MiB echo ran at under half
+  /// the rate of whole frames (docs/benchmarks.md).
+  std::size_t fragment_size = 1024 * 1024;
   /// Bytes of outgoing messages that may wait; a sender beyond it waits (backpressure).
   /// A message larger than the bound is admitted when the queue is empty.
   std::size_t max_send_queue_bytes = 4 * 1024 * 1024;

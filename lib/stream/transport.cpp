@@ -223,17 +223,34 @@ asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio:
   return asio::async_write(*sock_, buf, asio::bind_cancellation_slot(asio::cancellation_slot(), use_nothrow));
 }
 
+namespace {
+constexpr std::size_t max_send_chunk = 128 * 1024;
+} // namespace
+
 std::size_t transport::try_write(asio::const_buffer buf) noexcept {
   if (tls_ || !sock_ || buf.size() == 0)
     return 0;
   // An asynchronous write that the socket completes at once still costs a
   // post and a pass of the executor before the writer resumes: one per
   // message when messages go out one at a time (lock-step request/response).
-  ssize_t n;
-  do
-    n = ::send(sock_->native_handle(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  return n > 0 ? static_cast<std::size_t>(n) : 0;
+  // At most max_send_chunk bytes per system call, as Asio's own writes (64
+  // KiB): one send of a whole 1 MiB frame cost the kernel about half as much
+  // again per byte (w3: 533 against 363 µs of CPU per message, same run of
+  // compare.py; 32 to 256 KiB measured alike).
+  std::size_t total = 0;
+  while (total < buf.size()) {
+    const auto want = std::min<std::size_t>(buf.size() - total, max_send_chunk);
+    ssize_t n;
+    do
+      n = ::send(sock_->native_handle(), static_cast<const char*>(buf.data()) + total, want, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+      break;
+    total += static_cast<std::size_t>(n);
+    if (static_cast<std::size_t>(n) < want)
+      break;
+  }
+  return total;
 }
 
 asio::awaitable<void> transport::shutdown(std::chrono::milliseconds timeout) {

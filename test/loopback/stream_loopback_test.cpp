@@ -755,6 +755,68 @@ TEST_CASE("userinfo becomes Authorization; secrets never reach logs or errors") 
   });
 }
 
+TEST_CASE("outgoing messages: whole up to fragment_size (1 MiB by default), in frames of it beyond") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    asio::ip::tcp::acceptor acc(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto url = "ws://127.0.0.1:" + std::to_string(acc.local_endpoint().port()) + "/";
+    constexpr std::size_t mib = 1024 * 1024;
+    // The server reads raw bytes and notes every frame header until `payload`
+    // bytes of data frames have arrived.
+    std::vector<frame_header> frames;
+    auto serve = [](asio::ip::tcp::acceptor& acc, std::vector<frame_header>& frames,
+                    std::size_t payload) -> awaitable<void> {
+      auto sock = co_await acc.async_accept(asio::use_awaitable);
+      request_parser parser;
+      std::string in(64 * 1024, '\0');
+      std::size_t n = 0;
+      for (bool done = false; !done;) {
+        n = co_await sock.async_read_some(asio::buffer(in), asio::use_awaitable);
+        const auto r = parser.feed({in.data(), n});
+        done = r.done;
+        in.erase(0, r.consumed); // what follows the request: frames
+        n -= std::min(n, r.consumed);
+      }
+      auto req = parser.request();
+      REQUIRE(!validate_request(req));
+      co_await asio::async_write(sock, asio::buffer(build_accept_response(req)), asio::use_awaitable);
+      std::string wire(in.data(), n);
+      std::size_t seen = 0;
+      std::size_t pos = 0;
+      while (seen < payload) {
+        frame_header h;
+        const auto r = decode_header({reinterpret_cast<const std::uint8_t*>(wire.data()) + pos, wire.size() - pos}, h);
+        REQUIRE(!r.ec);
+        if (r.consumed != 0 && wire.size() - pos - r.consumed >= h.length) {
+          frames.push_back(h);
+          seen += h.length;
+          pos += r.consumed + h.length;
+          continue;
+        }
+        in.resize(64 * 1024);
+        const auto got = co_await sock.async_read_some(asio::buffer(in), asio::use_awaitable);
+        wire.append(in.data(), got);
+      }
+      co_await sock.async_read_some(asio::buffer(in), asio::use_awaitable); // until the client goes
+    };
+    asio::co_spawn(io, serve(acc, frames, 2 * mib + 1), asio::detached);
+    stream ws(io.get_executor());
+    CHECK(ws.options().fragment_size == mib);
+    co_await ws.connect(url);
+    const std::string one(mib, 'a');
+    const std::string more(mib + 1, 'b');
+    co_await ws.send(one);
+    co_await ws.send(more, message_kind::binary);
+    while (frames.size() < 3)
+      co_await yield();
+    REQUIRE(frames.size() == 3);
+    CHECK((frames[0].op == opcode::text && frames[0].fin && frames[0].length == mib));
+    CHECK((frames[1].op == opcode::binary && !frames[1].fin && frames[1].length == mib));
+    CHECK((frames[2].op == opcode::continuation && frames[2].fin && frames[2].length == 1));
+    ws.abort();
+  });
+}
+
 TEST_CASE("timing: a TCP connect that is never accepted") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
