@@ -156,6 +156,22 @@ public:
   std::error_code send_frame(opcode type, std::string_view payload, bool fin);
   /// Queues a whole text or binary message as one frame.
   std::error_code send_message(opcode type, std::string_view payload) { return send_frame(type, payload, true); }
+  /// How the caller of begin_frame masks the payload it writes: when `masked`
+  /// (client role), with mask_copy(out, in, key, offset into the payload).
+  struct payload_mask {
+    bool masked = false;
+    std::array<std::uint8_t, 4> key{};
+  };
+  /// Queues only the header of a data frame of `size` payload bytes whose
+  /// payload the caller writes itself, so a large payload is masked piece by
+  /// piece right before each write instead of copied whole into the output.
+  /// The header is the last byte of the output pending now: the caller takes
+  /// that output, then writes exactly `size` payload bytes (masked with `mask`),
+  /// and only then takes output again; frames the core queues meanwhile (an
+  /// automatic pong, a close after a violation) follow the payload.
+  /// Same rules as send_frame; refused with std::errc::operation_not_supported
+  /// while an extension is negotiated (it transforms whole payloads).
+  std::error_code begin_frame(opcode type, std::uint64_t size, bool fin, payload_mask& mask);
   std::error_code send_ping(std::string_view payload = {});
   std::error_code send_pong(std::string_view payload = {});
   /// Queues a close frame. code 0 sends an empty close payload (reported as 1005).
@@ -202,6 +218,10 @@ private:
 
   std::optional<event> fail(std::error_code ec);
   std::error_code queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload);
+  // Fills the header of a frame of `size` payload bytes, with a fresh mask key in the client role.
+  std::error_code make_header(opcode op, bool fin, bool rsv1, std::uint64_t size, frame_header& h);
+  // The continuation rules of send_frame and begin_frame.
+  std::error_code check_data_frame(opcode type) const noexcept;
   void queue_auto_pong(std::string_view payload);
   std::optional<event> control_event(std::string_view payload);
   std::optional<event> data_event(std::size_t available);

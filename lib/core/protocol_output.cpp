@@ -11,12 +11,11 @@
 
 namespace tether {
 
-std::error_code protocol::queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload) {
-  frame_header h;
+std::error_code protocol::make_header(opcode op, bool fin, bool rsv1, std::uint64_t size, frame_header& h) {
   h.fin = fin;
   h.rsv1 = rsv1;
   h.op = op;
-  h.length = payload.size();
+  h.length = size;
   h.masked = opts_.role == role::client; // §5.1: clients mask every frame
   if (h.masked) {
     if (key_pos_ + 4 > key_pool_.size()) {
@@ -27,6 +26,13 @@ std::error_code protocol::queue_frame(opcode op, bool fin, bool rsv1, std::strin
     std::memcpy(h.key.data(), key_pool_.data() + key_pos_, 4);
     key_pos_ += 4;
   }
+  return {};
+}
+
+std::error_code protocol::queue_frame(opcode op, bool fin, bool rsv1, std::string_view payload) {
+  frame_header h;
+  if (auto ec = make_header(op, fin, rsv1, payload.size(), h))
+    return ec;
   std::array<std::uint8_t, max_header_size> head;
   const auto hn = encode_header(h, head);
   const auto start = out_.size();
@@ -64,12 +70,8 @@ std::error_code protocol::send_frame(opcode type, std::string_view payload, bool
     return send_pong(payload);
   if (type == opcode::close)
     return send_close(close_code::normal, payload);
-  if (close_sent_ || failed_)
-    return error::closed;
-  if (type == opcode::continuation && !out_message_)
-    return error::no_message_in_progress;
-  if (type != opcode::continuation && out_message_)
-    return error::message_in_progress;
+  if (auto ec = check_data_frame(type))
+    return ec;
 
   bool rsv1 = false;
   if (type != opcode::continuation) {
@@ -84,6 +86,34 @@ std::error_code protocol::send_frame(opcode type, std::string_view payload, bool
   }
   out_message_ = !fin;
   return queue_frame(type, fin, rsv1, payload);
+}
+
+std::error_code protocol::check_data_frame(opcode type) const noexcept {
+  if (close_sent_ || failed_)
+    return error::closed;
+  if (type == opcode::continuation && !out_message_)
+    return error::no_message_in_progress;
+  if (type != opcode::continuation && out_message_)
+    return error::message_in_progress;
+  return {};
+}
+
+std::error_code protocol::begin_frame(opcode type, std::uint64_t size, bool fin, payload_mask& mask) {
+  if (type != opcode::text && type != opcode::binary && type != opcode::continuation)
+    return make_error_code(std::errc::invalid_argument);
+  if (ext_)
+    return make_error_code(std::errc::operation_not_supported);
+  if (auto ec = check_data_frame(type))
+    return ec;
+  frame_header h;
+  if (auto ec = make_header(type, fin, false, size, h))
+    return ec;
+  std::array<std::uint8_t, max_header_size> head;
+  const auto hn = encode_header(h, head);
+  out_.insert(out_.end(), head.begin(), head.begin() + static_cast<std::ptrdiff_t>(hn));
+  out_message_ = !fin;
+  mask = {h.masked, h.key};
+  return {};
 }
 
 std::error_code protocol::send_ping(std::string_view payload) {

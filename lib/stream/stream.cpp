@@ -64,6 +64,7 @@ void stream::impl::reset() {
   sendq_.clear();
   sendq_bytes_ = 0;
   framed_seq_ = written_seq_ = next_seq_;
+  frame_left_ = 0;
   pings_.clear();
 }
 

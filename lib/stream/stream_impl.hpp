@@ -54,6 +54,11 @@ constexpr std::size_t handshake_read = 4096; // the HTTP response: most fit in o
 constexpr std::size_t direct_read_min = 16 * 1024;
 // Frames gathered into one write, at most (one system call per batch).
 constexpr std::size_t write_batch = 256 * 1024;
+// A data frame over stream_frame_min is not copied whole into the output: the
+// writer masks its payload frame_piece bytes at a time, right before each
+// write (protocol::begin_frame), so the kernel copies bytes still in cache.
+constexpr std::size_t stream_frame_min = 256 * 1024;
+constexpr std::size_t frame_piece = 128 * 1024;
 constexpr std::size_t max_spare_buffers = 4;
 constexpr std::size_t max_spare_signals = 64;
 constexpr int max_gather_yields = 16; // passes of the executor before a write (gather())
@@ -162,6 +167,11 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t last_batch_ = 0;  // messages the latest write completed (gather())
   bool writing_ = false;          // a write loop runs (the writer's or a sender's)
   protocol::output_buffer out_;   // the bytes of the write in flight, taken from the core
+  // The frame whose payload the writer is writing piece by piece (the front
+  // message's), if any: bytes still to write, bytes written, and its mask.
+  std::uint64_t frame_left_ = 0;
+  std::uint64_t frame_done_ = 0;
+  protocol::payload_mask frame_mask_;
   std::uint64_t writing_framed_ = 0; // framed_seq_ when the write in flight began
   bool writer_idle_ = false;      // the writer coroutine waits for work
   // Senders waiting for their message to be written, in seq order; each is woken
@@ -250,6 +260,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // ---- writer.cpp ----
   void complete_written();
   void fill_output();
+  void message_framed();
+  void append_frame_piece();
   asio::awaitable<void> gather();
   asio::const_buffer next_write();
   bool wrote(const std::tuple<std::error_code, std::size_t>& result);

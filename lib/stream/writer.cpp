@@ -1,5 +1,7 @@
 // Writing: senders queue frames, the writer coroutine (or a lone sender,
 // inline) gathers whatever is queued into one write; completions after it.
+#include <cstring>
+
 #include "stream_impl.hpp"
 
 namespace tether {
@@ -35,18 +37,47 @@ void stream::impl::fill_output() {
     const auto n = std::min(frag, m.data.size() - m.offset);
     const bool fin = m.offset + n == m.data.size();
     const auto type = m.started ? opcode::continuation : m.type;
+    if (n > stream_frame_min && !proto_.extension() && !proto_.begin_frame(type, n, fin, frame_mask_)) {
+      m.started = true;
+      frame_left_ = n;
+      frame_done_ = 0;
+      return; // the header ends the output; next_write() appends the payload
+    }
     (void)proto_.send_frame(type, m.data.substr(m.offset, n), fin);
     m.started = true;
     m.offset += n;
-    if (fin) {
-      framed_seq_ = m.seq;
-      sendq_bytes_ -= m.data.size();
-      sendq_.pop_front();
-      room_.notify_all(); // room in the queue
-    }
+    if (fin)
+      message_framed();
   }
   if (sendq_.empty() && state_ == state::closing)
     (void)proto_.send_close(close_code_, close_reason_);
+}
+
+// The front message is framed to its last byte.
+void stream::impl::message_framed() {
+  framed_seq_ = sendq_.front().seq;
+  sendq_bytes_ -= sendq_.front().data.size();
+  sendq_.pop_front();
+  room_.notify_all(); // room in the queue
+}
+
+// Masks the next piece of the open frame's payload onto the write.
+void stream::impl::append_frame_piece() {
+  auto& m = sendq_.front();
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(frame_left_, frame_piece));
+  const auto at = out_.size();
+  out_.resize(at + n);
+  auto* dst = reinterpret_cast<std::uint8_t*>(out_.data() + at);
+  const auto* src = reinterpret_cast<const std::uint8_t*>(m.data.data() + m.offset);
+  if (frame_mask_.masked)
+    mask_copy({dst, n}, {src, n}, frame_mask_.key, static_cast<std::size_t>(frame_done_));
+  else
+    std::memcpy(dst, src, n);
+  m.offset += n;
+  frame_left_ -= n;
+  frame_done_ += n;
+  if (frame_left_ == 0 && m.offset == m.data.size())
+    message_framed();
 }
 
 // Before writing, lets the handlers already queued on the executor run: an
@@ -72,11 +103,17 @@ asio::awaitable<void> stream::impl::gather() {
 asio::const_buffer stream::impl::next_write() {
   if (failing())
     return {};
-  fill_output();
+  if (frame_left_ == 0) {
+    fill_output();
+    // The bytes leave the core for the write: the reader may make the core
+    // queue a close echo meanwhile, and that must not move what is being sent.
+    proto_.take_output(out_);
+  } else {
+    out_.clear(); // what the core queued meanwhile waits until the frame is out
+  }
+  if (frame_left_ != 0)
+    append_frame_piece();
   writing_framed_ = framed_seq_;
-  // The bytes leave the core for the write: the reader may make the core
-  // queue a close echo meanwhile, and that must not move what is being sent.
-  proto_.take_output(out_);
   return asio::buffer(out_.data(), out_.size());
 }
 

@@ -594,6 +594,65 @@ TEST_CASE("take_output hands the pending bytes over; frames queued later go else
   CHECK(peer[0].what == kind::close);
 }
 
+TEST_CASE("begin_frame: the caller writes the payload in pieces; what the core queues meanwhile follows it") {
+  for (const auto r : {role::client, role::server}) {
+    CAPTURE(r == role::client);
+    protocol p(r == role::client ? client_opts() : server_opts());
+    std::string payload(300 * 1000, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i)
+      payload[i] = static_cast<char>('a' + i % 26);
+    REQUIRE(!p.send_message(opcode::text, "before"));
+    protocol::payload_mask mask;
+    REQUIRE(!p.begin_frame(opcode::binary, payload.size(), false, mask));
+    CHECK(mask.masked == (r == role::client));
+    protocol::output_buffer wire;
+    p.take_output(wire); // "before" and the header, last
+    // A ping arrives while the payload is being written: its pong waits.
+    p.feed(frame(0x89, "hi", r == role::server)); // a client gets unmasked frames, a server masked
+    std::vector<record> got;
+    drain(p, got);
+    for (std::size_t off = 0; off < payload.size(); off += 7777) { // odd pieces: the mask's phase moves
+      const auto n = std::min<std::size_t>(7777, payload.size() - off);
+      const auto at = wire.size();
+      wire.resize(at + n);
+      auto* out = reinterpret_cast<std::uint8_t*>(wire.data() + at);
+      const auto* in = reinterpret_cast<const std::uint8_t*>(payload.data() + off);
+      if (mask.masked)
+        mask_copy({out, n}, {in, n}, mask.key, off);
+      else
+        std::copy(in, in + n, out);
+    }
+    CHECK(p.send_frame(opcode::text, "no", true) == error::message_in_progress); // the message goes on
+    REQUIRE(!p.send_frame(opcode::continuation, "end", true));
+    protocol::output_buffer rest;
+    p.take_output(rest); // the pong, then the last fragment
+    wire.insert(wire.end(), rest.begin(), rest.end());
+
+    auto opts = r == role::client ? server_opts() : client_opts();
+    opts.max_message_size = 0;
+    opts.max_frame_size = 0;
+    const auto seen = run_whole(opts, {wire.data(), wire.size()});
+    REQUIRE(seen.size() == 8);
+    CHECK(seen[1] == data(opcode::text, "before"));
+    CHECK(seen[3] == begin(opcode::binary));
+    CHECK(seen[4] == data(opcode::binary, payload));
+    CHECK(seen[5].what == kind::pong); // the pong for the ping: after the frame, before the next
+    CHECK(seen[5].data == "hi");
+    CHECK(seen[6] == data(opcode::binary, "end"));
+    CHECK(seen[7] == end(opcode::binary));
+  }
+  // Refusals: control opcodes, after close, with an extension.
+  protocol p(client_opts());
+  protocol::payload_mask mask;
+  CHECK(p.begin_frame(opcode::ping, 1, true, mask) == std::errc::invalid_argument);
+  CHECK(p.begin_frame(opcode::continuation, 1, true, mask) == error::no_message_in_progress);
+  REQUIRE(!p.send_close());
+  CHECK(p.begin_frame(opcode::text, 1, true, mask) == error::closed);
+  auto compressed = with_rle(client_opts());
+  CHECK(compressed.begin_frame(opcode::text, 1, true, mask) == std::errc::operation_not_supported);
+  CHECK(compressed.pending_output().empty());
+}
+
 TEST_CASE("buffers start small, grow on demand and shrink back") {
   auto o = client_opts();
   o.max_message_size = 0;
