@@ -817,6 +817,42 @@ TEST_CASE("outgoing messages: whole up to fragment_size (1 MiB by default), in f
   });
 }
 
+TEST_CASE("pings during a large frame are answered after it, and the frame arrives whole") {
+  // The writer masks a large frame piece by piece (protocol::begin_frame);
+  // the core queues the pongs meanwhile. A pong inside the frame's payload
+  // would be a violation the server fails the connection for.
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    stream_options o;
+    o.fragment_size = 0; // one frame, however large
+    stream ws(io.get_executor(), o);
+    co_await ws.connect(server.url());
+    std::string big(12 << 20, '\0'); // more than the socket buffers hold, under the server's 16 MiB limit
+    for (std::size_t i = 0; i < big.size(); ++i)
+      big[i] = static_cast<char>(i * 7 % 251);
+    bool send_done = false;
+    asio::co_spawn(io, ws.send(big, message_kind::binary), [&](std::exception_ptr e) {
+      CHECK_FALSE(e);
+      send_done = true;
+    });
+    co_await yield(); // the send runs until its write waits for the socket
+    CHECK_FALSE(send_done);
+    for (int i = 0; i < 3; ++i)
+      server.send_ping("p" + std::to_string(i));
+    co_await server.wait_messages(1);
+    const auto got = server.messages();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].first == opcode::binary);
+    CHECK(got[0].second == big);
+    while (server.pongs() < 3) // answered once the frame is out
+      co_await yield();
+    CHECK(ws.is_open());
+    co_await ws.close();
+  });
+}
+
 TEST_CASE("timing: a TCP connect that is never accepted") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
