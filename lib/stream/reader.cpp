@@ -1,6 +1,8 @@
 // Reading: the reader coroutine feeds the protocol core; its events become
 // whole messages in the inbox (or chunks for read_some); read() takes them;
 // the idle watchdog.
+#include <utility>
+
 #include "stream_impl.hpp"
 
 namespace tether {
@@ -33,15 +35,19 @@ void stream::impl::on_event(const event& ev) {
       buf = std::move(spare_.back());
       spare_.pop_back();
     }
-    inbox_.push_back({ev.type == opcode::text ? message_kind::text : message_kind::binary, std::move(buf), false});
+    inbox_.push_back({ev.type == opcode::text ? message_kind::text : message_kind::binary, std::move(buf), false, 0});
     break;
   }
-  case event::kind::data:
-    inbox_.back().data.append(ev.data);
+  case event::kind::data: {
+    auto& m = inbox_.back();
+    m.data.resize(m.size); // drops a recycled tail, writes nothing
+    m.data.append(ev.data);
+    m.size += ev.data.size();
     inbox_bytes_ += ev.data.size();
     if (partial_readers_ != 0)
       readable_.resume_all(); // read_some() callers take partial data (last: they may run now)
     break;
+  }
   case event::kind::message_end:
     inbox_.back().complete = true;
     readable_.resume_all(); // last: the reading coroutine may run right here
@@ -71,7 +77,7 @@ void stream::impl::on_event(const event& ev) {
     }
     // An unfinished message can never complete now.
     if (!inbox_.empty() && !inbox_.back().complete) {
-      inbox_bytes_ -= inbox_.back().data.size();
+      inbox_bytes_ -= inbox_.back().size;
       inbox_.pop_back();
     }
     writer_wake_.notify_one();
@@ -82,7 +88,7 @@ void stream::impl::on_event(const event& ev) {
     // then the connection ends, bounded by the watchdog.
     set_error(ev.error, "peer violated the protocol, sent close " + std::to_string(ev.code));
     if (!inbox_.empty() && !inbox_.back().complete) {
-      inbox_bytes_ -= inbox_.back().data.size();
+      inbox_bytes_ -= inbox_.back().size;
       inbox_.pop_back();
     }
     if (state_ == state::open || state_ == state::closing)
@@ -149,20 +155,21 @@ asio::awaitable<bool> stream::impl::read_direct(std::size_t& read_size) {
   // Moved out while the read is pending: a read_some() meanwhile finds no
   // partial data to take, rather than a buffer being written into.
   std::string body = std::move(inbox_.back().data);
-  const auto old = body.size();
+  const auto old = std::exchange(inbox_.back().size, 0);
   const auto remaining = proto_.direct_payload();
   if (const auto limit = opts_.max_message_size; limit == 0 || old + remaining <= limit)
     body.reserve(old + static_cast<std::size_t>(remaining)); // one allocation for the frame, not doublings
   const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, read_size));
-  body.resize(old + want);
+  if (body.size() < old + want)
+    body.resize(old + want); // zeroes only what no earlier message left in this buffer
   auto [ec, n] = co_await tr_->read_some(asio::buffer(body.data() + old, want));
   if (n == want)
     read_size = std::min(read_size * 2, max_read);
   const auto keep = ec ? 0 : proto_.commit_payload({body.data() + old, n});
-  body.resize(old + keep);
   if (inbox_.empty() || inbox_.back().complete)
     co_return false; // reset() under a pending read: nothing to put back
   inbox_.back().data = std::move(body);
+  inbox_.back().size = old + keep;
   inbox_bytes_ += keep;
   if (keep != 0 && partial_readers_ != 0)
     readable_.resume_all();
@@ -181,12 +188,13 @@ void stream::impl::arm_watchdog_if_idle() {
 bool stream::impl::take(std::string& buf, bool some, read_result& out, std::error_code& ec) {
   if (!inbox_.empty()) {
     auto& f = inbox_.front();
-    if (f.complete || (some && !f.data.empty())) {
+    if (f.complete || (some && f.size != 0)) {
       out.kind = f.kind;
-      out.size = f.data.size();
+      out.size = f.size;
       out.message_end = f.complete;
-      buf.swap(f.data); // hand over the message; keep the caller's old buffer for reuse
-      f.data.clear();
+      f.data.resize(f.size); // a partial message's recycled tail stays ours
+      buf.swap(f.data); // hand over the message; keep the caller's old buffer for reuse, its size too
+      f.size = 0;
       inbox_bytes_ -= out.size;
       if (f.complete) {
         if (spare_.size() < max_spare_buffers)

@@ -95,10 +95,15 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     failing,      // must end now (transport error, abort, close timeout): the socket is closed
   };
 
+  // A message arriving or waiting to be read. While it arrives, `data` may be
+  // longer than `size`: the bytes past it are a recycled buffer's old
+  // contents, kept so that reading a large payload into it need not zero the
+  // memory first (std::string::resize does). Trimmed before it is handed over.
   struct inbound {
     message_kind kind;
     std::string data;
     bool complete = false;
+    std::size_t size = 0; // bytes of the message in `data`
   };
   struct outgoing {
     std::uint64_t seq;

@@ -853,6 +853,40 @@ TEST_CASE("pings during a large frame are answered after it, and the frame arriv
   });
 }
 
+TEST_CASE("large messages read into one reused buffer come out exact, longer or shorter than the last") {
+  // The stream recycles the caller's old buffer for the next message and reads
+  // large payloads into it without zeroing it first: nothing of an earlier
+  // message may show, whole or through read_some.
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    const std::vector<std::pair<std::size_t, char>> sizes = {
+        {1 << 20, 'a'}, {700 << 10, 'b'}, {1200 << 10, 'c'}, {100 << 10, 'd'}, {1 << 20, 'e'}, {900 << 10, 'f'}};
+    for (const auto& [size, fill] : sizes)
+      server.send_binary(std::string(size, fill));
+    std::string buf;
+    for (std::size_t i = 0; i + 1 < sizes.size(); ++i) {
+      CAPTURE(i);
+      const auto r = co_await ws.read(buf);
+      CHECK(r.size == sizes[i].first);
+      CHECK(buf == std::string(sizes[i].first, sizes[i].second));
+    }
+    // The last in pieces: each piece is only the message's bytes.
+    std::string whole;
+    for (;;) {
+      const auto r = co_await ws.read_some(buf);
+      CHECK(buf.size() == r.size);
+      whole += buf;
+      if (r.message_end)
+        break;
+    }
+    CHECK(whole == std::string(sizes.back().first, sizes.back().second));
+    co_await ws.close();
+  });
+}
+
 TEST_CASE("timing: a TCP connect that is never accepted") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
