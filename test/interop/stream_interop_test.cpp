@@ -257,6 +257,13 @@ TEST_CASE("wss: verification against a test CA, host checks, insecure_skip_verif
         std::string buf;
         co_await ws.read(buf);
         CHECK(buf == "secure");
+        // Over 256 KiB: one frame masked and written 128 KiB at a time through TLS.
+        std::string big(3 << 20, '\0');
+        for (std::size_t i = 0; i < big.size(); ++i)
+          big[i] = static_cast<char>(i * 31 % 253);
+        co_await ws.send(big, message_kind::binary);
+        co_await ws.read(buf);
+        CHECK(buf == big);
         co_await ws.close();
       }
 
