@@ -11,9 +11,10 @@
 namespace tether {
 namespace {
 
-constexpr std::string_view id_field = "id";
-constexpr std::string_view reply_to_field = "reply_to";
-constexpr std::string_view error_field = "error";
+using detail::error_field;
+using detail::id_field;
+using detail::reply_to_field;
+using detail::envelope_fields;
 
 // Reasons end up in logs: keep them printable and bounded whatever the peer sent
 // (nlohmann quotes the offending input in its messages).
@@ -89,15 +90,6 @@ bool representable(const json& j) noexcept {
   }
 }
 
-struct field_names {
-  std::string_view path;
-  std::string_view data;
-
-  bool reserved(std::string_view key) const noexcept {
-    return key == path || key == data || key == id_field || key == reply_to_field || key == error_field;
-  }
-};
-
 std::string quoted(std::string_view name) {
   std::string s;
   s.reserve(name.size() + 2);
@@ -109,7 +101,7 @@ std::string quoted(std::string_view name) {
 
 // Validates one decoded JSON value as an envelope and moves it into `e`.
 // On failure returns the reason and leaves `j` intact.
-std::optional<std::string> to_envelope(json& j, field_names names, envelope& e) {
+std::optional<std::string> to_envelope(json& j, envelope_fields names, envelope& e) {
   if (!j.is_object())
     return std::string("envelope is not a JSON object (got ") + j.type_name() + ")";
   auto& obj = j.get_ref<json::object_t&>();
@@ -193,7 +185,7 @@ std::error_code encode_binary(const envelope& e, binary_format format, std::stri
   return {};
 }
 
-std::error_code decode_frame(std::string_view frame, bool binary_frame, field_names names, binary_format format,
+std::error_code decode_frame(std::string_view frame, bool binary_frame, envelope_fields names, binary_format format,
                              std::vector<envelope>& out, std::string& reason) {
   if (binary_frame)
     return decode_binary(frame, format, out, reason);
@@ -201,19 +193,17 @@ std::error_code decode_frame(std::string_view frame, bool binary_frame, field_na
     set_reason(reason, "JSON nested deeper than " + std::to_string(field_codec::max_depth) + " levels");
     return error::invalid_envelope;
   }
-  const detail::envelope_fields fields{names.path, names.data};
-  if (envelope e; detail::decode_text_flat(frame, fields, e)) {
+  if (envelope e; detail::decode_text_flat(frame, names, e)) {
     out.push_back(std::move(e));
     return {};
   }
-  return detail::decode_text_full(frame, fields, out, reason);
+  return detail::decode_text_full(frame, names, out, reason);
 }
 
 } // namespace
 
-std::error_code detail::decode_text_full(std::string_view frame, envelope_fields fields, std::vector<envelope>& out,
+std::error_code detail::decode_text_full(std::string_view frame, envelope_fields names, std::vector<envelope>& out,
                                          std::string& reason) {
-  const field_names names{fields.path, fields.data};
   json j;
   try {
     j = json::parse(frame.data(), frame.data() + frame.size());
@@ -293,7 +283,7 @@ void append_member(std::string& out, std::string_view key, std::string_view valu
   out += ',';
 }
 
-std::error_code encode_envelope(const envelope& e, field_names names, binary_format format, std::string& out,
+std::error_code encode_envelope(const envelope& e, envelope_fields names, binary_format format, std::string& out,
                                 bool& binary_frame) {
   if (e.binary) {
     if (auto ec = encode_binary(e, format, out))
@@ -335,7 +325,7 @@ std::error_code encode_envelope(const envelope& e, field_names names, binary_for
   return {};
 }
 
-constexpr field_names default_names{"path", "data"};
+constexpr envelope_fields default_names{"path", "data"};
 
 } // namespace
 

@@ -11,10 +11,20 @@
 
 namespace tether::detail {
 
+/// The fixed field names of a text envelope.
+inline constexpr std::string_view id_field = "id";
+inline constexpr std::string_view reply_to_field = "reply_to";
+inline constexpr std::string_view error_field = "error";
+
 /// The two configurable field names of a text envelope.
 struct envelope_fields {
   std::string_view path;
   std::string_view data;
+
+  /// A field the envelope itself carries (not one of `extra`).
+  bool reserved(std::string_view key) const noexcept {
+    return key == path || key == data || key == id_field || key == reply_to_field || key == error_field;
+  }
 };
 
 /// The fast path. Decodes `frame` into `e` and returns true when it is one JSON

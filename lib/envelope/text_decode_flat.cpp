@@ -150,7 +150,7 @@ bool decode_text_flat(std::string_view frame, envelope_fields names, envelope& e
           return false;
         e.path.assign(*path);
         have_path = true;
-      } else if (*key == "error") {
+      } else if (*key == error_field) {
         const auto text = in.plain_string();
         if (e.error || !text)
           return false;
@@ -164,8 +164,8 @@ bool decode_text_flat(std::string_view frame, envelope_fields names, envelope& e
             return false;
           e.data = std::move(*v);
           have_data = true;
-        } else if (*key == "id" || *key == "reply_to") {
-          auto& id = *key == "id" ? e.id : e.reply_to;
+        } else if (*key == id_field || *key == reply_to_field) {
+          auto& id = *key == id_field ? e.id : e.reply_to;
           if (id || !(v->is_string() || v->is_number()))
             return false;
           id = std::move(*v);
