@@ -19,7 +19,6 @@
 #include <asio/co_spawn.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
-
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -150,6 +149,8 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   bool flowing() const noexcept { return life_ == life::flowing; }
   // Asks the supervisor (if one runs) to stop.
   void stop_asked() noexcept { life_ = supervising() ? life::closing : life::closed; }
+  // The supervisor ended, returning or throwing: closed if a stop was asked.
+  void supervisor_ended() noexcept { life_ = stopping() ? life::closed : life::stopped; }
   // The connection's on_open steps are done: its queue flows (unless a stop
   // was asked meanwhile).
   void start_flowing() noexcept {

@@ -88,9 +88,8 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
     co_await s.backoff_timer_.async_wait(use_nothrow);
   }
   s.ws_.reset();
-  const bool stopped_by_us = s.stopping();
-  s.life_ = stopped_by_us ? life::closed : life::stopped;
-  if (stopped_by_us)
+  s.supervisor_ended();
+  if (s.life_ == life::closed)
     s.set_state(connection_state::closed, s.failures_);
   s.notify();
 }
@@ -234,7 +233,7 @@ asio::awaitable<void> handler::impl::do_connect(std::shared_ptr<impl> self, std:
     if (!e)
       return;
     // Never silent: an escaped exception fails the handler and is reported.
-    self->life_ = self->stopping() ? life::closed : life::stopped;
+    self->supervisor_ended();
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
