@@ -55,25 +55,15 @@ struct connection {
   tcp::socket& socket() { return tls ? tls->next_layer() : plain; }
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer b) {
-    if (tls) {
-      auto result = co_await tls->async_read_some(b, use_nothrow);
-      co_return result;
-    }
-    {
-      auto result = co_await plain.async_read_some(b, use_nothrow);
-      co_return result;
-    }
+    if (tls)
+      return tls->async_read_some(b, use_nothrow);
+    return plain.async_read_some(b, use_nothrow);
   }
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> write(std::string_view bytes) {
-    if (tls) {
-      auto result = co_await asio::async_write(*tls, asio::buffer(bytes), use_nothrow);
-      co_return result;
-    }
-    {
-      auto result = co_await asio::async_write(plain, asio::buffer(bytes), use_nothrow);
-      co_return result;
-    }
+    if (tls)
+      return asio::async_write(*tls, asio::buffer(bytes), use_nothrow);
+    return asio::async_write(plain, asio::buffer(bytes), use_nothrow);
   }
 
   void push(std::string bytes, std::chrono::milliseconds delay = {}) {

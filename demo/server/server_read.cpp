@@ -25,6 +25,19 @@ const char* reason_phrase(int status) {
   }
 }
 
+// One read while the handshake is answered; nullopt once this reader must
+// stop: the connection was stalled or dropped meanwhile, or TCP ended (end()).
+asio::awaitable<std::optional<std::size_t>> read_once(std::shared_ptr<connection> c, asio::mutable_buffer b) {
+  auto [ec, n] = co_await c->read_some(b);
+  if (c->dead || c->stalled)
+    co_return std::nullopt;
+  if (ec) {
+    c->end();
+    co_return std::nullopt;
+  }
+  co_return n;
+}
+
 } // namespace
 
 asio::awaitable<void> test_server::impl::read_side(std::shared_ptr<impl> s, std::shared_ptr<connection> c) {
@@ -44,14 +57,10 @@ asio::awaitable<void> test_server::impl::read_connection(std::shared_ptr<impl> s
   for (;;) {
     if (c->dead || c->stalled)
       co_return; // stall() or drop() before this coroutine first ran
-    auto [ec, n] = co_await c->read_some(asio::buffer(buf));
-    if (c->dead || c->stalled)
+    const auto n = co_await read_once(c, asio::buffer(buf));
+    if (!n)
       co_return;
-    if (ec) {
-      c->end();
-      co_return;
-    }
-    const std::string_view in(buf.data(), n);
+    const std::string_view in(buf.data(), *n);
     const auto r = parser.feed(in);
     if (r.ec) {
       c->push(build_reject_response(400, reason_phrase(400), {}, r.ec.message()));
@@ -74,15 +83,9 @@ asio::awaitable<void> test_server::impl::read_connection(std::shared_ptr<impl> s
     c->close_after_flush();
     co_return;
   case handshake_mode::silent:
-    for (;;) { // keep TCP open, ignore whatever arrives
-      auto [ec, n] = co_await c->read_some(asio::buffer(buf));
-      if (c->dead || c->stalled)
+    for (;;) // keep TCP open, ignore whatever arrives
+      if (!co_await read_once(c, asio::buffer(buf)))
         co_return;
-      if (ec) {
-        c->end();
-        co_return;
-      }
-    }
   case handshake_mode::raw:
     c->push(s->raw_answer + s->after_handshake);
     break;

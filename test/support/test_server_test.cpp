@@ -66,14 +66,9 @@ struct raw_client {
   }
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer b) {
-    if (tls) {
-      auto result = co_await tls->async_read_some(b, use_nothrow);
-      co_return result;
-    }
-    {
-      auto result = co_await plain.async_read_some(b, use_nothrow);
-      co_return result;
-    }
+    if (tls)
+      return tls->async_read_some(b, use_nothrow);
+    return plain.async_read_some(b, use_nothrow);
   }
 
   asio::awaitable<void> write(std::string_view bytes) {
