@@ -241,6 +241,10 @@ asio::awaitable<void> test_server::wait_messages(std::size_t n) {
   return impl::wait_until(impl_, [](const impl& s) { return s.messages.size(); }, n);
 }
 
+asio::awaitable<void> test_server::wait_pongs(std::size_t n) {
+  return impl::wait_until(impl_, [](const impl& s) { return s.pongs; }, n);
+}
+
 std::size_t test_server::accepted() const { return impl_->accepted; }
 std::size_t test_server::requests() const { return impl_->requests; }
 std::size_t test_server::pongs() const { return impl_->pongs; }

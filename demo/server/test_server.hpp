@@ -167,6 +167,8 @@ public:
   asio::awaitable<void> wait_closed(std::size_t n = 1);
   /// Completes once `n` data messages were received in total.
   asio::awaitable<void> wait_messages(std::size_t n);
+  /// Completes once `n` pongs were received in total.
+  asio::awaitable<void> wait_pongs(std::size_t n);
 
   std::size_t accepted() const;
   /// Pongs received from clients in total.

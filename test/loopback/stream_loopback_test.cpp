@@ -797,9 +797,14 @@ TEST_CASE("outgoing messages: whole up to fragment_size (1 MiB by default), in f
         const auto got = co_await sock.async_read_some(asio::buffer(in), asio::use_awaitable);
         wire.append(in.data(), got);
       }
-      co_await sock.async_read_some(asio::buffer(in), asio::use_awaitable); // until the client goes
     };
-    asio::co_spawn(io, serve(acc, frames, 2 * mib + 1), asio::detached);
+    bool served = false;
+    asio::steady_timer served_signal(io, asio::steady_timer::time_point::max()); // cancelled when it has seen them
+    asio::co_spawn(io, serve(acc, frames, 2 * mib + 1), [&](std::exception_ptr e) {
+      CHECK_FALSE(e);
+      served = true;
+      served_signal.cancel();
+    });
     stream ws(io.get_executor());
     CHECK(ws.options().fragment_size == mib);
     co_await ws.connect(url);
@@ -807,8 +812,8 @@ TEST_CASE("outgoing messages: whole up to fragment_size (1 MiB by default), in f
     const std::string more(mib + 1, 'b');
     co_await ws.send(one);
     co_await ws.send(more, message_kind::binary);
-    while (frames.size() < 3)
-      co_await yield();
+    while (!served)
+      co_await served_signal.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     REQUIRE(frames.size() == 3);
     CHECK((frames[0].op == opcode::text && frames[0].fin && frames[0].length == mib));
     CHECK((frames[1].op == opcode::binary && !frames[1].fin && frames[1].length == mib));
@@ -846,8 +851,7 @@ TEST_CASE("pings during a large frame are answered after it, and the frame arriv
     REQUIRE(got.size() == 1);
     CHECK(got[0].first == opcode::binary);
     CHECK(got[0].second == big);
-    while (server.pongs() < 3) // answered once the frame is out
-      co_await yield();
+    co_await server.wait_pongs(3); // answered once the frame is out
     CHECK(ws.is_open());
     co_await ws.close();
   });
