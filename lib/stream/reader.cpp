@@ -1,6 +1,7 @@
 // Reading: the reader coroutine feeds the protocol core; its events become
 // whole messages in the inbox (or chunks for read_some); read() takes them;
 // the idle watchdog.
+#include <cstring>
 #include <utility>
 
 #include "stream_impl.hpp"
@@ -40,8 +41,14 @@ void stream::impl::on_event(const event& ev) {
   }
   case event::kind::data: {
     auto& m = inbox_.back();
-    m.data.resize(m.size); // drops a recycled tail, writes nothing
-    m.data.append(ev.data);
+    // Over a recycled buffer's old bytes where it is long enough: shrinking it
+    // would make read_direct() zero the rest of it again (1 MiB per message in w3).
+    if (m.data.size() >= m.size + ev.data.size()) {
+      std::memcpy(m.data.data() + m.size, ev.data.data(), ev.data.size());
+    } else {
+      m.data.resize(m.size); // drops a recycled tail, writes nothing
+      m.data.append(ev.data);
+    }
     m.size += ev.data.size();
     inbox_bytes_ += ev.data.size();
     if (partial_readers_ != 0)
