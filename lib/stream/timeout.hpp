@@ -1,32 +1,43 @@
 #pragma once
 // Races an awaitable against a deadline. Used for the connect phases and the
-// close handshake, not on the per-message path (each race spawns two frames).
+// close handshake, not on the per-message path (each race spawns a frame).
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/parallel_group.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 
 #include <chrono>
+#include <exception>
 #include <optional>
-#include <variant>
 
 #include "asio_compat.hpp"
 
 namespace tether::detail {
 
 /// The result of `op`, or nothing if `limit` passed first (the op is then
-/// cancelled and awaited). A zero limit waits forever.
+/// cancelled and awaited). A zero limit waits forever. If the caller is
+/// cancelled, so is the op, and its result is returned.
 template <class T>
 asio::awaitable<std::optional<T>> with_timeout(asio::awaitable<T> op, std::chrono::milliseconds limit) {
-  using namespace awaitable_operators;
   if (limit.count() <= 0) {
     auto result = co_await std::move(op);
     co_return result;
   }
-  auto this_ex = co_await asio::this_coro::executor;
-  asio::steady_timer timer(this_ex, limit);
-  auto r = co_await (std::move(op) || timer.async_wait(asio::use_awaitable));
-  if (r.index() == 0)
-    co_return std::move(std::get<0>(r));
-  co_return std::nullopt;
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex, limit);
+  // wait_for_one: the first to finish cancels the other and both results
+  // arrive, the timer's as an error code. (The awaitable operators' `||` made
+  // the cancelled timer throw: an exception per connection phase, 14 % of the
+  // instructions of opening 1,000 connections.)
+  auto [order, thrown, result, expired] =
+      co_await asio::experimental::make_parallel_group(asio::co_spawn(ex, std::move(op), deferred),
+                                                       timer.async_wait(deferred))
+          .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  if (thrown)
+    std::rethrow_exception(thrown);
+  if (order[0] == 1 && !expired)
+    co_return std::nullopt; // the deadline passed first
+  co_return std::move(result);
 }
 
 } // namespace tether::detail
