@@ -269,9 +269,6 @@ private:
   bool out_message_ = false;
   bool out_compressed_ = false;
   std::string encoded_;
-  // Mask keys come from OpenSSL's CSPRNG, drawn 64 at a time.
-  std::array<std::uint8_t, 256> key_pool_{};
-  std::size_t key_pos_ = 256;
 
   bool close_sent_ = false;
   bool close_received_ = false;

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstddef>
-#include <stdexcept>
+#include <cstring>
+
+#include <pthread.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -11,6 +13,20 @@
 namespace tether::detail {
 
 namespace {
+
+constexpr std::size_t pool_size = 4096;
+
+// Constant-initialised: no guard on each thread's first use.
+struct random_pool {
+  unsigned char bytes[pool_size];
+  std::size_t left; // the unused bytes are the last `left`
+};
+thread_local random_pool pool{};
+
+// Runs in a forked child, in the thread that forked: its pool is the parent's.
+void forget_pool() noexcept {
+  pool.left = 0;
+}
 
 const unsigned char* bytes(std::string_view s) noexcept {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -77,6 +93,24 @@ bool random_bytes(std::span<unsigned char> out) {
       return false;
     out = out.subspan(n);
   }
+  return true;
+}
+
+bool pooled_random_bytes(std::span<unsigned char> out) {
+  if (out.size() > pool_size / 16)
+    return random_bytes(out);
+  static const bool fork_safe = pthread_atfork(nullptr, nullptr, forget_pool) == 0;
+  if (!fork_safe)
+    return random_bytes(out);
+  if (pool.left < out.size()) {
+    if (!random_bytes(pool.bytes))
+      return false;
+    pool.left = pool_size;
+  }
+  auto* from = pool.bytes + pool_size - pool.left;
+  std::memcpy(out.data(), from, out.size());
+  std::memset(from, 0, out.size()); // handed out once: not left behind in memory either
+  pool.left -= out.size();
   return true;
 }
 

@@ -138,7 +138,7 @@ std::string format_extension(const extension_offer& offer) {
 
 std::string generate_key() {
   std::array<unsigned char, 16> nonce{};
-  if (!detail::random_bytes(nonce))
+  if (!detail::pooled_random_bytes(nonce))
     return {};
   return detail::base64_encode(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
 }

@@ -18,13 +18,8 @@ std::error_code protocol::make_header(opcode op, bool fin, bool rsv1, std::uint6
   h.length = size;
   h.masked = opts_.role == role::client; // §5.1: clients mask every frame
   if (h.masked) {
-    if (key_pos_ + 4 > key_pool_.size()) {
-      if (!detail::random_bytes({key_pool_.data(), key_pool_.size()}))
-        return error::crypto_failed; // no unpredictable mask, no frame (RFC 6455 §5.3)
-      key_pos_ = 0;
-    }
-    std::memcpy(h.key.data(), key_pool_.data() + key_pos_, 4);
-    key_pos_ += 4;
+    if (!detail::pooled_random_bytes(h.key))
+      return error::crypto_failed; // no unpredictable mask, no frame (RFC 6455 §5.3)
   }
   return {};
 }
