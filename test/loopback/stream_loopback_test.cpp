@@ -571,6 +571,27 @@ TEST_CASE("cancelling a lone sender while its own write is stalled fails the con
   });
 }
 
+TEST_CASE("a lone send that the socket takes at once gives other handlers a turn before it completes") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    co_await ws.send("warm-up"); // lock-step: each next send writes for itself
+    // A loop of such sends must not keep the executor to itself, and senders
+    // that start meanwhile must find a write in progress to queue behind.
+    for (int i = 0; i < 3; ++i) {
+      bool ran = false;
+      asio::post(io, [&] { ran = true; });
+      co_await ws.send("small");
+      CHECK(ran);
+    }
+    co_await server.wait_messages(4);
+    co_await ws.close();
+  });
+}
+
 TEST_CASE("backpressure: senders wait for queue room instead of growing memory") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
