@@ -39,8 +39,21 @@ bool transport::is_open() const noexcept {
 
 asio::awaitable<std::error_code> transport::resolve(const std::string& host, std::uint16_t port,
                                                     std::chrono::milliseconds timeout) {
-  // The lookup runs on Asio's resolver thread and cannot be cancelled in 1.22;
-  // the shared state lets us stop waiting while it finishes in the background.
+  // An IP literal needs no lookup: getaddrinfo with AI_NUMERICHOST only parses
+  // it, here, without the hop to the resolver thread and back.
+  std::error_code literal;
+  (void)asio::ip::make_address(host, literal);
+  if (!literal) {
+    tcp::resolver numeric(ex_);
+    auto results = numeric.resolve(host, std::to_string(port),
+                                   tcp::resolver::numeric_host | tcp::resolver::numeric_service, literal);
+    if (!literal) {
+      endpoints_ = std::move(results);
+      co_return std::error_code{};
+    }
+  }
+  // A name: the lookup runs on Asio's resolver thread and cannot be cancelled
+  // in 1.22; the shared state lets us stop waiting while it finishes in the background.
   struct state {
     explicit state(const asio::any_io_executor& ex) : resolver(ex), done(ex) {}
     tcp::resolver resolver;

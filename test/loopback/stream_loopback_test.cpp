@@ -21,6 +21,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <stdlib.h>
@@ -589,6 +590,32 @@ TEST_CASE("a lone send that the socket takes at once gives other handlers a turn
     }
     co_await server.wait_messages(4);
     co_await ws.close();
+  });
+}
+
+TEST_CASE("an IP literal is connected to without a lookup; a name still goes to the resolver") {
+  // Asio resolves names on a thread of its own, started by the first lookup
+  // of an io_context: a literal must not start it.
+  const auto threads = [] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task"))
+      ++n;
+    return n;
+  };
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    const auto before = threads();
+    stream literal(io.get_executor());
+    co_await literal.connect(server.url());
+    CHECK(server.url().starts_with("ws://127.0.0.1:"));
+    CHECK(threads() == before);
+    co_await literal.close();
+    stream named(io.get_executor());
+    co_await named.connect("ws://localhost:" + std::to_string(server.port()) + "/");
+    CHECK(named.is_open());
+    CHECK(threads() == before + 1);
+    co_await named.close();
   });
 }
 
