@@ -102,7 +102,9 @@ bool pooled_random_bytes(std::span<unsigned char> out) {
   static const bool fork_safe = pthread_atfork(nullptr, nullptr, forget_pool) == 0;
   if (!fork_safe)
     return random_bytes(out);
-  if (pool.left < out.size()) {
+  // (left > pool_size: a fork from a signal handler mid-draw; start over.)
+  if (pool.left < out.size() || pool.left > pool_size) {
+    pool.left = 0; // a failed refill leaves nothing to hand out
     if (!random_bytes(pool.bytes))
       return false;
     pool.left = pool_size;

@@ -29,8 +29,8 @@ bool base64_decode(std::string_view in, std::string& out);
 /// The same bytes for small requests (frame masks, handshake nonces), served
 /// from a per-thread pool that random_bytes() refills 4 KiB at a time: each
 /// RAND_bytes call costs thousands of instructions whatever its size. Bytes
-/// are handed out once; a forked child starts with an empty pool, never with
-/// its parent's bytes.
+/// are handed out once; a child made by fork() starts with an empty pool,
+/// never with its parent's bytes (pthread_atfork: not after a raw clone).
 [[nodiscard]] bool pooled_random_bytes(std::span<unsigned char> out);
 
 } // namespace tether::detail

@@ -15,8 +15,9 @@
 namespace tether::detail {
 
 /// The result of `op`, or nothing if `limit` passed first (the op is then
-/// cancelled and awaited). A zero limit waits forever. If the caller is
-/// cancelled, so is the op, and its result is returned.
+/// cancelled and awaited, and whatever it threw meanwhile is dropped). A zero
+/// limit waits forever. If the caller is cancelled, so is the op: its result
+/// is returned, or its exception rethrown.
 template <class T>
 asio::awaitable<std::optional<T>> with_timeout(asio::awaitable<T> op, std::chrono::milliseconds limit) {
   if (limit.count() <= 0) {
@@ -33,10 +34,12 @@ asio::awaitable<std::optional<T>> with_timeout(asio::awaitable<T> op, std::chron
       co_await asio::experimental::make_parallel_group(asio::co_spawn(ex, std::move(op), deferred),
                                                        timer.async_wait(deferred))
           .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+  // First: an op cancelled by the deadline may throw operation_aborted (a
+  // cancelled coroutine does at its next co_await); that is the timeout.
+  if (order[0] == 1 && !expired)
+    co_return std::nullopt;
   if (thrown)
     std::rethrow_exception(thrown);
-  if (order[0] == 1 && !expired)
-    co_return std::nullopt; // the deadline passed first
   co_return std::move(result);
 }
 

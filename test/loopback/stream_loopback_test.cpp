@@ -582,8 +582,9 @@ TEST_CASE("a lone send that the socket takes at once gives other handlers a turn
     co_await ws.send("warm-up"); // lock-step: each next send writes for itself
     // A loop of such sends must not keep the executor to itself, and senders
     // that start meanwhile must find a write in progress to queue behind.
+    bool ran = false;
     for (int i = 0; i < 3; ++i) {
-      bool ran = false;
+      ran = false;
       asio::post(io, [&] { ran = true; });
       co_await ws.send("small");
       CHECK(ran);
@@ -611,6 +612,12 @@ TEST_CASE("an IP literal is connected to without a lookup; a name still goes to 
     CHECK(server.url().starts_with("ws://127.0.0.1:"));
     CHECK(threads() == before);
     co_await literal.close();
+    // An IPv6 literal too (nothing listens there: any error, but no lookup).
+    stream v6(io.get_executor());
+    std::error_code v6_error;
+    co_await v6.connect("ws://[::1]:" + std::to_string(server.port()) + "/", v6_error);
+    CHECK(v6_error);
+    CHECK(threads() == before);
     stream named(io.get_executor());
     co_await named.connect("ws://localhost:" + std::to_string(server.port()) + "/");
     CHECK(named.is_open());
