@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "json_text.hpp"
 #include "text_decode.hpp"
 #include "utf8.hpp"
 
@@ -48,18 +49,12 @@ std::string_view nlohmann_message(std::string_view what) {
 // valid JSON; for anything else the parser reports the real problem.
 bool nested_deeper_than(std::string_view s, std::size_t limit) noexcept {
   std::size_t depth = 0;
-  bool in_string = false;
   for (std::size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-      continue;
-    }
     if (c == '"') {
-      in_string = true;
+      i = detail::json_string_end(s, i + 1); // strings hold no nesting: skip them whole
+      if (i == std::string_view::npos)
+        return false;
     } else if (c == '[' || c == '{') {
       if (++depth > limit)
         return true;
@@ -241,8 +236,10 @@ namespace {
 
 // True if `s` is its own JSON string body: printable ASCII without '"' or
 // '\\', which nlohmann's dump copies unchanged too.
+// A string that nlohmann's dump (ensure_ascii off, invalid UTF-8 replaced)
+// writes unchanged between its quotes.
 bool plain(std::string_view s) noexcept {
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+  return !detail::needs_json_escape(s) && detail::is_valid_utf8(s);
 }
 
 // Appends `j` as nlohmann's dump(-1, ' ', false, replace) writes it, straight

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string_view>
 
+#include "json_text.hpp"
 #include "text_decode.hpp"
 #include "utf8.hpp"
 
@@ -53,10 +54,7 @@ public:
     if (end == std::string_view::npos)
       return std::nullopt;
     const auto body = s_.substr(i_ + 1, end - i_ - 1);
-    for (const char c : body)
-      if (c == '\\' || static_cast<unsigned char>(c) < 0x20)
-        return std::nullopt;
-    if (!is_valid_utf8(body))
+    if (needs_json_escape(body) || !is_valid_utf8(body))
       return std::nullopt;
     i_ = end + 1;
     return body;
@@ -94,29 +92,21 @@ private:
 
   // Past the closing quote of the string starting here (or to the end).
   void skip_string() noexcept {
-    for (++i_; i_ < s_.size(); ++i_) {
-      if (s_[i_] == '\\') {
-        ++i_;
-      } else if (s_[i_] == '"') {
-        ++i_;
-        return;
-      }
-    }
+    const auto end = json_string_end(s_, i_ + 1);
+    i_ = end == std::string_view::npos ? s_.size() : end + 1;
   }
 
   // Past the matching bracket (or to the end, where the parse will fail).
   void skip_nested() noexcept {
     std::size_t depth = 0;
-    bool in_string = false;
     for (; i_ < s_.size(); ++i_) {
       const char c = s_[i_];
-      if (in_string) {
-        if (c == '\\')
-          ++i_;
-        else if (c == '"')
-          in_string = false;
-      } else if (c == '"') {
-        in_string = true;
+      if (c == '"') {
+        i_ = json_string_end(s_, i_ + 1);
+        if (i_ == std::string_view::npos) {
+          i_ = s_.size();
+          return;
+        }
       } else if (c == '{' || c == '[') {
         ++depth;
       } else if ((c == '}' || c == ']') && --depth == 0) {

@@ -279,6 +279,44 @@ TEST_CASE("nesting limit") {
   CHECK(contains(decode_err(std::string(100000, '[')), "nested deeper"));
 }
 
+TEST_CASE("long strings: a character to escape anywhere, across the scanner's blocks, as nlohmann writes and reads it") {
+  // The encoder and the fast path scan strings in 1 KiB blocks and with
+  // memchr: put the one special character at each edge of those blocks.
+  const auto dump = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  for (const char special : {'"', '\\', '\n', '\x01', '\x1f'}) {
+    for (const std::size_t at : {0u, 1u, 1023u, 1024u, 1025u, 2047u, 2048u, 2999u}) {
+      std::string text(3000, 'x');
+      text[at] = special;
+      CAPTURE(static_cast<int>(special));
+      CAPTURE(at);
+      envelope e;
+      e.path = "long";
+      e.data = text;
+      const auto frame = encode_ok(e);
+      CHECK(frame == R"({"path":"long","data":)" + dump(json(text)) + "}");
+      CHECK(round_trip(e).data.get<std::string>() == text);
+      CHECK(flat_agrees(frame)); // the fast path hands the escaped value to nlohmann, and agrees
+    }
+  }
+  // Without one, long ASCII and UTF-8 text are written as they are; invalid
+  // UTF-8 is replaced as nlohmann replaces it. The fast path takes all three.
+  for (const std::string& text : {std::string(5000, 'a'), "é€😀\x7f" + std::string(3000, 'b') + "😀",
+                                  std::string(2000, 'c') + "\xff" + std::string(100, 'd')}) {
+    envelope e;
+    e.path = "long";
+    e.data = text;
+    const auto frame = encode_ok(e);
+    CHECK(frame == R"({"path":"long","data":)" + dump(json(text)) + "}");
+    CHECK(flat_agrees(frame));
+  }
+  // Brackets and backslashes inside a long string do not count as nesting.
+  std::string inner;
+  for (int i = 0; i < 600; ++i)
+    inner += "[{\\\"";
+  const auto e = decode_one(R"({"path":"a","data":")" + inner + R"("})");
+  CHECK(e.data.get<std::string>().size() == 600 * 3); // \" decodes to one quote
+}
+
 TEST_CASE("batches") {
   std::vector<envelope> out(1);
   std::string reason;
