@@ -31,6 +31,7 @@
 #include "asio_compat.hpp"
 #include "fifo.hpp"
 #include "live.hpp"
+#include "jitter.hpp"
 #include "rate_limiter.hpp"
 #include "requests.hpp"
 #include "signal.hpp"
@@ -112,7 +113,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   detail::subscription_table subs_;
   std::shared_ptr<const codec> codec_;
   bool codec_checks_utf8_ = false; // tether's own codec: its text is UTF-8 already
-  std::mt19937_64 rng_;
+  detail::jitter_engine rng_; // the backoff's jitter (jitter.hpp)
 
   mutable std::mutex status_mutex_; // guards st_, state_ and response_ for other threads
   tether::status st_;

@@ -82,7 +82,7 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
     }
     const auto delay =
         d.what == retry_decision::retry_after ? d.delay : backoff_delay(s.policy(), s.failures_,
-                                                                        std::generate_canonical<double, 53>(s.rng_));
+                                                                        detail::jitter_draw(s.rng_));
     s.set_state(connection_state::reconnecting, s.failures_, delay, why, text, d.reason);
     s.backoff_timer_.expires_after(delay);
     co_await s.backoff_timer_.async_wait(use_nothrow);
