@@ -234,8 +234,6 @@ std::error_code detail::decode_text_full(std::string_view frame, envelope_fields
 
 namespace {
 
-// True if `s` is its own JSON string body: printable ASCII without '"' or
-// '\\', which nlohmann's dump copies unchanged too.
 // A string that nlohmann's dump (ensure_ascii off, invalid UTF-8 replaced)
 // writes unchanged between its quotes.
 bool plain(std::string_view s) noexcept {

@@ -31,16 +31,23 @@ inline bool needs_json_escape(std::string_view s) noexcept {
 
 /// In `s`, the index of the quote that ends the string whose body starts at
 /// `from` (escaped characters skipped), or npos if the string does not end.
+/// Linear: each byte is searched once for a quote and once for a backslash
+/// (a string of many escapes must not rescan the rest for each one).
 inline std::size_t json_string_end(std::string_view s, std::size_t from) noexcept {
+  std::size_t quote = 0;
+  bool have_quote = false; // `quote` is the first quote at or after some earlier `from`
   while (from < s.size()) {
-    const auto* base = s.data() + from;
-    const std::size_t n = s.size() - from;
-    const auto* quote = static_cast<const char*>(std::memchr(base, '"', n));
-    const std::size_t limit = quote ? static_cast<std::size_t>(quote - base) : n;
-    const auto* escape = static_cast<const char*>(std::memchr(base, '\\', limit));
+    if (!have_quote || quote < from) { // none yet, or the one found was escaped
+      const auto* q = static_cast<const char*>(std::memchr(s.data() + from, '"', s.size() - from));
+      if (!q)
+        return std::string_view::npos;
+      quote = static_cast<std::size_t>(q - s.data());
+      have_quote = true;
+    }
+    const auto* escape = static_cast<const char*>(std::memchr(s.data() + from, '\\', quote - from));
     if (!escape)
-      return quote ? from + limit : std::string_view::npos;
-    from += static_cast<std::size_t>(escape - base) + 2; // the backslash and the character it escapes
+      return quote;
+    from = static_cast<std::size_t>(escape - s.data()) + 2; // the backslash and the character it escapes
   }
   return std::string_view::npos;
 }

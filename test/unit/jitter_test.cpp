@@ -11,8 +11,17 @@
 using tether::detail::jitter_draw;
 using tether::detail::jitter_engine;
 
-TEST_CASE("jitter: the engine is small") {
+TEST_CASE("jitter: the engine is small, and is Knuth's 64-bit LCG") {
   CHECK(sizeof(jitter_engine) <= 16);
+  // x' = a x + c mod 2^64: pins the constants (a multiplier of 1 would still
+  // spread its draws evenly) and what rng_seed reproduces.
+  constexpr std::uint64_t a = 6364136223846793005ULL, c = 1442695040888963407ULL;
+  jitter_engine e(7);
+  std::uint64_t x = 7;
+  for (int i = 0; i < 5; ++i) {
+    x = a * x + c;
+    CHECK(e() == x);
+  }
 }
 
 TEST_CASE("jitter: draws in [0, 1), every tenth of it about as often, for small and random seeds") {
