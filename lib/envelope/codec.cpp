@@ -1,7 +1,6 @@
 #include <tether/codec.hpp>
 #include <tether/error.hpp>
 
-#include <algorithm>
 #include <stdexcept>
 #include <utility>
 

@@ -40,14 +40,14 @@ bool transport::is_open() const noexcept {
 asio::awaitable<std::error_code> transport::resolve(const std::string& host, std::uint16_t port,
                                                     std::chrono::milliseconds timeout) {
   // An IP literal needs no lookup: getaddrinfo with AI_NUMERICHOST only parses
-  // it, here, without the hop to the resolver thread and back.
-  std::error_code literal;
-  (void)asio::ip::make_address(host, literal);
-  if (!literal) {
+  // it, here, without the hop to the resolver thread and back (and refuses a
+  // name at once).
+  {
+    std::error_code not_literal;
     tcp::resolver numeric(ex_);
     auto results = numeric.resolve(host, std::to_string(port),
-                                   tcp::resolver::numeric_host | tcp::resolver::numeric_service, literal);
-    if (!literal) {
+                                   tcp::resolver::numeric_host | tcp::resolver::numeric_service, not_literal);
+    if (!not_literal) {
       endpoints_ = std::move(results);
       co_return std::error_code{};
     }
