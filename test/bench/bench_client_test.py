@@ -25,7 +25,8 @@ import sys
 T = 20.0  # seconds to wait for the peer
 KEYS = ["client", "connections", "messages", "size", "window", "seconds", "msgs_per_s", "mb_per_s",
         "p50_us", "p99_us", "max_rss_kb", "cpu_s"]
-CLIENTS = {"bench-client": "tether", "bench-beast-client": "beast", "bench-websocketpp-client": "websocketpp"}
+CLIENTS = {"bench-client": "tether", "bench-beast-client": "beast", "bench-websocketpp-client": "websocketpp",
+           "bench-epoll-client": "epoll"}
 
 
 def fail(msg):

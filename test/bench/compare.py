@@ -3,7 +3,7 @@
 medians and ratios (docs/benchmarks.md, issue 9's targets).
 
     /usr/bin/python3 test/bench/compare.py [--build DIR] [--repetitions R]
-        [--workloads w1,w2,...] [--scale F] [--no-routed] [--json FILE]
+        [--workloads w1,w2,...] [--scale F] [--no-routed] [--skip NAMES] [--json FILE]
     /usr/bin/python3 test/bench/compare.py --strace [--build DIR]
 
 The echo server runs pinned to CPU 1 (taskset -c 1), each client pinned to
@@ -11,12 +11,15 @@ CPU 0 (taskset -c 0). For each workload the clients run interleaved, A B C D A B
 C D ..., R times (default 3): tether (bench-client, tether::stream), tether
 --routed (the same workload through tether::handler), tether --routed --batch
 (the handler batching queued envelopes into one frame), Beast and websocketpp
-(when built). Per client the table shows the medians of: msgs/s, MB/s (one
+(when built), and bench-epoll-client: the floor, the same workload with no
+library at all (one thread, epoll, one recv per readiness, frames masked into
+one buffer; no UTF-8 check), so each ratio can be read against what the kernel
+allows. Per client the table shows the medians of: msgs/s, MB/s (one
 direction), p50 and p99 round trip, client CPU per message (user + sys over the
 whole process ÷ messages), peak RSS, and the echo server's CPU per message and
 busy share (server CPU ÷ the client's wall time; near 100 % would mean the server
-is the bottleneck: it prints a warning). Ratios are tether's median over the
-peer's (× Beast, × wspp): above 1 is better for msgs/s, below 1 better for p50,
+is the bottleneck: it prints a warning). Ratios are tether's (and the floor's)
+median over the peer's (× Beast, × wspp): above 1 is better for msgs/s, below 1 better for p50,
 CPU and RSS. Then the issue's targets, each met or missed.
 
 Workloads (messages per connection chosen so that a default run of all four
@@ -33,7 +36,7 @@ errors (EAGAIN) and all calls together. strace slows the client, which changes
 batching, so compare the clients with one another rather than with the table.
 
 Binaries come from DIR/test/bench (default: build, else build-bench, under the
-source root), or one by one: --echo-server, --tether, --beast, --websocketpp.
+source root), or one by one: --echo-server, --tether, --beast, --websocketpp, --epoll.
 Exit status 0 when every run succeeded (missed targets are reported, not
 failed), 1 when a run failed, 2 on a bad command line or a missing binary.
 """
@@ -182,13 +185,24 @@ def fmt_num(x):
     return "%.2f" % x
 
 
+def congestion_control():
+    """The kernel's TCP congestion control: with bbr, TCP paces its sends even on
+    loopback, and w3 runs fast or slow from one run to the next (docs/benchmarks.md)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
 def ratio(a, b):
     return "%.2f ×" % (a / b) if a is not None and b else "–"
 
 
 def print_table(results, clients, workloads, repetitions):
     print("\nMedians of %d interleaved runs; × Beast / × wspp = tether's value ÷ the peer's "
-          "(msgs/s: higher is better; p50, CPU, RSS: lower is better)." % repetitions)
+          "(msgs/s: higher is better; p50, CPU, RSS: lower is better); epoll is the floor, "
+          "a client with no library (bench-epoll-client)." % repetitions)
     print("| workload | client | msgs/s | × Beast | × wspp | MB/s | p50 µs | × Beast | × wspp | p99 µs "
           "| CPU µs/msg | × Beast | × wspp | peak RSS KiB | × Beast | server CPU µs/msg | server busy |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -199,7 +213,7 @@ def print_table(results, clients, workloads, repetitions):
             s = row.get(name)
             if not s:
                 continue
-            own = name.startswith("tether")
+            own = name.startswith("tether") or name == "epoll"
 
             def vs(peer, key):
                 return ratio(s[key], peer[key]) if own and peer else ""
@@ -280,7 +294,8 @@ def find_binaries(args):
     if not args.no_routed:
         clients["tether-routed"] = {"path": tether, "extra": ["--routed"]}
         clients["tether-routed-batched"] = {"path": tether, "extra": ["--routed", "--batch"]}
-    for name, exe in (("beast", "bench-beast-client"), ("websocketpp", "bench-websocketpp-client")):
+    for name, exe in (("beast", "bench-beast-client"), ("websocketpp", "bench-websocketpp-client"),
+                      ("epoll", "bench-epoll-client")):
         path = pick(getattr(args, name), exe)
         if path:
             clients[name] = {"path": path, "extra": []}
@@ -349,10 +364,12 @@ def main():
     p.add_argument("--tether")
     p.add_argument("--beast")
     p.add_argument("--websocketpp")
+    p.add_argument("--epoll")
     p.add_argument("--repetitions", "-r", type=int, default=3)
     p.add_argument("--workloads", default="w1,w2,w3,w4")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
     p.add_argument("--no-routed", action="store_true", help="skip bench-client --routed")
+    p.add_argument("--skip", default="", help="comma-separated clients not to run (beast, websocketpp, epoll)")
     p.add_argument("--strace", action="store_true", help="syscalls per message for w2 instead")
     p.add_argument("--json", help="write every run's result to this file")
     args = p.parse_args()
@@ -363,6 +380,10 @@ def main():
         die("taskset (util-linux) is needed to pin the server and the clients")
     raise_fd_limit()
     server_path, clients = find_binaries(args)
+    for name in filter(None, args.skip.split(",")):
+        if name not in clients:
+            die("--skip %s: no such client (%s)" % (name, ", ".join(clients)))
+        del clients[name]
     if os.cpu_count() and os.cpu_count() < 2:
         print("compare.py: fewer than 2 CPUs: the server and the client share one", file=sys.stderr)
 
@@ -405,9 +426,9 @@ def main():
     ours = sum(r["cpu_s"] + r["server_cpu_s"] for r in runs)
     span = sum(r["wall_s"] for r in runs) or 1
     other = max(0.0, total_cpu - ours)
-    print("\nMachine: %d CPUs (%s). Other processes used %.1f CPU-seconds during the %.0f s of runs "
-          "(%.0f %% of one CPU)%s." % (
-              os.cpu_count() or 0, cpu_model(), other, span, 100 * other / span,
+    print("\nMachine: %d CPUs (%s), TCP congestion control %s. Other processes used %.1f CPU-seconds during "
+          "the %.0f s of runs (%.0f %% of one CPU)%s." % (
+              os.cpu_count() or 0, cpu_model(), congestion_control(), other, span, 100 * other / span,
               ": the figures are disturbed, run again on a quiet machine" if other / span > 0.1 else ""))
     print("Workloads: " + "; ".join("%s = %s, %d msgs/conn" % (w, WORKLOADS[w]["title"],
                                                                max(1, int(WORKLOADS[w]["messages"] * args.scale)))
