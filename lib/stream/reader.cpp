@@ -146,8 +146,10 @@ asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
         }
         break;
       }
-      if (!s.proto_.close_received())
+      if (!s.proto_.close_received()) {
         s.proto_.commit(n);
+        s.fresh_input_ = true;
+      }
     }
   } catch (const std::exception& e) {
     s.set_error(error::connection_lost, e.what());
@@ -173,6 +175,7 @@ asio::awaitable<bool> stream::impl::read_direct(std::size_t& read_size) {
   if (n == want)
     read_size = std::min(read_size * 2, max_read);
   const auto keep = ec ? 0 : proto_.commit_payload({body.data() + old, n});
+  fresh_input_ = fresh_input_ || n != 0;
   if (inbox_.empty() || inbox_.back().complete)
     co_return false; // reset() under a pending read: nothing to put back
   inbox_.back().data = std::move(body);

@@ -179,6 +179,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   protocol::payload_mask frame_mask_;
   std::uint64_t writing_framed_ = 0; // framed_seq_ when the write in flight began
   bool writer_idle_ = false;      // the writer coroutine waits for work
+  bool fresh_input_ = false;      // the reader took bytes from the socket since the last lone send
   // Senders waiting for their message to be written, in seq order; each is woken
   // alone once the write that carried its last byte completes. A wait is a
   // sender's signal (send()) or a callback (the handler's pipeline, which hands
@@ -212,8 +213,11 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // tries the socket at once): the pass of the executor before its completion
   // is when a burst of sends queues behind it and leaves in the writer's next
   // batch (a sender that completed at once kept w2 at one message per system
-  // call: 1.1x Beast instead of 4.4x). Written out in both places: a nested
-  // coroutine would cost a frame per message.
+  // call: 1.1x Beast instead of 4.4x). Except the first lone send after new
+  // input (fresh_input_): an answer in lock-step, offered to the socket
+  // directly and complete without a pass when it takes it all; the next
+  // send, with no input in between, waits for its pass again. Written out in
+  // both places: a nested coroutine would cost a frame per message.
 
   // Marks the write loop's holder (however the loop ends).
   struct write_hold {

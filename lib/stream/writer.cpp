@@ -210,18 +210,30 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
   sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
   sendq_bytes_ += data.size();
   if (can_write_inline()) {
+    // The first lone send since the reader took input from the socket is
+    // offered to the socket at once and, if it takes it all, completes without
+    // a pass of the executor: a request answered in lock-step. Any later one
+    // (no input since: the application sends on its own, perhaps a burst) and
+    // the further pieces of a large frame go through Asio's write, whose
+    // completion gives other handlers a turn first.
+    bool at_once = std::exchange(fresh_input_, false);
     try {
       write_hold hold(*this);
       for (auto out = next_write(); out.size(); out = next_write()) {
-        // The write cannot be taken back half done: cancelling its sender
-        // fails the connection, which ends the write (partial_write_cancelled).
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.slot().is_connected())
-          cs.slot().assign([weak = weak_from_this()](asio::cancellation_type) {
-            if (auto self = weak.lock())
-              self->fail(error::partial_write_cancelled);
-          });
-        auto result = co_await tr_->write(out); // its completion clears the slot
+        const std::size_t now = std::exchange(at_once, false) ? tr_->try_write(out) : 0;
+        std::tuple<std::error_code, std::size_t> result{std::error_code{}, now};
+        if (now < out.size()) {
+          // The write cannot be taken back half done: cancelling its sender
+          // fails the connection, which ends the write (partial_write_cancelled).
+          auto cs = co_await asio::this_coro::cancellation_state;
+          if (cs.slot().is_connected())
+            cs.slot().assign([weak = weak_from_this()](asio::cancellation_type) {
+              if (auto self = weak.lock())
+                self->fail(error::partial_write_cancelled);
+            });
+          auto [ec, n] = co_await tr_->write(out + now); // its completion clears the slot
+          result = {ec, now + n};
+        }
         if (!wrote(result))
           break;
       }

@@ -594,6 +594,35 @@ TEST_CASE("a lone send that the socket takes at once gives other handlers a turn
   });
 }
 
+TEST_CASE("the first send after input completes at once; the next one gives other handlers a turn") {
+  // A request answered in lock-step need not wait for a pass of the executor;
+  // a send with no input since it (the application sending on its own, maybe
+  // a burst) still gives others their turn, which lets a burst queue behind it.
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    stream ws(io.get_executor());
+    co_await ws.connect(server.url());
+    std::string buf;
+    for (int round = 0; round < 3; ++round) {
+      co_await ws.send("request");
+      co_await ws.read(buf); // new input: the echo
+      CHECK(buf == "request");
+      bool ran = false;
+      asio::post(io, [&] { ran = true; });
+      co_await ws.send("answer");
+      CHECK_FALSE(ran);
+      co_await ws.send("more");
+      CHECK(ran);
+      co_await ws.read(buf);
+      CHECK(buf == "answer");
+      co_await ws.read(buf);
+      CHECK(buf == "more");
+    }
+    co_await ws.close();
+  });
+}
+
 TEST_CASE("an IP literal is connected to without a lookup; a name still goes to the resolver") {
   // Asio resolves names on a thread of its own, started by the first lookup
   // of an io_context: a literal must not start it.
