@@ -56,6 +56,7 @@ void stream::impl::reset() {
   error_ = {};
   detail_.clear();
   writer_done_ = false;
+  fresh_input_ = false;
   inbox_.clear();
   inbox_bytes_ = 0;
   close_delivered_ = false;

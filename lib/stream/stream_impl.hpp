@@ -215,7 +215,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // batch (a sender that completed at once kept w2 at one message per system
   // call: 1.1x Beast instead of 4.4x). Except the first lone send after new
   // input (fresh_input_): an answer in lock-step, offered to the socket
-  // directly and complete without a pass when it takes it all; the next
+  // directly (not under TLS: try_write takes nothing there) and complete
+  // without a pass when it takes it all; the next
   // send, with no input in between, waits for its pass again. Written out in
   // both places: a nested coroutine would cost a frame per message.
 
