@@ -199,10 +199,12 @@ public:
       return;
     const std::size_t tail = c.in_len - c.in_start;
     if (c.in_cap < tail + want) {
-      auto bigger = std::unique_ptr<char[]>(new char[tail + want]); // not zero-filled
+      // Doubling: a fresh buffer per frame would cost a page fault per 4 KiB.
+      const auto cap = std::max(2 * c.in_cap, tail + want);
+      auto bigger = std::unique_ptr<char[]>(new char[cap]); // not zero-filled
       std::memcpy(bigger.get(), c.in.get() + c.in_start, tail);
       c.in = std::move(bigger);
-      c.in_cap = tail + want;
+      c.in_cap = cap;
     } else {
       std::memmove(c.in.get(), c.in.get() + c.in_start, tail);
     }
