@@ -182,6 +182,9 @@ public:
   /// and unchanged until then, as with asio::async_write.
   /// Cancellation: a message no byte of which was written never goes out; one
   /// cancelled after that fails the connection (error::partial_write_cancelled).
+  /// Scheduling: the first send after a message arrived may complete at once,
+  /// without suspending, when the socket takes it whole (an answer in
+  /// lock-step); other sends give the executor's other handlers a turn first.
   asio::awaitable<void> send(std::string_view data, message_kind kind = message_kind::text);
   asio::awaitable<void> send(std::string_view data, message_kind kind, std::error_code& ec);
 
