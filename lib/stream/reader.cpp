@@ -175,7 +175,8 @@ asio::awaitable<bool> stream::impl::read_direct(std::size_t& read_size) {
   if (n == want)
     read_size = std::min(read_size * 2, max_read);
   const auto keep = ec ? 0 : proto_.commit_payload({body.data() + old, n});
-  fresh_input_ = fresh_input_ || n != 0;
+  if (n != 0)
+    fresh_input_ = true;
   if (inbox_.empty() || inbox_.back().complete)
     co_return false; // reset() under a pending read: nothing to put back
   inbox_.back().data = std::move(body);

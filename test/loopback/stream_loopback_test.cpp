@@ -64,6 +64,16 @@ std::error_code code_of(std::exception_ptr e) {
   return {};
 }
 
+// Sends `text` and says whether a handler posted just before it ran before
+// the send completed: whether the send gave the executor's others a turn.
+awaitable<bool> others_ran_during_send(stream& ws, std::string_view text) {
+  bool ran = false;
+  auto ex = co_await asio::this_coro::executor;
+  asio::post(ex, [&ran] { ran = true; });
+  co_await ws.send(text);
+  co_return ran;
+}
+
 // Timing rule of this project: exact lower bound, loose upper bound (3T + 1 s).
 void check_elapsed(std::chrono::milliseconds elapsed, std::chrono::milliseconds t) {
   CHECK(elapsed >= t);
@@ -582,12 +592,9 @@ TEST_CASE("a lone send that the socket takes at once gives other handlers a turn
     co_await ws.send("warm-up"); // lock-step: each next send writes for itself
     // A loop of such sends must not keep the executor to itself, and senders
     // that start meanwhile must find a write in progress to queue behind.
-    bool ran = false;
     for (int i = 0; i < 3; ++i) {
-      ran = false;
-      asio::post(io, [&] { ran = true; });
-      co_await ws.send("small");
-      CHECK(ran);
+      const bool turn = co_await others_ran_during_send(ws, "small");
+      CHECK(turn);
     }
     co_await server.wait_messages(4);
     co_await ws.close();
@@ -608,12 +615,10 @@ TEST_CASE("the first send after input completes at once; the next one gives othe
       co_await ws.send("request");
       co_await ws.read(buf); // new input: the echo
       CHECK(buf == "request");
-      bool ran = false;
-      asio::post(io, [&] { ran = true; });
-      co_await ws.send("answer");
-      CHECK_FALSE(ran);
-      co_await ws.send("more");
-      CHECK(ran);
+      const bool answer_gave_a_turn = co_await others_ran_during_send(ws, "answer");
+      CHECK_FALSE(answer_gave_a_turn);
+      const bool more_gave_a_turn = co_await others_ran_during_send(ws, "more");
+      CHECK(more_gave_a_turn);
       co_await ws.read(buf);
       CHECK(buf == "answer");
       co_await ws.read(buf);
