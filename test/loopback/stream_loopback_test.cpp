@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <ostream>
 #include <stdlib.h>
 #include <unistd.h>
@@ -66,12 +67,14 @@ std::error_code code_of(std::exception_ptr e) {
 
 // Sends `text` and says whether a handler posted just before it ran before
 // the send completed: whether the send gave the executor's others a turn.
+// (The flag is shared: a send that completes at once leaves the handler to
+// run after this frame is gone.)
 awaitable<bool> others_ran_during_send(stream& ws, std::string_view text) {
-  bool ran = false;
+  auto ran = std::make_shared<bool>(false);
   auto ex = co_await asio::this_coro::executor;
-  asio::post(ex, [&ran] { ran = true; });
+  asio::post(ex, [ran] { *ran = true; });
   co_await ws.send(text);
-  co_return ran;
+  co_return *ran;
 }
 
 // Timing rule of this project: exact lower bound, loose upper bound (3T + 1 s).
