@@ -55,10 +55,10 @@ constexpr std::size_t direct_read_min = 16 * 1024;
 // Frames gathered into one write, at most (one system call per batch).
 constexpr std::size_t write_batch = 256 * 1024;
 // A data frame over stream_frame_min is not copied whole into the output: the
-// writer masks its payload frame_piece bytes at a time, right before each
-// write (protocol::begin_frame), so the kernel copies bytes still in cache.
+// writer masks its payload a piece at a time, right before each write
+// (protocol::begin_frame), so the kernel copies bytes still in cache. Pieces
+// fill writes of transport::send_chunk() bytes (append_frame_piece).
 constexpr std::size_t stream_frame_min = 256 * 1024;
-constexpr std::size_t frame_piece = 128 * 1024;
 constexpr std::size_t max_spare_buffers = 4;
 constexpr std::size_t max_spare_signals = 64;
 constexpr int max_gather_yields = 16; // passes of the executor before a write (gather())

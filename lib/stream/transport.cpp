@@ -12,10 +12,13 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <vector>
@@ -142,6 +145,8 @@ asio::awaitable<std::error_code> transport::connect(std::chrono::milliseconds ti
   if (ec)
     co_return ec;
   sock_->set_option(tcp::no_delay(true), ec);
+  tcp_ = true;
+  measure_segments();
   co_return std::error_code{};
 }
 
@@ -150,6 +155,8 @@ asio::awaitable<std::error_code> transport::connect_unix(const std::string& path
   sock_.emplace(ex_);
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     co_return std::make_error_code(std::errc::filename_too_long);
+  tcp_ = false;
+  send_chunk_ = default_send_chunk;
   const socket_type::endpoint_type endpoint{asio::local::stream_protocol::endpoint(path)};
   auto r = co_await with_timeout(sock_->async_connect(endpoint, use_nothrow), timeout);
   if (!r) {
@@ -236,9 +243,15 @@ asio::awaitable<std::tuple<std::error_code, std::size_t>> transport::write(asio:
   return asio::async_write(*sock_, buf, asio::bind_cancellation_slot(asio::cancellation_slot(), use_nothrow));
 }
 
-namespace {
-constexpr std::size_t max_send_chunk = 128 * 1024;
-} // namespace
+void transport::measure_segments() noexcept {
+  if (!tcp_ || !sock_ || !sock_->is_open())
+    return;
+  int mss = 0;
+  socklen_t len = sizeof mss;
+  if (::getsockopt(sock_->native_handle(), IPPROTO_TCP, TCP_MAXSEG, &mss, &len) == 0 && mss > 0)
+    send_chunk_ = std::max<std::size_t>(1, tcp_send_chunk_target / static_cast<std::size_t>(mss)) *
+                  static_cast<std::size_t>(mss);
+}
 
 std::size_t transport::try_write(asio::const_buffer buf) noexcept {
   if (tls_ || !sock_ || buf.size() == 0)
@@ -246,13 +259,10 @@ std::size_t transport::try_write(asio::const_buffer buf) noexcept {
   // An asynchronous write that the socket completes at once still costs a
   // post and a pass of the executor before the writer resumes: one per
   // message when messages go out one at a time (lock-step request/response).
-  // At most max_send_chunk bytes per system call, as Asio's own writes (64
-  // KiB): one send of a whole 1 MiB frame cost the kernel about half as much
-  // again per byte (w3: 533 against 363 µs of CPU per message, same run of
-  // compare.py; 32 to 256 KiB measured alike).
+  // At most send_chunk_ bytes per system call, as write().
   std::size_t total = 0;
   while (total < buf.size()) {
-    const auto want = std::min<std::size_t>(buf.size() - total, max_send_chunk);
+    const auto want = std::min<std::size_t>(buf.size() - total, send_chunk_);
     ssize_t n;
     do
       n = ::send(sock_->native_handle(), static_cast<const char*>(buf.data()) + total, want, MSG_DONTWAIT | MSG_NOSIGNAL);

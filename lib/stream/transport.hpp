@@ -61,6 +61,16 @@ public:
   /// when the socket is full, or on an error, which the write() of the rest
   /// then reports). Only between writes: never while write() is in flight.
   std::size_t try_write(asio::const_buffer buf) noexcept;
+  /// The most bytes one system call of try_write() sends, and the size of
+  /// the pieces the writer cuts a large frame's payload into: over TCP a whole
+  /// number of segments (the size TCP_MAXSEG gives), about 192 KiB. With
+  /// pieces of a whole number of segments a bulk transfer stayed out of a
+  /// slow mode that 128 KiB pieces fell into under paced congestion control
+  /// (bbr) on loopback: docs/benchmarks.md, w3. Unix sockets and TLS: 128 KiB.
+  std::size_t send_chunk() const noexcept { return tls_ ? default_send_chunk : send_chunk_; }
+  /// Asks the kernel for the segment size again (it starts at half the peer's
+  /// first window and grows with it): the writer does so per large frame.
+  void measure_segments() noexcept;
   /// Ends the connection politely: TLS close_notify (without insisting on the
   /// peer's), then closes the socket. Bounded by `timeout`.
   asio::awaitable<void> shutdown(std::chrono::milliseconds timeout);
@@ -68,6 +78,7 @@ public:
   void close() noexcept;
 
   bool secure() const noexcept { return tls_ != nullptr; }
+  int native_handle() noexcept { return socket().native_handle(); }
   bool is_open() const noexcept;
 
 private:
@@ -83,6 +94,13 @@ private:
   // Only for wss://; shared with other streams of the same TLS settings.
   std::shared_ptr<asio::ssl::context> ctx_;
   std::unique_ptr<asio::ssl::stream<socket_type>> tls_;
+  // One send of a whole 1 MiB frame cost the kernel about half as much again
+  // per byte as sends of 32 to 256 KiB (w3: 533 against 363 µs of CPU per
+  // message); over TCP, the target is rounded down to whole segments.
+  static constexpr std::size_t default_send_chunk = 128 * 1024;
+  static constexpr std::size_t tcp_send_chunk_target = 192 * 1024;
+  std::size_t send_chunk_ = default_send_chunk;
+  bool tcp_ = false;
 };
 
 } // namespace tether::detail

@@ -41,6 +41,7 @@ void stream::impl::fill_output() {
       m.started = true;
       frame_left_ = n;
       frame_done_ = 0;
+      tr_->measure_segments();
       return; // the header ends the output; next_write() appends the payload
     }
     (void)proto_.send_frame(type, m.data.substr(m.offset, n), fin);
@@ -61,10 +62,12 @@ void stream::impl::message_framed() {
   room_.notify_all(); // room in the queue
 }
 
-// Masks the next piece of the open frame's payload onto the write.
+// Masks the next piece of the open frame's payload onto the write: whole
+// TCP segments of payload (transport::send_chunk), after the frame's header
+// in the first write.
 void stream::impl::append_frame_piece() {
   auto& m = sendq_.front();
-  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(frame_left_, frame_piece));
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(frame_left_, tr_->send_chunk()));
   const auto at = out_.size();
   out_.resize(at + n);
   auto* dst = reinterpret_cast<std::uint8_t*>(out_.data() + at);
