@@ -63,10 +63,11 @@ public:
   std::size_t try_write(asio::const_buffer buf) noexcept;
   /// The most bytes one system call of try_write() sends, and the size of
   /// the pieces the writer cuts a large frame's payload into: over TCP a whole
-  /// number of segments (the size TCP_MAXSEG gives), about 192 KiB. With
-  /// pieces of a whole number of segments a bulk transfer stayed out of a
-  /// slow mode that 128 KiB pieces fell into under paced congestion control
-  /// (bbr) on loopback: docs/benchmarks.md, w3. Unix sockets and TLS: 128 KiB.
+  /// number of segments (the size TCP_MAXSEG gives), about 192 KiB. A peer
+  /// that echoes payload as it arrives then sends whole segments back too,
+  /// which kept w3 out of a slow mode that 128 KiB pieces fell into under
+  /// paced congestion control (bbr) on loopback: docs/benchmarks.md. Unix
+  /// sockets and TLS: 128 KiB.
   std::size_t send_chunk() const noexcept { return tls_ ? default_send_chunk : send_chunk_; }
   /// Asks the kernel for the segment size again (it starts at half the peer's
   /// first window and grows with it): the writer does so per large frame.
