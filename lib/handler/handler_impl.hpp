@@ -253,7 +253,10 @@ struct handler::impl : std::enable_shared_from_this<impl> {
                   std::uint64_t id);
   bool paced(const std::shared_ptr<item>& it, steady::time_point now);
   void wake_writer_at(steady::time_point when);
-  void written(const std::shared_ptr<item>& it, std::error_code ec, std::uint64_t connection, bool in_batch = false);
+  void written(const std::shared_ptr<item>& it, std::error_code ec, std::uint64_t connection, bool in_batch = false,
+               bool wake = true);
+  // A send may skip the queue and the writer (do_send): lock-step.
+  bool may_write_directly() const;
   static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::shared_ptr<item> it);
 
   // ---- delivery.cpp ----

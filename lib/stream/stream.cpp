@@ -175,6 +175,11 @@ std::error_code detail::stream_access::start_send(stream& s, std::string_view da
   return s.impl_->start_send(data, kind, utf8_checked, std::move(done));
 }
 
+bool detail::stream_access::idle_and_open(const stream& s) noexcept {
+  const auto& i = *s.impl_;
+  return i.state_ == stream::impl::state::open && !i.writer_done_ && !i.failing() && i.sendq_.empty();
+}
+
 std::size_t detail::stream_access::queued_bytes(const stream& s) noexcept { return s.impl_->sendq_bytes_; }
 
 std::size_t detail::stream_access::buffered_read_bytes(const stream& s) noexcept { return s.impl_->inbox_bytes_; }

@@ -25,6 +25,10 @@ struct stream_access {
   static std::error_code start_send(stream& s, std::string_view data, message_kind kind, bool utf8_checked,
                                     std::function<void(std::error_code)> done);
 
+  /// True when a send() now would be queued at once, with nothing ahead of it:
+  /// the connection is open and the stream's queue is empty.
+  static bool idle_and_open(const stream& s) noexcept;
+
   /// Bytes queued for the writer and not yet framed (the backpressure measure).
   static std::size_t queued_bytes(const stream& s) noexcept;
 

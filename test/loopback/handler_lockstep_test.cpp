@@ -1,0 +1,168 @@
+// tether::handler in lock-step: a lone send that nothing is queued or in
+// flight ahead of is written by its sender, without the writer's pass and
+// the completion's (send_queue.cpp, do_send); whatever is sent meanwhile
+// queues behind it, in order; a sender that can be cancelled goes through
+// the queue.
+#include <doctest/doctest.h>
+#include <tether/handler.hpp>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "handler_support.hpp"
+#include "test_server.hpp"
+
+using namespace tether;
+using namespace tether::test;
+using namespace std::chrono_literals;
+using asio::awaitable;
+
+namespace {
+
+// Sends one envelope and says whether other handlers ran meanwhile (a pass
+// through the executor). The flag is shared: a send that completes at once
+// ends this coroutine before the posted handler runs.
+awaitable<bool> others_ran_during_send(handler& h, int n) {
+  auto ran = std::make_shared<bool>(false);
+  auto ex = co_await asio::this_coro::executor;
+  asio::post(ex, [ran] { *ran = true; });
+  co_await h.send("seq", n);
+  co_return *ran;
+}
+
+// A wake-up the test can await and a callback can give (no polling).
+struct wake_event {
+  explicit wake_event(asio::any_io_executor ex) : timer(ex, asio::steady_timer::time_point::max()) {}
+  awaitable<void> wait() {
+    while (!fired) {
+      auto [ec] = co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      (void)ec;
+    }
+    fired = false;
+  }
+  void fire() {
+    fired = true;
+    timer.cancel();
+  }
+  asio::steady_timer timer;
+  bool fired = false;
+};
+
+// Runs `body` on the handler's executor as an application's own coroutine
+// (spawned there; with a cancellation slot if `cancellable`) and waits for it.
+awaitable<void> on_handler(handler& h, std::function<awaitable<void>()> body, bool cancellable = false) {
+  wake_event done(co_await asio::this_coro::executor);
+  std::exception_ptr failure;
+  auto finished = [&](std::exception_ptr e) {
+    failure = e;
+    done.fire();
+  };
+  asio::cancellation_signal cancel; // never emitted: the slot is only connected
+  if (cancellable)
+    asio::co_spawn(h.get_executor(), body(), asio::bind_cancellation_slot(cancel.slot(), finished));
+  else
+    asio::co_spawn(h.get_executor(), body(), finished);
+  co_await done.wait();
+  if (failure)
+    std::rethrow_exception(failure);
+}
+
+} // namespace
+
+TEST_SUITE("loopback") {
+
+TEST_CASE("handler: a lone send after input completes at once; the next one, and a cancellable sender's, take a turn") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor()); // echoes
+    handler h{io.get_executor(), fast()};
+    wake_event echoed(h.get_executor());
+    int echoes = 0;
+    h.add_route({"seq", [&](const json&, connection_context&) {
+                   ++echoes;
+                   echoed.fire();
+                 }});
+    co_await h.connect(server.url());
+    co_await on_handler(h, [&]() -> awaitable<void> {
+      for (int round = 0; round < 3; ++round) {
+        const int before = echoes;
+        co_await h.send("seq", round * 10);
+        while (echoes == before)
+          co_await echoed.wait(); // new input: the echo
+        const bool answer_gave_a_turn = co_await others_ran_during_send(h, round * 10 + 1);
+        CHECK_FALSE(answer_gave_a_turn);
+        const bool more_gave_a_turn = co_await others_ran_during_send(h, round * 10 + 2);
+        CHECK(more_gave_a_turn);
+        while (echoes < before + 3)
+          co_await echoed.wait();
+      }
+    });
+    // A sender that can be cancelled is queued, even right after input.
+    co_await on_handler(
+        h,
+        [&]() -> awaitable<void> {
+          const int before = echoes;
+          co_await h.send("seq", 100);
+          while (echoes == before)
+            co_await echoed.wait();
+          const bool gave_a_turn = co_await others_ran_during_send(h, 101);
+          CHECK(gave_a_turn);
+        },
+        true);
+    co_await server.wait_messages(11);
+    const auto got = server.messages();
+    REQUIRE(got.size() == 11);
+    const int want[] = {0, 1, 2, 10, 11, 12, 20, 21, 22, 100, 101};
+    for (std::size_t i = 0; i < got.size(); ++i)
+      CHECK(json::parse(got[i].second)["data"] == want[i]);
+    CHECK(h.status().messages_sent == 11);
+    co_await h.close();
+  });
+}
+
+TEST_CASE("handler: sends made while a lone large send is still being written follow it, in order") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    handler h{io.get_executor(), fast()};
+    co_await h.connect(server.url());
+    const std::string big(8 << 20, 'x'); // more than the socket takes at once
+    int done = 0;
+    wake_event all_sent(h.get_executor());
+    co_await on_handler(h, [&]() -> awaitable<void> {
+      auto count = [&](std::exception_ptr e) {
+        CHECK_FALSE(e);
+        if (++done == 21)
+          all_sent.fire();
+      };
+      asio::co_spawn(h.get_executor(), h.send("big", big), count);
+      for (int i = 0; i < 20; ++i)
+        asio::co_spawn(h.get_executor(), h.send("seq", i), count);
+      co_await all_sent.wait();
+    });
+    co_await server.wait_messages(21);
+    const auto got = server.messages();
+    REQUIRE(got.size() == 21);
+    CHECK(json::parse(got[0].second)["path"] == "big");
+    CHECK(json::parse(got[0].second)["data"].get<std::string>().size() == big.size());
+    for (int i = 0; i < 20; ++i)
+      CHECK(json::parse(got[static_cast<std::size_t>(i) + 1].second)["data"] == i);
+    const auto st = h.status();
+    CHECK(st.messages_sent == 21);
+    CHECK(st.queued == 0);
+    co_await h.close();
+  });
+}
+
+} // TEST_SUITE
