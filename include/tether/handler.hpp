@@ -403,6 +403,11 @@ public:
   /// Cancellation: a send still in the queue is removed, never sent, and fails
   /// with operation_aborted; one already handed to the socket is not
   /// interrupted: it completes with the write (or the connection's end).
+  /// Scheduling: a send from a coroutine on get_executor() with no
+  /// cancellation slot, with nothing queued or being written ahead of it (no
+  /// batching, no rate limit), is written by the sending coroutine itself; the
+  /// first such send after a message arrived may complete without suspending
+  /// (as stream::send).
   asio::awaitable<void> send(std::string path, json data);
   asio::awaitable<void> send(std::string path, json data, std::error_code& ec);
   /// Sends `bytes` to `path` as a binary envelope (binary_format::path_prefixed:
