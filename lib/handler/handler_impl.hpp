@@ -257,6 +257,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
                bool wake = true);
   // A send may skip the queue and the writer (do_send): lock-step.
   bool may_write_directly() const;
+  bool utf8_ok(const item& it) const;
   static asio::awaitable<void> do_send(std::shared_ptr<impl> self, std::shared_ptr<item> it);
 
   // ---- delivery.cpp ----

@@ -3,6 +3,8 @@
 // stream and each send's completion.
 #include "handler_impl.hpp"
 
+#include "utf8.hpp"
+
 namespace tether {
 
 void handler::impl::set_queued() {
@@ -131,18 +133,19 @@ asio::awaitable<void> handler::impl::writer(std::shared_ptr<impl> self, std::sha
           continue;
         }
       }
+      if (!s.utf8_ok(*it)) {
+        s.complete(it, error::invalid_utf8); // a user codec's text: only this send fails
+        continue;
+      }
       it->handed = true;
       s.in_flight_.push_back(it);
       const auto kind = it->binary ? message_kind::binary : message_kind::text;
       auto on_written = [self, it, id](std::error_code ec) { self->written(it, ec, id); };
-      if (auto ec = detail::stream_access::start_send(*ws, it->payload, kind, !it->binary && s.codec_checks_utf8_,
-                                                      std::move(on_written))) {
+      // Checked above: a refusal is the connection's end (whose error may be
+      // invalid_utf8 too, when the peer sent bad text).
+      if (auto ec = detail::stream_access::start_send(*ws, it->payload, kind, true, std::move(on_written))) {
         s.in_flight_.pop_back();
         it->handed = false; // refused: no byte of it went out
-        if (ec == error::invalid_utf8) {
-          s.complete(it, ec);
-          continue; // refused before any byte went out (a user codec's text): only this send fails
-        }
         s.requeue({it}); // the connection ended under it: it goes first on the next one
         if (!s.conn_outcome_.error)
           s.conn_outcome_.error = ec;
@@ -300,6 +303,13 @@ void handler::impl::written(const std::shared_ptr<item>& it, std::error_code ec,
     notify(); // the writer may hand over more, or must end the connection
 }
 
+// Text from a user's codec must be UTF-8 (RFC 6455 §8.1); tether's own codecs
+// write it by construction. Checked here, before the stream, so that an
+// invalid_utf8 from the stream can only be the connection's error.
+bool handler::impl::utf8_ok(const item& it) const {
+  return it.binary || codec_checks_utf8_ || detail::is_valid_utf8(it.payload);
+}
+
 // Nothing queued or in flight, the queue flows, and nothing to pace or batch:
 // a message sent now would be handed to the stream at once and written alone.
 bool handler::impl::may_write_directly() const {
@@ -360,21 +370,17 @@ asio::awaitable<void> handler::impl::do_send(std::shared_ptr<impl> self, std::sh
     // of waking the writer and being woken by the write's completion: two
     // passes through the executor fewer per message. Only for a sender that
     // cannot be cancelled: the write may not be taken back half done.
+    if (!s.utf8_ok(*it))
+      throw std::system_error(error::invalid_utf8); // a user codec's text: only this send fails
     const auto ws = s.ws_;
     const auto id = s.ctx_.connection_id;
     it->handed = true;
     s.in_flight_.push_back(it);
-    std::error_code ec;
-    if (!it->binary && s.codec_checks_utf8_)
-      co_await detail::stream_access::send_checked_text(*ws, it->payload, ec);
+    std::error_code ec; // the stream takes it (checked, open, idle): an error is the connection's
+    if (it->binary)
+      co_await ws->send(it->payload, message_kind::binary, ec);
     else
-      co_await ws->send(it->payload, it->binary ? message_kind::binary : message_kind::text, ec);
-    if (ec == error::invalid_utf8) {
-      // A user codec's text, refused before any byte went out: only this send fails.
-      s.in_flight_.erase_if([&it](const std::shared_ptr<item>& x) { return x == it; });
-      it->handed = false;
-      throw std::system_error(ec);
-    }
+      co_await detail::stream_access::send_checked_text(*ws, it->payload, ec);
     // The writer needs waking only for what queued meanwhile, or to end the connection.
     s.written(it, ec, id, false, ec || !s.queue_.empty());
     if (it->ec)

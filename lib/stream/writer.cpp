@@ -239,12 +239,15 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
         }
         if (!wrote(result))
           break;
+        if (written_seq_ >= seq)
+          break; // this send's message is out; what others queued meanwhile is the writer's
       }
     } catch (const std::exception& e) {
       fail(error::connection_lost, e.what());
     }
-    if (failing() || proto_.close_sent())
-      writer_wake_.notify_one(); // the writer ends now
+    if (failing() || proto_.close_sent() || frame_left_ != 0 || !sendq_.empty() || !proto_.pending_output().empty() ||
+        state_ == state::closing)
+      writer_wake_.notify_one(); // the writer ends now, or writes the rest
     if (!failing() && written_seq_ >= seq)
       co_return report(*this, {}, out);
   } else {

@@ -4,6 +4,7 @@
 // queues behind it, in order; a sender that can be cancelled goes through
 // the queue.
 #include <doctest/doctest.h>
+#include <tether/error.hpp>
 #include <tether/handler.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -161,6 +162,86 @@ TEST_CASE("handler: sends made while a lone large send is still being written fo
     const auto st = h.status();
     CHECK(st.messages_sent == 21);
     CHECK(st.queued == 0);
+    co_await h.close();
+  });
+}
+
+TEST_CASE("handler: a lone send completes at its own write, not after the messages queued behind it") {
+  // The server stops reading once it has the first message: the second stays
+  // half written. The first send must have completed all the same; it must
+  // not wait for the second's write, nor fail with the connection after it.
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    server.set_on_message([&](test_server::connection_id, opcode, std::string_view) { server.stall(); });
+    handler h{io.get_executor(), fast()};
+    co_await h.connect(server.url());
+    // The first is under the stream's queue limit (4 MiB), so the second is
+    // handed to the stream while the first is still being written.
+    const std::string first_data(2 << 20, 'x');
+    const std::string big(8 << 20, 'x');
+    auto first = std::make_shared<op_result>();
+    auto second = std::make_shared<op_result>();
+    co_await on_handler(h, [&]() -> awaitable<void> {
+      auto record = [](std::shared_ptr<op_result> r) {
+        return [r](std::exception_ptr e) {
+          r->done = true;
+          try {
+            if (e)
+              std::rethrow_exception(e);
+          } catch (const std::system_error& x) {
+            r->ec = x.code();
+          }
+        };
+      };
+      asio::co_spawn(h.get_executor(), h.send("first", first_data), record(first));
+      asio::co_spawn(h.get_executor(), h.send("second", big), record(second));
+      co_return;
+    });
+    co_await server.wait_messages(1);
+    const bool first_done = co_await eventually([&] { return first->done; });
+    CHECK(first_done);
+    CHECK_FALSE(first->ec);
+    CHECK_FALSE(second->done); // stalled half written
+    server.drop();
+    const bool second_done = co_await eventually([&] { return second->done; });
+    CHECK(second_done);
+    CHECK(second->ec);
+    CHECK(h.status().messages_sent == 1);
+    co_await h.close();
+  });
+}
+
+TEST_CASE("handler: a lone send of a user codec's invalid text fails alone; the connection survives") {
+  // A codec that writes its data verbatim: "\xff" is not UTF-8.
+  struct raw_codec final : codec {
+    std::error_code encode(const envelope& e, std::string& out, bool& binary_frame) const override {
+      out = e.data.get<std::string>() == "bad" ? std::string("\xff") : e.path;
+      binary_frame = false;
+      return {};
+    }
+    std::error_code decode(std::string_view, bool, std::vector<envelope>&, std::string&) const override { return {}; }
+  };
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    handler_options o = fast();
+    o.wire_codec = std::make_shared<raw_codec>();
+    handler h{io.get_executor(), o};
+    co_await h.connect(server.url());
+    co_await on_handler(h, [&]() -> awaitable<void> {
+      std::error_code ec;
+      co_await h.send("first", json("bad"), ec);
+      CHECK(ec == error::invalid_utf8);
+      co_await h.send("second", json("good"), ec);
+      CHECK_FALSE(ec);
+    });
+    co_await server.wait_messages(1);
+    CHECK(server.messages().front().second == "second");
+    CHECK(server.accepted() == 1);
+    CHECK(h.status().reconnects == 0);
     co_await h.close();
   });
 }
