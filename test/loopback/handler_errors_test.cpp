@@ -50,6 +50,15 @@ awaitable<void> answer_and_close(tcp::acceptor& a, std::string answer) {
   sock.close();
 }
 
+// A user codec's invalid text fails that send alone; the next one goes out.
+awaitable<void> bad_then_good(handler& ws, std::string bad, std::string good) {
+  std::error_code ec;
+  co_await ws.send(std::move(bad), json("bad"), ec);
+  CHECK(ec == error::invalid_utf8);
+  co_await ws.send(std::move(good), json("good"), ec);
+  CHECK_FALSE(ec);
+}
+
 } // namespace
 
 TEST_SUITE("loopback") {
@@ -358,31 +367,22 @@ TEST_CASE("handler cancellation: connect() stops connecting; close() stops waiti
   });
 }
 
-TEST_CASE("handler: text from a user's codec is still validated; the connection survives a refused send") {
-  // A codec that writes its data verbatim: "\xff" is not UTF-8.
-  struct raw_codec final : codec {
-    std::error_code encode(const envelope& e, std::string& out, bool& binary_frame) const override {
-      out = e.data.get<std::string>() == "bad" ? std::string("\xff") : e.path;
-      binary_frame = false;
-      return {};
-    }
-    std::error_code decode(std::string_view, bool, std::vector<envelope>&, std::string&) const override { return {}; }
-  };
+TEST_CASE("handler: text from a user's codec is still validated, queued or written by its sender; the connection survives") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
     test_server server(io.get_executor());
     server.set_echo(false);
     handler_options o = fast();
-    o.wire_codec = std::make_shared<raw_codec>();
+    o.wire_codec = std::make_shared<verbatim_codec>();
     handler ws{io.get_executor(), o};
     co_await ws.connect(server.url());
-    std::error_code ec;
-    co_await ws.send("first", json("bad"), ec);
-    CHECK(ec == error::invalid_utf8);
-    co_await ws.send("second", json("good"), ec);
-    CHECK_FALSE(ec);
+    co_await bad_then_good(ws, "first", "second");
     co_await server.wait_messages(1);
     CHECK(server.messages().front().second == "second");
+    // The same for a lone send that its sender writes itself (do_send).
+    co_await on_handler(ws, [&] { return bad_then_good(ws, "third", "fourth"); });
+    co_await server.wait_messages(2);
+    CHECK(server.messages().back().second == "fourth");
     CHECK(ws.status().reconnects == 0);
     CHECK(server.accepted() == 1);
     co_await ws.close();
