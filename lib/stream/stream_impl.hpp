@@ -234,6 +234,12 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // a time (in a burst the writer gathers them into one write instead). A
   // sender the reader resumed while more input waits to be parsed is part of
   // a burst too: the messages still to come will likely be answered as well.
+  // Something the write loop would still write: a queued message, the rest of
+  // an open large frame, control frames the core queued, or our close.
+  bool output_left() const {
+    return frame_left_ != 0 || !sendq_.empty() || !proto_.pending_output().empty() || state_ == state::closing;
+  }
+
   bool can_write_inline() const {
     return writer_idle_ && !writing_ && !failing() && last_batch_ < 2 && proto_.pending_output().empty() &&
            proto_.buffered_input() == 0;

@@ -259,7 +259,8 @@ std::size_t transport::try_write(asio::const_buffer buf) noexcept {
   // An asynchronous write that the socket completes at once still costs a
   // post and a pass of the executor before the writer resumes: one per
   // message when messages go out one at a time (lock-step request/response).
-  // At most send_chunk_ bytes per system call, as write().
+  // At most send_chunk_ bytes per system call (write() keeps Asio's 64 KiB:
+  // it only sends what the kernel did not take here).
   std::size_t total = 0;
   while (total < buf.size()) {
     const auto want = std::min<std::size_t>(buf.size() - total, send_chunk_);

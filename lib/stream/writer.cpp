@@ -245,8 +245,7 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
     } catch (const std::exception& e) {
       fail(error::connection_lost, e.what());
     }
-    if (failing() || proto_.close_sent() || frame_left_ != 0 || !sendq_.empty() || !proto_.pending_output().empty() ||
-        state_ == state::closing)
+    if (failing() || proto_.close_sent() || output_left())
       writer_wake_.notify_one(); // the writer ends now, or writes the rest
     if (!failing() && written_seq_ >= seq)
       co_return report(*this, {}, out);

@@ -145,18 +145,19 @@ TEST_CASE("handler: a lone send completes at its own write, not after the messag
     const std::string first_data(2 << 20, 'x');
     const std::string big(8 << 20, 'x');
     std::shared_ptr<op_result> first, second;
+    wake_event first_ended(h.get_executor()), second_ended(h.get_executor());
     co_await on_handler(h, [&]() -> awaitable<void> {
-      first = start_detached(h.get_executor(), h.send("first", first_data));
-      second = start_detached(h.get_executor(), h.send("second", big));
+      first = start_detached(h.get_executor(), h.send("first", first_data), [&] { first_ended.fire(); });
+      second = start_detached(h.get_executor(), h.send("second", big), [&] { second_ended.fire(); });
       co_return;
     });
     co_await server.wait_messages(1);
-    const bool first_done = co_await eventually([&] { return first->done; });
+    const bool first_done = co_await first_ended.wait_for(5s);
     CHECK(first_done);
     CHECK_FALSE(first->ec);
     CHECK_FALSE(second->done); // stalled half written
     server.drop();
-    const bool second_done = co_await eventually([&] { return second->done; });
+    const bool second_done = co_await second_ended.wait_for(5s);
     CHECK(second_done);
     CHECK(second->ec);
     CHECK(h.status().messages_sent == 1);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace tether::test {
@@ -87,10 +88,16 @@ std::shared_ptr<op_result> start(const Executor& ex, asio::awaitable<void> op, a
 
 /// Starts `op` beside the test with no cancellation slot (as a detached
 /// coroutine of the application's); the result is filled in when it ends.
+/// `then` runs after the result is filled in.
 template <class Executor>
-std::shared_ptr<op_result> start_detached(const Executor& ex, asio::awaitable<void> op) {
+std::shared_ptr<op_result> start_detached(const Executor& ex, asio::awaitable<void> op,
+                                          std::function<void()> then = {}) {
   auto r = std::make_shared<op_result>();
-  asio::co_spawn(ex, std::move(op), record_into(r));
+  asio::co_spawn(ex, std::move(op), [record = record_into(r), then = std::move(then)](std::exception_ptr e) {
+    record(e);
+    if (then)
+      then();
+  });
   return r;
 }
 
@@ -130,6 +137,16 @@ struct wake_event {
       (void)ec;
     }
     fired = false;
+  }
+  /// As wait(), at most `limit`; false if it was not given in time.
+  asio::awaitable<bool> wait_for(std::chrono::milliseconds limit) {
+    timer.expires_after(limit);
+    if (!fired) {
+      auto [ec] = co_await timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      (void)ec;
+    }
+    timer.expires_at(asio::steady_timer::time_point::max());
+    co_return std::exchange(fired, false);
   }
   void fire() {
     fired = true;
