@@ -165,4 +165,77 @@ TEST_CASE("handler: a lone send completes at its own write, not after the messag
   });
 }
 
+TEST_CASE("handler: a lone send whose connection dies while its sender writes it fails; what queued behind it goes out after the reconnect") {
+  // The sender has no cancellation slot, so it writes the message itself;
+  // the server stops reading, so the write stays half done until the drop.
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    handler h{io.get_executor(), fast()};
+    co_await h.connect(server.url());
+    server.stall();
+    const std::string big(16 << 20, 'x'); // far more than the socket buffers hold
+    std::shared_ptr<op_result> first, behind;
+    wake_event first_ended(h.get_executor()), behind_ended(h.get_executor());
+    co_await on_handler(h, [&]() -> awaitable<void> {
+      first = start_detached(h.get_executor(), h.send("big", big), [&] { first_ended.fire(); });
+      behind = start_detached(h.get_executor(), h.send("behind", 1), [&] { behind_ended.fire(); });
+      co_return;
+    });
+    CHECK_FALSE(first->done);
+    const auto reconnects_before = h.status().reconnects;
+    server.drop();
+    const bool first_done = co_await first_ended.wait_for(5s);
+    REQUIRE(first_done);
+    CHECK(first->ec); // half written: the connection's error, never success
+    CHECK(first->ec != asio::error::operation_aborted);
+    const bool behind_done = co_await behind_ended.wait_for(5s);
+    REQUIRE(behind_done);
+    CHECK_FALSE(behind->ec);
+    co_await server.wait_messages(1);
+    const auto got = server.messages();
+    REQUIRE(got.size() == 1);
+    CHECK(json::parse(got[0].second)["path"] == "behind");
+    const auto st = h.status();
+    CHECK(st.reconnects == reconnects_before + 1);
+    CHECK(st.messages_sent == 1);
+    CHECK(st.queued == 0);
+    co_await h.close();
+  });
+}
+
+TEST_CASE("handler: close() while a lone send is being written by its sender ends within the close timeout; the send fails") {
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    server.set_echo(false);
+    const auto o = fast();
+    handler h{io.get_executor(), o};
+    co_await h.connect(server.url());
+    server.stall();
+    const std::string big(16 << 20, 'x');
+    std::shared_ptr<op_result> sending;
+    wake_event ended(h.get_executor());
+    co_await on_handler(h, [&]() -> awaitable<void> {
+      sending = start_detached(h.get_executor(), h.send("big", big), [&] { ended.fire(); });
+      co_return;
+    });
+    CHECK_FALSE(sending->done);
+    const auto started = clock_type::now();
+    std::error_code close_ec;
+    co_await h.close(1000, "", close_ec);
+    const auto took = since(started);
+    MESSAGE("close() took " << took.count() << " ms: " << close_ec.message());
+    CHECK(took >= o.stream.close_timeout); // the write never ends: only the timeout does
+    CHECK(took <= 3 * o.stream.close_timeout + 1s);
+    const bool done = co_await ended.wait_for(1s);
+    REQUIRE(done);
+    CHECK(sending->ec);
+    CHECK(sending->ec != asio::error::operation_aborted);
+    CHECK(h.status().state == "closed");
+    CHECK(h.status().messages_sent == 0);
+  });
+}
+
 } // TEST_SUITE
