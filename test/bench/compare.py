@@ -20,7 +20,10 @@ whole process ÷ messages), peak RSS, and the echo server's CPU per message and
 busy share (server CPU ÷ the client's wall time; near 100 % would mean the server
 is the bottleneck: it prints a warning). Ratios are tether's (and the floor's)
 median over the peer's (× Beast, × wspp): above 1 is better for msgs/s, below 1 better for p50,
-CPU and RSS. Then the issue's targets, each met or missed.
+CPU and RSS. Then, round by round, tether's run over the peer's run of the same
+round (the median of those ratios and the rounds tether won: runs of one round
+are seconds apart, so on a shared VM they mostly see the same phase of the
+host), and the issue's targets, each met or missed (from the medians).
 
 Workloads (messages per connection chosen so that a default run of all four
 clients takes about 2-4 minutes on 2 cores; --scale multiplies them):
@@ -224,6 +227,42 @@ def print_table(results, clients, workloads, repetitions):
                 fmt_num(s["p99_us"]), fmt_num(s["cpu_us_per_msg"]), vs(beast, "cpu_us_per_msg"),
                 vs(wspp, "cpu_us_per_msg"), "{:,}".format(int(s["max_rss_kb"])), vs(beast, "max_rss_kb"),
                 fmt_num(s["server_cpu_us_per_msg"]), 100 * s["server_busy"]))
+
+
+def paired(runs, workload, name, peer):
+    """Per round, `name`'s run ÷ `peer`'s run of the same round: (msgs/s ratios, CPU/msg ratios)."""
+    by = {(r["name"], r["repetition"]): r for r in runs if r["workload"] == workload}
+    speed, cpu = [], []
+    for (who, rep), r in sorted(by.items(), key=lambda kv: kv[0][1]):
+        p = by.get((peer, rep))
+        if who != name or not p or not p["msgs_per_s"] or not p["cpu_s"]:
+            continue
+        speed.append(r["msgs_per_s"] / p["msgs_per_s"])
+        cpu.append((r["cpu_s"] / r["messages"]) / (p["cpu_s"] / p["messages"]))
+    return speed, cpu
+
+
+def print_paired(runs, workloads):
+    """The ratios round by round. A round's runs follow one another within
+    seconds, so on a shared VM they mostly run in the same phase of the host;
+    the medians above may take tether's and the peer's from different phases."""
+    lines = []
+    for w in workloads:
+        for peer in ("beast", "websocketpp"):
+            speed, cpu = paired(runs, w, "tether", peer)
+            if not speed:
+                continue
+            lines.append("| %s | %s | %.2f × (%.2f–%.2f) | %d of %d | %.2f × (%.2f–%.2f) |" % (
+                w, peer, statistics.median(speed), min(speed), max(speed), sum(x > 1 for x in speed), len(speed),
+                statistics.median(cpu), min(cpu), max(cpu)))
+    if not lines:
+        return
+    print("\nRound by round: each tether run ÷ the peer's run of the same round (adjacent in time), "
+          "the median of those ratios (lowest–highest), and the rounds tether was faster in.")
+    print("| workload | peer | msgs/s ratio | rounds ahead | CPU/msg ratio |")
+    print("|---|---|---:|---:|---:|")
+    for line in lines:
+        print(line)
 
 
 def check_targets(results):
@@ -436,6 +475,7 @@ def main():
                                                                max(1, int(WORKLOADS[w]["messages"] * args.scale)))
                                        for w in workloads))
     print_table(results, list(clients), workloads, args.repetitions)
+    print_paired(runs, workloads)
     check_targets(results)
     busy = max((s["server_busy"] for row in results.values() for s in row.values()), default=0)
     if busy > 0.8:
