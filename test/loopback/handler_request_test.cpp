@@ -52,6 +52,40 @@ void on_requests(test_server& server, seen_requests& seen,
 
 TEST_SUITE("loopback") {
 
+TEST_CASE("request: ids are \"<16 hex digits>.<n>\", the digits random per handler") {
+  // Two handlers in one process, one request each: a server that de-duplicates
+  // re-sent requests by id must never confuse them (docs/protocol.md).
+  asio::io_context io;
+  run(io, [&]() -> awaitable<void> {
+    test_server server(io.get_executor());
+    seen_requests seen;
+    on_requests(server, seen, [&](test_server::connection_id from, const json& req) {
+      server.send_text_to(from, reply_text(req, true));
+    });
+    handler a{io.get_executor(), fast()}, b{io.get_executor(), fast()};
+    co_await a.connect(server.url());
+    co_await b.connect(server.url());
+    (void)co_await a.request("who", 1);
+    (void)co_await a.request("who", 2);
+    (void)co_await b.request("who", 3);
+    REQUIRE(seen.all.size() == 3);
+    std::vector<std::string> prefixes;
+    for (const auto& req : seen.all) {
+      const auto id = req["id"].get<std::string>();
+      const auto dot = id.find('.');
+      REQUIRE(dot == 16);
+      CHECK(id.find_first_not_of("0123456789abcdef") == dot);
+      CHECK(id.find_first_not_of("0123456789", dot + 1) == std::string::npos);
+      prefixes.push_back(id.substr(0, dot));
+    }
+    CHECK(prefixes[0] == prefixes[1]); // one handler's
+    CHECK(prefixes[0] != prefixes[2]);
+    CHECK(prefixes[0] != std::string(16, '0'));
+    co_await a.close();
+    co_await b.close();
+  });
+}
+
 TEST_CASE("request: the reply's data; an error reply is a request_error; ids are unique; replies skip routes") {
   asio::io_context io;
   run(io, [&]() -> awaitable<void> {
