@@ -93,7 +93,7 @@ void stream::impl::on_event(const event& ev) {
   case event::kind::error:
     // The core queued a close frame with the RFC's code; the writer flushes it,
     // then the connection ends, bounded by the watchdog.
-    set_error(ev.error, "peer violated the protocol, sent close " + std::to_string(ev.code));
+    set_error(ev.error, "the server broke the protocol; closing with " + std::to_string(ev.code));
     if (!inbox_.empty() && !inbox_.back().complete) {
       inbox_bytes_ -= inbox_.back().size;
       inbox_.pop_back();

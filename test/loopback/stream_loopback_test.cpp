@@ -246,6 +246,10 @@ TEST_CASE("protocol violations by the server: named error, RFC close code sent")
       co_await ws.read(buf, ec);
       CHECK(ec == c.expect);
       CHECK_FALSE(ws.is_open());
+      // The message names the close code we sent, and the violation.
+      const auto text = ws.last_error_message();
+      CHECK(text.find("closing with " + std::to_string(c.code)) != std::string::npos);
+      CHECK(text.find(make_error_code(c.expect).message()) != std::string::npos);
       co_await server.wait_closed(++closed);
       REQUIRE(server.closes().size() == closed);
       CHECK(server.closes().back().first == c.code);
