@@ -99,8 +99,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   }
 
   // From the CSPRNG's per-thread pool (crypto.hpp), as frame masks are:
-  // constructing a std::random_device costs a CPUID, which a VM traps (about
-  // 20 µs; 1.5 % of the client's time when a thousand handlers connect).
+  // constructing a std::random_device costs a CPUID, which a VM traps (two
+  // per handler made connecting 1,000 handlers cost 0.23 CPU-seconds instead
+  // of 0.16: docs/benchmarks.md).
   static std::uint64_t random_u64() {
     std::array<unsigned char, 8> b{};
     if (!detail::pooled_random_bytes(b)) {

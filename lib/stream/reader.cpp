@@ -93,7 +93,9 @@ void stream::impl::on_event(const event& ev) {
   case event::kind::error:
     // The core queued a close frame with the RFC's code; the writer flushes it,
     // then the connection ends, bounded by the watchdog.
-    set_error(ev.error, "the server broke the protocol; closing with " + std::to_string(ev.code));
+    // The RFC's code for the error: the server's violation, or a message over
+    // our own limits (1009). "Sent" would be wrong after a close of our own.
+    set_error(ev.error, "close code " + std::to_string(ev.code));
     if (!inbox_.empty() && !inbox_.back().complete) {
       inbox_bytes_ -= inbox_.back().size;
       inbox_.pop_back();

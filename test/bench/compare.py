@@ -235,10 +235,12 @@ def paired(runs, workload, name, peer):
     speed, cpu = [], []
     for (who, rep), r in sorted(by.items(), key=lambda kv: kv[0][1]):
         p = by.get((peer, rep))
-        if who != name or not p or not p["msgs_per_s"] or not p["cpu_s"]:
+        if who != name or not p:
             continue
-        speed.append(r["msgs_per_s"] / p["msgs_per_s"])
-        cpu.append((r["cpu_s"] / r["messages"]) / (p["cpu_s"] / p["messages"]))
+        if p["msgs_per_s"]:
+            speed.append(r["msgs_per_s"] / p["msgs_per_s"])
+        if p["cpu_s"]:
+            cpu.append((r["cpu_s"] / r["messages"]) / (p["cpu_s"] / p["messages"]))
     return speed, cpu
 
 
@@ -252,9 +254,9 @@ def print_paired(runs, workloads):
             speed, cpu = paired(runs, w, "tether", peer)
             if not speed:
                 continue
-            lines.append("| %s | %s | %.2f × (%.2f–%.2f) | %d of %d | %.2f × (%.2f–%.2f) |" % (
+            lines.append("| %s | %s | %.2f × (%.2f–%.2f) | %d of %d | %s |" % (
                 w, peer, statistics.median(speed), min(speed), max(speed), sum(x > 1 for x in speed), len(speed),
-                statistics.median(cpu), min(cpu), max(cpu)))
+                "%.2f × (%.2f–%.2f)" % (statistics.median(cpu), min(cpu), max(cpu)) if cpu else "–"))
     if not lines:
         return
     print("\nRound by round: each tether run ÷ the peer's run of the same round (adjacent in time), "

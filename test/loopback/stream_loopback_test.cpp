@@ -246,9 +246,9 @@ TEST_CASE("protocol violations by the server: named error, RFC close code sent")
       co_await ws.read(buf, ec);
       CHECK(ec == c.expect);
       CHECK_FALSE(ws.is_open());
-      // The message names the close code we sent, and the violation.
+      // The message names the close code, and the violation.
       const auto text = ws.last_error_message();
-      CHECK(text.find("closing with " + std::to_string(c.code)) != std::string::npos);
+      CHECK(text.find("close code " + std::to_string(c.code)) != std::string::npos);
       CHECK(text.find(make_error_code(c.expect).message()) != std::string::npos);
       co_await server.wait_closed(++closed);
       REQUIRE(server.closes().size() == closed);
@@ -273,6 +273,7 @@ TEST_CASE("a message over the limit fails with 1009 and loses nothing before it"
     std::error_code ec;
     co_await ws.read(buf, ec);
     CHECK(ec == error::message_too_big);
+    CHECK(ws.last_error_message() == "close code 1009: " + make_error_code(error::message_too_big).message());
     co_await server.wait_closed(1);
     CHECK(server.closes().back().first == 1009);
   });
