@@ -113,10 +113,6 @@ struct handler::impl : std::enable_shared_from_this<impl> {
     return v;
   }
 
-  // Request ids start with a random number of this handler's, so that a server
-  // de-duplicating re-sent requests never confuses two handlers' ids.
-  static std::uint64_t id_nonce() { return random_u64(); }
-
   detail::live_token live_{detail::live().handlers};
   asio::any_io_executor strand_; // detail::make_strand
   detail::handoff_shutdown& wake_registry_; // for the signal of each queued message
@@ -124,7 +120,9 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<route_table> table_;
   std::shared_ptr<route_handle::table> routes_;
   std::vector<interceptor> interceptors_;
-  detail::request_table requests_{id_nonce()};
+  // Request ids start with a random number of this handler's, so that a server
+  // de-duplicating re-sent requests never confuses two handlers' ids.
+  detail::request_table requests_{random_u64()};
   detail::subscription_table subs_;
   std::shared_ptr<const codec> codec_;
   bool codec_checks_utf8_ = false; // tether's own codec: its text is UTF-8 already

@@ -155,8 +155,6 @@ asio::awaitable<std::error_code> transport::connect_unix(const std::string& path
   sock_.emplace(ex_);
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     co_return std::make_error_code(std::errc::filename_too_long);
-  tcp_ = false;
-  send_chunk_ = default_send_chunk;
   const socket_type::endpoint_type endpoint{asio::local::stream_protocol::endpoint(path)};
   auto r = co_await with_timeout(sock_->async_connect(endpoint, use_nothrow), timeout);
   if (!r) {

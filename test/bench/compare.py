@@ -231,11 +231,14 @@ def print_table(results, clients, workloads, repetitions):
 
 def paired(runs, workload, name, peer):
     """Per round, `name`'s run ÷ `peer`'s run of the same round: (msgs/s ratios, CPU/msg ratios)."""
-    by = {(r["name"], r["repetition"]): r for r in runs if r["workload"] == workload}
+    def of(who):
+        return {r["repetition"]: r for r in runs if r["workload"] == workload and r["name"] == who}
+
+    theirs = of(peer)
     speed, cpu = [], []
-    for (who, rep), r in sorted(by.items(), key=lambda kv: kv[0][1]):
-        p = by.get((peer, rep))
-        if who != name or not p:
+    for rep, r in of(name).items():
+        p = theirs.get(rep)
+        if not p:
             continue
         if p["msgs_per_s"]:
             speed.append(r["msgs_per_s"] / p["msgs_per_s"])
