@@ -17,6 +17,7 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/parallel_group.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -90,7 +91,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   impl(asio::any_io_executor ex, handler_options o)
       : strand_(detail::make_strand(ex)), wake_registry_(detail::handoff::registry_of(ex)), opts_(std::move(o)),
         table_(opts_.routes ? opts_.routes : std::make_shared<route_table>()), routes_(table_->table_),
-        changed_(strand_), backoff_timer_(strand_), deadline_timer_(strand_),
+        changed_(strand_), backoff_timer_(strand_), stable_timer_(strand_), deadline_timer_(strand_),
         pacer_(opts_.send_rate, opts_.route_send_rates), admit_(opts_.send_rate, opts_.route_send_rates),
         writer_timer_(strand_) {
     codec_ = opts_.wire_codec ? opts_.wire_codec : std::make_shared<json_codec>();
@@ -185,6 +186,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
 
   detail::signal changed_;           // the handler's state, the queue, the writer's work
   asio::steady_timer backoff_timer_;
+  asio::steady_timer stable_timer_; // stable_after of the open connection (arm_stable_timer)
   asio::steady_timer deadline_timer_; // send_timeout of queued messages: one timer for all
   steady::time_point deadline_armed_ = steady::time_point::max();
   // Rate limits: pacer_ spaces the writes, admit_ decides fail_when_rate_limited
@@ -232,10 +234,17 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   // ---- supervisor.cpp ----
   retry_decision decide(const outcome& o);
   static asio::awaitable<void> supervise(std::shared_ptr<impl> self);
+  static asio::awaitable<std::shared_ptr<stream>> open_attempt(std::shared_ptr<impl> self, outcome& o,
+                                                               std::string& context);
   backoff_policy policy() const;
   static asio::awaitable<outcome> run_connection(std::shared_ptr<impl> self, std::shared_ptr<stream> ws,
                                                  bool reconnected);
-  static asio::awaitable<void> settle(std::shared_ptr<impl> self);
+  // Which loop ended first, and what each one threw.
+  using loops_result = std::tuple<std::array<std::size_t, 3>, std::exception_ptr, std::exception_ptr, std::exception_ptr>;
+  static asio::awaitable<loops_result> run_loops(const std::shared_ptr<impl>& self, const std::shared_ptr<stream>& ws);
+  void begin_connection(const std::shared_ptr<impl>& self, const std::shared_ptr<stream>& ws, bool reconnected);
+  static asio::awaitable<outcome> finish_connection(std::shared_ptr<impl> self, std::shared_ptr<stream> ws);
+  void arm_stable_timer(const std::shared_ptr<impl>& self);
   static asio::awaitable<void> run_open_steps(std::shared_ptr<impl> self, std::shared_ptr<stream> ws);
   static asio::awaitable<void> do_connect(std::shared_ptr<impl> self, std::string url);
 

@@ -22,37 +22,11 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
     outcome o;
     std::string text;    // why it ended, as people read it
     std::string context; // the same without the error's own message, for connect()'s exception
-    std::string url = s.url_;
-    auto so = s.opts_.stream;
-    if (s.connecting_hook_) {
-      try {
-        co_await s.connecting_hook_(s.failures_ + 1, url, so.headers);
-      } catch (const std::exception& e) {
-        context = std::string("on_connecting threw: ") + e.what();
-        o.error = error::callback_failed;
-        s.report(o.error, context);
-      }
-    }
-    if (!o.error) {
-      auto ws = std::make_shared<stream>(s.strand_, so);
-      s.ws_ = ws;
-      std::error_code ec;
-      co_await ws->connect(url, ec);
-      {
-        std::lock_guard lock(s.status_mutex_);
-        s.response_ = ws->response();
-      }
+    auto ws = co_await open_attempt(self, o, context);
+    if (ws) {
       if (s.stopping())
         break;
-      if (ec) {
-        o.error = ec;
-        if (ec == error::handshake_rejected) {
-          o.http_status = ws->response().status;
-          if (auto ra = ws->response().headers.find("Retry-After"))
-            o.retry_after = parse_retry_after(*ra);
-        }
-        context = ws->last_error_context();
-      } else {
+      if (!o.error) {
         o = co_await run_connection(self, ws, ever_open);
         ever_open = true;
         if (s.stopping())
@@ -94,6 +68,46 @@ asio::awaitable<void> handler::impl::supervise(std::shared_ptr<impl> self) {
   s.notify();
 }
 
+// One attempt's on_connecting hook (which may change the URL and headers) and
+// opening handshake. A coroutine of its own so that the copy of the stream
+// options made for the hook is not kept for the life of the connection (in
+// supervise's frame it cost every open handler 464 bytes). Returns the stream
+// (null if the hook failed); `o` and `context` say why the attempt failed.
+asio::awaitable<std::shared_ptr<stream>> handler::impl::open_attempt(std::shared_ptr<impl> self, outcome& o,
+                                                                     std::string& context) {
+  auto& s = *self;
+  std::string url = s.url_;
+  auto so = s.opts_.stream;
+  if (s.connecting_hook_) {
+    try {
+      co_await s.connecting_hook_(s.failures_ + 1, url, so.headers);
+    } catch (const std::exception& e) {
+      context = std::string("on_connecting threw: ") + e.what();
+      o.error = error::callback_failed;
+      s.report(o.error, context);
+      co_return nullptr;
+    }
+  }
+  auto ws = std::make_shared<stream>(s.strand_, so);
+  s.ws_ = ws;
+  std::error_code ec;
+  co_await ws->connect(url, ec);
+  {
+    std::lock_guard lock(s.status_mutex_);
+    s.response_ = ws->response();
+  }
+  if (ec) {
+    o.error = ec;
+    if (ec == error::handshake_rejected) {
+      o.http_status = ws->response().status;
+      if (auto ra = ws->response().headers.find("Retry-After"))
+        o.retry_after = parse_retry_after(*ra);
+    }
+    context = ws->last_error_context();
+  }
+  co_return ws;
+}
+
 backoff_policy handler::impl::policy() const {
   backoff_policy p;
   p.kind = opts_.backoff;
@@ -103,51 +117,82 @@ backoff_policy handler::impl::policy() const {
   return p;
 }
 
-// One open connection: on_open steps, then reader, writer, heartbeat and the
-// stability timer until the first of them ends. Returns how it ended, with
-// conn_text_ saying why as people read it.
+// One open connection: on_open steps, then reader, writer and heartbeat (and
+// the stability timer) until the first of the loops ends. Returns how it
+// ended, with conn_text_ saying why as people read it. The setup and the
+// teardown are functions of their own: this frame lives as long as the
+// connection, so it holds only what the loops need.
 asio::awaitable<outcome> handler::impl::run_connection(std::shared_ptr<impl> self, std::shared_ptr<stream> ws,
                                                        bool reconnected) {
-  using namespace detail::awaitable_operators;
   auto& s = *self;
-  s.conn_outcome_ = outcome{};
-  s.conn_outcome_.opened = true;
-  s.conn_text_.clear();
-  s.ctx_.connection_id = ++s.next_connection_id_;
-  ++s.opens_;
-  s.ctx_.connected = true;
-  s.ctx_.metadata = s.metadata_;
-  s.last_frame_ = steady::now();
+  s.begin_connection(self, ws, reconnected);
+  auto loops = run_loops(self, ws); // made outside this frame: its temporaries are not kept here
+  auto [order, e_reader, e_writer, e_heartbeat] = co_await std::move(loops);
+  s.stable_timer_.cancel();
+  if (e_reader && e_writer && e_heartbeat)
+    std::rethrow_exception(order[0] == 0 ? e_reader : order[0] == 1 ? e_writer : e_heartbeat);
+  auto o = co_await finish_connection(std::move(self), std::move(ws));
+  co_return o;
+}
+
+// The reader, writer and heartbeat of a connection, as one group, not nested
+// `||`s: each `||` spawns both of its sides and keeps a frame of its own
+// (docs/benchmarks.md). As with `||`, a loop that throws does not end the
+// others; the group completes when one of them returns.
+asio::awaitable<handler::impl::loops_result> handler::impl::run_loops(const std::shared_ptr<impl>& self,
+                                                                      const std::shared_ptr<stream>& ws) {
+  return asio::experimental::make_parallel_group(asio::co_spawn(self->strand_, reader(self, ws), detail::deferred),
+                                                 asio::co_spawn(self->strand_, writer(self, ws), detail::deferred),
+                                                 asio::co_spawn(self->strand_, heartbeat(self, ws), detail::deferred))
+      .async_wait(asio::experimental::wait_for_one_success(), asio::use_awaitable);
+}
+
+// The connection is open: its id, context and status, the on_open steps, the stability timer.
+void handler::impl::begin_connection(const std::shared_ptr<impl>& self, const std::shared_ptr<stream>& ws,
+                                     bool reconnected) {
+  conn_outcome_ = outcome{};
+  conn_outcome_.opened = true;
+  conn_text_.clear();
+  ctx_.connection_id = ++next_connection_id_;
+  ++opens_;
+  ctx_.connected = true;
+  ctx_.metadata = metadata_;
+  last_frame_ = steady::now();
   std::optional<std::string> accepted;
   for (const auto& e : ws->response().extensions)
     accepted = accepted ? *accepted + ", " + format_extension(e) : format_extension(e);
-  s.update_status([&](tether::status& st) {
+  update_status([&](tether::status& st) {
     st.extensions = accepted;
     if (reconnected)
       ++st.reconnects;
   });
-  s.set_state(connection_state::open, s.failures_); // the count holds until the connection is stable
+  set_state(connection_state::open, failures_); // the count holds until the connection is stable
 
   // The on_open steps and the re-subscriptions run beside the loops (their
   // own sends must be written while they wait); queued messages flow once
   // they have all succeeded.
-  if (s.open_steps_.empty() && s.subs_.active().empty()) {
-    s.start_flowing();
+  if (open_steps_.empty() && subs_.active().empty()) {
+    start_flowing();
   } else {
     auto steps = std::make_shared<asio::cancellation_signal>();
-    s.opening_signal_ = steps;
-    asio::co_spawn(s.strand_, run_open_steps(self, ws),
+    opening_signal_ = steps;
+    asio::co_spawn(strand_, run_open_steps(self, ws),
                    asio::bind_cancellation_slot(steps->slot(), [self, steps,
-                                                id = s.ctx_.connection_id](std::exception_ptr) {
+                                                id = ctx_.connection_id](std::exception_ptr) {
                      self->opening_slot_ = {};
                      if (self->ctx_.connection_id == id && self->ctx_.connected && !self->conn_outcome_.error)
                        self->start_flowing(); // not for a later connection, nor after a failed step
                      self->notify();
                    }));
   }
-  s.notify();
+  notify();
+  arm_stable_timer(self);
+}
 
-  co_await (reader(self, ws) || writer(self, ws) || heartbeat(self, ws) || settle(self));
+// The loops have ended: what was in flight fails, the server's close is
+// answered (or the socket aborted), and the outcome says how it ended.
+asio::awaitable<outcome> handler::impl::finish_connection(std::shared_ptr<impl> self, std::shared_ptr<stream> ws) {
+  auto& s = *self;
   if (auto steps = std::exchange(s.opening_signal_, nullptr))
     steps->emit(asio::cancellation_type::terminal); // on_open steps of a dead connection
   for (auto& it : std::exchange(s.in_flight_, {})) // the stream's callbacks find them done
@@ -176,20 +221,19 @@ asio::awaitable<outcome> handler::impl::run_connection(std::shared_ptr<impl> sel
   co_return o;
 }
 
-// Resets the failure count once the connection has lasted stable_after, then
-// waits until another loop ends the connection.
-asio::awaitable<void> handler::impl::settle(std::shared_ptr<impl> self) {
-  auto& s = *self;
-  auto cs = co_await asio::this_coro::cancellation_state;
-  asio::steady_timer t(s.strand_);
-  t.expires_after(s.opts_.stable_after);
-  auto [tec] = co_await t.async_wait(use_nothrow);
-  if (tec || cancelled(cs))
-    co_return;
-  s.failures_ = 0;
-  s.update_status([](tether::status& st) { st.retries = 0; });
-  t.expires_at(asio::steady_timer::time_point::max());
-  co_await t.async_wait(use_nothrow);
+// Resets the failure count once the connection has lasted stable_after. A
+// plain timer, not a loop of its own beside the others: an idle handler keeps
+// no coroutine for it. run_connection cancels it when the connection ends.
+void handler::impl::arm_stable_timer(const std::shared_ptr<impl>& self) {
+  stable_timer_.expires_after(opts_.stable_after);
+  stable_timer_.async_wait([weak = std::weak_ptr<impl>(self), id = ctx_.connection_id](std::error_code ec) {
+    auto s = weak.lock();
+    if (ec || !s || s->ctx_.connection_id != id || !s->ctx_.connected || s->conn_outcome_.error ||
+        s->conn_outcome_.close_code)
+      return; // the connection ended, or is ending, first
+    s->failures_ = 0;
+    s->update_status([](tether::status& st) { st.retries = 0; });
+  });
 }
 
 // User steps first, then the re-subscriptions, in order. A user step that
