@@ -46,7 +46,9 @@ namespace { // each of the stream's files has its own copy
 // reads fill the buffer (a large message arrives in few system calls) and
 // halves when they use under a quarter of it (an idle connection holds little:
 // the pending read's buffer is all the input memory an idle stream has).
-constexpr std::size_t min_read = 1024;
+// 512 rather than 1024: an idle stream holds 6.4 instead of 7.0 KB, and
+// interleaved w2 and w3 runs did not change (docs/benchmarks.md).
+constexpr std::size_t min_read = 512;
 constexpr std::size_t max_read = 1024 * 1024;
 constexpr std::size_t handshake_read = 4096; // the HTTP response: most fit in one read
 // Payload left in a frame from which reads go straight into the message

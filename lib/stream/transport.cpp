@@ -108,6 +108,7 @@ asio::awaitable<std::error_code> transport::open(const url& u, const stream_opti
       co_return e;
     }
     e = co_await connect(o.connect_timeout);
+    endpoints_ = {}; // needed only to connect: not kept for the connection's life
     if (e)
       context = "connecting to " + u.to_string();
     co_return e;
@@ -124,6 +125,7 @@ asio::awaitable<std::error_code> transport::open(const url& u, const stream_opti
   }
   std::string why;
   e = co_await tunnel(u, *proxy, o.proxy_timeout, why);
+  endpoints_ = {};
   if (e)
     context = "tunnel to " + u.to_string() + " through " + via + (why.empty() ? "" : ": " + why);
   co_return e;
