@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""Holds the heap of an idle open connection to its budget.
+
+    /usr/bin/python3 idle_memory_test.py BENCH_IDLE_MEMORY BENCH_ECHO_SERVER
+
+Opens 300 connections with bench-idle-memory to bench-echo-server (another
+process, so its memory is not counted), at the stream layer and at the
+handler layer, and fails if one costs more heap than its budget:
+
+- an idle stream (no TLS, no compression): 8 KiB, the floor of the pipeline
+  issue (docs/benchmarks.md);
+- an idle handler: 20 KiB, about 3 KB above what it takes today (16.9 KB), so
+  that losing the last change's saving (23.7 KB before it) fails.
+
+Prints both JSON lines. Every wait is bounded by meson's timeout.
+"""
+import json
+import subprocess
+import sys
+
+CONNECTIONS = 300
+BUDGETS = {"stream": 8 * 1024, "handler": 20 * 1024}
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def main():
+    tool, server = sys.argv[1], sys.argv[2]
+    echo = subprocess.Popen([server, "--port", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = echo.stdout.readline()
+        if not line.startswith("listening "):
+            fail("the echo server printed %r instead of 'listening PORT'" % line)
+        url = "ws://127.0.0.1:%d/" % int(line.split()[1])
+        for layer, budget in BUDGETS.items():
+            args = [tool, "--url", url, "--connections", str(CONNECTIONS)] + (["--handler"] if layer == "handler" else [])
+            run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+            if run.returncode != 0:
+                fail("%s exited with %d: %s" % (" ".join(args), run.returncode, run.stderr.strip()))
+            print(run.stdout.strip())
+            r = json.loads(run.stdout.strip().splitlines()[-1])
+            if r["layer"] != layer or r["connections"] != CONNECTIONS:
+                fail("measured %r, expected layer %s with %d connections" % (r, layer, CONNECTIONS))
+            if not 0 < r["per_connection"] <= budget:
+                fail("an idle %s holds %d bytes of heap; its budget is %d" % (layer, r["per_connection"], budget))
+    finally:
+        echo.stdin.close()
+        echo.kill()
+        echo.wait()
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
