@@ -1,5 +1,5 @@
 // Connecting a stream: the transport's phases (resolve, TCP, proxy tunnel,
-// TLS), the opening handshake, then the reader and writer coroutines.
+// TLS), the opening handshake, then the reader coroutine and the writer.
 #include "stream_impl.hpp"
 
 namespace tether {
@@ -172,7 +172,7 @@ asio::awaitable<void> stream::impl::connect_op(std::string_view text, std::error
       self->fail(error::connection_lost, "internal error");
   };
   asio::co_spawn(ex_, run_reader(shared_from_this()), on_end);
-  asio::co_spawn(ex_, run_writer(shared_from_this()), on_end);
+  start_writer();
 }
 
 asio::awaitable<void> stream::impl::do_connect(std::shared_ptr<impl> self, std::string url, std::error_code* out) {

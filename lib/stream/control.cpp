@@ -11,7 +11,7 @@ asio::awaitable<void> stream::impl::finish() {
     if (!clean && !proto_.close_sent())
       state_ = state::failing;
     arm_watchdog_if_idle();
-    writer_wake_.notify_one();
+    wake_writer();
     while (!writer_done_)
       co_await changed_.wait();
   }
@@ -45,7 +45,7 @@ asio::awaitable<std::chrono::nanoseconds> stream::impl::ping_op(std::string_view
   p->payload = std::string(payload);
   p->timer.expires_after(timeout);
   pings_.push_back(p);
-  writer_wake_.notify_one();
+  wake_writer();
   auto [tec] = co_await p->timer.async_wait(use_nothrow);
   pings_.erase_if([&p](const std::shared_ptr<ping_wait>& q) { return q == p; });
   if (p->answered)
@@ -79,7 +79,7 @@ bool stream::impl::start_close(unsigned code, std::string_view reason, std::erro
     close_reason_ = std::string(reason);
     log(log_level::info, "closing with " + std::to_string(code));
     arm_watchdog();
-    writer_wake_.notify_one();
+    wake_writer();
   }
   return true;
 }

@@ -22,7 +22,7 @@ void stream::impl::arm_watchdog() {
     self->state_ = state::failing;
     if (self->tr_)
       self->tr_->close();
-    self->writer_wake_.notify_one();
+    self->wake_writer();
     self->reader_wake_.notify_one();
     self->notify();
   });
@@ -60,7 +60,7 @@ void stream::impl::on_event(const event& ev) {
     readable_.resume_all(); // last: the reading coroutine may run right here
     break;
   case event::kind::ping:
-    writer_wake_.notify_one(); // the core queued the pong (and bounds a backlog of them)
+    wake_writer(); // the core queued the pong (and bounds a backlog of them)
     break;
   case event::kind::pong:
     for (auto& p : pings_) {
@@ -87,7 +87,7 @@ void stream::impl::on_event(const event& ev) {
       inbox_bytes_ -= inbox_.back().size;
       inbox_.pop_back();
     }
-    writer_wake_.notify_one();
+    wake_writer();
     notify();
     break;
   case event::kind::error:
@@ -103,7 +103,7 @@ void stream::impl::on_event(const event& ev) {
     if (state_ == state::open || state_ == state::closing)
       state_ = state::peer_closing; // our close code is queued: it answers the violation
     arm_watchdog();
-    writer_wake_.notify_one();
+    wake_writer();
     notify();
     break;
   }

@@ -1,6 +1,7 @@
 // tether::stream: the public API, the stream's state and errors. Its jobs live
-// beside this file (stream_impl.hpp lists them): one reader and one writer
-// coroutine per connection around the sans-IO protocol core.
+// beside this file (stream_impl.hpp lists them): a reader coroutine and a
+// writer (a state machine, writer.cpp) per connection around the sans-IO
+// protocol core.
 #include "stream_impl.hpp"
 
 namespace tether {
@@ -91,7 +92,7 @@ void stream::impl::fail(std::error_code ec, std::string detail) {
     state_ = state::failing;
   if (tr_)
     tr_->close();
-  writer_wake_.notify_one();
+  wake_writer();
   reader_wake_.notify_one();
   notify();
 }

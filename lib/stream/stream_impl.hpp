@@ -7,9 +7,10 @@
 // has its own signal (signal.hpp: no timer, no system call): read() waits on
 // `readable_` (handoff.hpp: the reader coroutine resumes it in place when a
 // message completes), connect and close on `changed_`, each sender on its own
-// completion signal, senders short of queue room on `room_`, the writer on
-// `writer_wake_`, the reader coroutine on `reader_wake_`. A waiter re-checks its condition after waking and tells a
-// real cancellation from a wake-up by its coroutine's cancellation state.
+// completion signal, senders short of queue room on `room_`, the reader
+// coroutine on `reader_wake_`. A waiter re-checks its condition after waking
+// and tells a real cancellation from a wake-up by its coroutine's cancellation
+// state. The writer is no coroutine: wake_writer() posts its next pass.
 #include <tether/stream.hpp>
 #include <tether/error.hpp>
 #include <tether/protocol.hpp>
@@ -86,8 +87,8 @@ inline void throw_if(const std::error_code& ec, const std::string& detail) {
 
 struct stream::impl : std::enable_shared_from_this<impl> {
   // The connection's life, one value. Waiters' predicates read it (ending(),
-  // failing()); reader and writer coroutines may still wind down in `closed`'s
-  // predecessor states (running_, writer_done_ track the coroutines themselves).
+  // failing()); the reader coroutine and the writer may still wind down in
+  // `closed`'s predecessor states (running_, writer_done_ track them).
   enum class state {
     closed,       // no connection: not yet connected, or ended (error_ says how)
     connecting,   // connect() runs: TCP, TLS, proxy, the HTTP upgrade
@@ -125,7 +126,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, stream_options o)
-      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), readable_(ex_), room_(ex_), writer_wake_(ex_), reader_wake_(ex_),
+      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), readable_(ex_), room_(ex_), reader_wake_(ex_),
         watchdog_(ex_) {}
 
   // ---- shared state ----
@@ -140,8 +141,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::error_code error_;
   std::string detail_;
   bool insecure_warned_ = false; // tls.insecure_skip_verify is logged once per stream
-  int running_ = 0;          // reader + writer coroutines alive
-  bool writer_done_ = false; // the writer coroutine ended: nothing more will be written
+  int running_ = 0;          // reader coroutine + writer alive
+  bool writer_done_ = false; // the writer ended: nothing more will be written
 
   bool failing() const noexcept { return state_ == state::failing; }
   // A close handshake or a failure is under way: the connection is ending.
@@ -152,7 +153,6 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   detail::signal changed_;      // the connection's state: connect and close waiters
   detail::handoff readable_;    // messages, or the connection's state: read() waiters (reader resumes them)
   detail::signal room_;         // room in the send queue: senders held back by backpressure
-  detail::signal writer_wake_;  // work for the writer
   detail::signal reader_wake_;  // room in the read queue again
   asio::steady_timer watchdog_; // bounds the close handshake and TCP shutdown
 
@@ -180,7 +180,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint64_t frame_done_ = 0;
   protocol::payload_mask frame_mask_;
   std::uint64_t writing_framed_ = 0; // framed_seq_ when the write in flight began
-  bool writer_idle_ = false;      // the writer coroutine waits for work
+  bool writer_idle_ = false;      // the writer waits for work
+  // The writer's phase (writer.cpp): waiting for work, a pass posted, in a
+  // pass (gathering or writing), waiting for a sender's write before it ends, ended.
+  enum class writer_phase { idle, scheduled, busy, ending, done };
+  writer_phase writer_ = writer_phase::done;
+  bool writer_token_ = false; // woken during a pass: one more pass after it
+  std::uint32_t writer_run_ = 0; // connections so far: a wake-up posted for one is void in the next
+  int gather_left_ = 0;       // yields left before this pass writes (gather())
   bool fresh_input_ = false;      // the reader took bytes from the socket since the last lone send
   // Senders waiting for their message to be written, in seq order; each is woken
   // alone once the write that carried its last byte completes. A wait is a
@@ -207,7 +214,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // ---- writer ----
 
   // The write loop, `while (auto out = next_write(); out.size()) wrote(...)`,
-  // runs in whoever holds `writing_`: the writer coroutine, or a sender that
+  // runs in whoever holds `writing_`: the writer (writer.cpp), or a sender that
   // found the writer idle (send_op), which saves two hops through the
   // executor per message for a sender that waits for its write anyway. The
   // writer first offers each batch to the socket directly (tr_->try_write) and
@@ -231,7 +238,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
     write_hold& operator=(const write_hold&) = delete;
   };
 
-  // A sender may write itself: the writer coroutine is parked with nothing to
+  // A sender may write itself: the writer is parked with nothing to
   // do, nobody else writes, no frame sits unwritten, and messages come one at
   // a time (in a burst the writer gathers them into one write instead). A
   // sender the reader resumed while more input waits to be parsed is part of
@@ -280,10 +287,17 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void fill_output();
   void message_framed();
   void append_frame_piece();
-  asio::awaitable<void> gather();
+  void start_writer();
+  void wake_writer();
+  void writer_woken();
+  void gather();
+  void writer_pass();
+  void write_more();
+  void writes_done();
+  void writer_park();
+  void writer_end();
   asio::const_buffer next_write();
   bool wrote(const std::tuple<std::error_code, std::size_t>& result);
-  static asio::awaitable<void> run_writer(std::shared_ptr<impl> self);
   asio::awaitable<void> send_op([[maybe_unused]] std::shared_ptr<impl> keep, std::string_view data, message_kind kind,
                                 std::error_code* out, bool utf8_checked);
   std::error_code start_send(std::string_view data, message_kind kind, bool utf8_checked,

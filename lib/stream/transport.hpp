@@ -13,6 +13,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/ssl/context.hpp>
 #include <asio/ssl/stream.hpp>
+#include <asio/write.hpp>
 
 #include <memory>
 #include <optional>
@@ -56,6 +57,16 @@ public:
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer buf);
   asio::awaitable<std::tuple<std::error_code, std::size_t>> write(asio::const_buffer buf);
+  /// write() with a completion handler instead of an awaitable, for the
+  /// stream's writer, which keeps no coroutine (writer.cpp). Not cancellable
+  /// either: a plain handler has no cancellation slot.
+  template <class Handler>
+  void async_write(asio::const_buffer buf, Handler&& handler) {
+    if (tls_)
+      asio::async_write(*tls_, buf, std::forward<Handler>(handler));
+    else
+      asio::async_write(*sock_, buf, std::forward<Handler>(handler));
+  }
   /// Writes what the socket takes right now, without waiting and without a
   /// pass through the executor; returns how many bytes it took (0 under TLS,
   /// when the socket is full, or on an error, which the write() of the rest

@@ -1,5 +1,5 @@
-// Writing: senders queue frames, the writer coroutine (or a lone sender,
-// inline) gathers whatever is queued into one write; completions after it.
+// Writing: senders queue frames, the writer (or a lone sender, inline)
+// gathers whatever is queued into one write; completions after it.
 #include <cstring>
 
 #include "stream_impl.hpp"
@@ -88,18 +88,22 @@ void stream::impl::append_frame_piece() {
 // handler at a time, and writing at the first would send the burst one
 // message per system call (and the peer would answer one per call too).
 // Yields while the queue keeps growing, a few times at most, and only when
-// the last write carried several messages: a yield costs a pass of the
-// executor (an epoll_wait when nothing else is queued), which a lone message
-// answered in lock-step should not pay.
-asio::awaitable<void> stream::impl::gather() {
-  if (last_batch_ < 2)
-    co_return;
-  for (int i = 0; i < max_gather_yields && !failing() && sendq_bytes_ < write_batch; ++i) {
-    const auto before = next_seq_;
-    co_await asio::post(ex_, use_nothrow);
-    if (next_seq_ == before)
-      break;
+// the last write carried several messages (writer_woken): a yield costs a
+// pass of the executor (an epoll_wait when nothing else is queued), which a
+// lone message answered in lock-step should not pay.
+void stream::impl::gather() {
+  if (gather_left_ == 0 || failing() || sendq_bytes_ >= write_batch) {
+    writer_pass();
+    return;
   }
+  --gather_left_;
+  const auto before = next_seq_;
+  asio::post(ex_, [self = shared_from_this(), before] {
+    if (self->next_seq_ == before)
+      self->writer_pass(); // nothing new was queued during that pass
+    else
+      self->gather();
+  });
 }
 
 // What to write next (empty: nothing pending, or the connection failed).
@@ -138,51 +142,133 @@ bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result)
   return true;
 }
 
-asio::awaitable<void> stream::impl::run_writer(std::shared_ptr<impl> self) {
-  auto& s = *self;
-  for (;;) {
-    if (s.failing())
-      break;
-    if (!s.writing_) {
-      try {
-        write_hold hold(s);
-        for (auto out = s.next_write(); out.size(); out = s.next_write()) {
-          const auto now = s.tr_->try_write(out); // most writes end here, without a pass of the executor
-          std::tuple<std::error_code, std::size_t> result{std::error_code{}, now};
-          const bool waited = now < out.size();
-          if (waited) {
-            auto [ec, n] = co_await s.tr_->write(out + now);
-            result = {ec, now + n};
-          }
-          if (!s.wrote(result))
-            break;
-          // Between the pieces of a large frame the reader gets a turn: a
-          // writer that keeps the socket busy for megabytes while the echo
-          // piles up stalls the peer. w3, interleaved runs: medians 4,173
-          // against 3,762 msgs/s without the yield (Beast 3,398).
-          if (!waited && s.frame_left_ != 0)
-            co_await asio::post(s.ex_, use_nothrow);
-        }
-      } catch (const std::exception& e) {
-        s.fail(error::connection_lost, e.what());
-      }
-      if (s.failing() || s.proto_.close_sent())
-        break; // our close frame is on the wire; nothing may follow it
-    }
-    s.writer_idle_ = !s.writing_;
-    co_await s.writer_wake_.wait();
-    s.writer_idle_ = false;
-    if (!s.writing_)
-      co_await s.gather();
+// The writer is a state machine driven by wake_writer() and by its writes'
+// completions, not a coroutine: a stream with nothing to write keeps nothing
+// for it (the coroutine's frame, spawn frame and parked wait cost an idle
+// stream 960 bytes: docs/benchmarks.md). Its phases keep the coroutine's
+// order: a wake-up is posted; a pass gathers, then writes everything queued,
+// each batch offered to the socket first (tr_->try_write) and the rest
+// written asynchronously; between the pieces of a large frame the reader gets
+// a turn. A wake-up during a pass leaves a token: one more pass after it.
+
+void stream::impl::start_writer() {
+  ++writer_run_;
+  writer_ = writer_phase::busy;
+  writer_token_ = false;
+  writer_pass();
+}
+
+void stream::impl::wake_writer() {
+  switch (writer_) {
+  case writer_phase::idle:
+    writer_ = writer_phase::scheduled;
+    asio::post(ex_, [self = shared_from_this(), run = writer_run_] {
+      if (self->writer_run_ == run)
+        self->writer_woken();
+    });
+    break;
+  case writer_phase::busy:
+    writer_token_ = true;
+    break;
+  case writer_phase::ending: // may be posted more than once: not past this connection's end
+    asio::post(ex_, [self = shared_from_this(), run = writer_run_] {
+      if (self->writer_run_ == run)
+        self->writer_end();
+    });
+    break;
+  case writer_phase::scheduled: // the pass to come sees this work too
+  case writer_phase::done:
+    break;
   }
-  // A sender's write still in flight ends before the writer does (it ends
-  // with the socket's close at the latest).
-  while (s.writing_)
-    co_await s.writer_wake_.wait();
-  s.writer_done_ = true;
-  --s.running_;
-  s.reader_wake_.notify_one();
-  s.notify();
+}
+
+void stream::impl::writer_woken() {
+  if (writer_ != writer_phase::scheduled)
+    return; // ended meanwhile
+  writer_ = writer_phase::busy;
+  writer_idle_ = false;
+  if (!writing_ && last_batch_ >= 2) {
+    gather_left_ = max_gather_yields;
+    gather();
+    return;
+  }
+  writer_pass();
+}
+
+// One pass: unless a sender writes inline right now, write whatever is queued.
+void stream::impl::writer_pass() {
+  if (failing()) {
+    writer_end();
+    return;
+  }
+  if (writing_) {
+    writer_park(); // that sender wakes the writer if it leaves output behind
+    return;
+  }
+  writing_ = true;
+  write_more();
+}
+
+void stream::impl::write_more() {
+  try {
+    for (auto out = next_write(); out.size(); out = next_write()) {
+      const auto now = tr_->try_write(out); // most writes end here, without a pass of the executor
+      if (now < out.size()) {
+        tr_->async_write(out + now, [self = shared_from_this(), now](std::error_code ec, std::size_t n) {
+          if (self->wrote({ec, now + n}))
+            self->write_more();
+          else
+            self->writes_done();
+        });
+        return;
+      }
+      if (!wrote({std::error_code{}, now}))
+        break;
+      // Between the pieces of a large frame the reader gets a turn: a
+      // writer that keeps the socket busy for megabytes while the echo
+      // piles up stalls the peer. w3, interleaved runs: medians 4,173
+      // against 3,762 msgs/s without the yield (Beast 3,398).
+      if (frame_left_ != 0) {
+        asio::post(ex_, [self = shared_from_this()] { self->write_more(); });
+        return;
+      }
+    }
+  } catch (const std::exception& e) {
+    fail(error::connection_lost, e.what());
+  }
+  writes_done();
+}
+
+void stream::impl::writes_done() {
+  writing_ = false;
+  if (failing() || proto_.close_sent())
+    writer_end(); // our close frame is on the wire; nothing may follow it
+  else
+    writer_park();
+}
+
+void stream::impl::writer_park() {
+  writer_idle_ = !writing_;
+  writer_ = writer_phase::idle;
+  if (std::exchange(writer_token_, false))
+    wake_writer();
+}
+
+// A sender's write still in flight ends before the writer does (it ends
+// with the socket's close at the latest, and wakes the writer).
+void stream::impl::writer_end() {
+  if (writer_ == writer_phase::done)
+    return;
+  if (writing_) {
+    writer_ = writer_phase::ending;
+    return;
+  }
+  writer_ = writer_phase::done;
+  writer_idle_ = false;
+  writer_done_ = true;
+  --running_;
+  reader_wake_.notify_one();
+  notify();
 }
 
 // `utf8_checked`: text from tether's own codecs, UTF-8 by construction.
@@ -246,11 +332,11 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
       fail(error::connection_lost, e.what());
     }
     if (failing() || proto_.close_sent() || output_left())
-      writer_wake_.notify_one(); // the writer ends now, or writes the rest
+      wake_writer(); // the writer ends now, or writes the rest
     if (!failing() && written_seq_ >= seq)
       co_return report(*this, {}, out);
   } else {
-    writer_wake_.notify_one();
+    wake_writer();
   }
   // This send's own wake-up (from a pool: making a channel per message costs a
   // lock), registered until the coroutine ends however it ends.
@@ -309,7 +395,7 @@ std::error_code stream::impl::start_send(std::string_view data, message_kind kin
   sendq_.push_back({seq, kind == message_kind::text ? opcode::text : opcode::binary, data});
   sendq_bytes_ += data.size();
   send_waits_.push_back({seq, nullptr, std::move(done)});
-  writer_wake_.notify_one();
+  wake_writer();
   return {};
 }
 
