@@ -215,7 +215,13 @@ void stream::impl::write_more() {
       const auto now = tr_->try_write(out); // most writes end here, without a pass of the executor
       if (now < out.size()) {
         tr_->async_write(out + now, [self = shared_from_this(), now](std::error_code ec, std::size_t n) {
-          if (self->wrote({ec, now + n}))
+          bool more = false;
+          try {
+            more = self->wrote({ec, now + n}); // completes senders: their callbacks run here
+          } catch (const std::exception& e) {
+            self->fail(error::connection_lost, e.what());
+          }
+          if (more)
             self->write_more();
           else
             self->writes_done();
