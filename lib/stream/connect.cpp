@@ -1,5 +1,5 @@
 // Connecting a stream: the transport's phases (resolve, TCP, proxy tunnel,
-// TLS), the opening handshake, then the reader coroutine and the writer.
+// TLS), the opening handshake, then the reader and the writer.
 #include "stream_impl.hpp"
 
 namespace tether {
@@ -167,11 +167,7 @@ asio::awaitable<void> stream::impl::connect_op(std::string_view text, std::error
   state_ = state::open;
   log(log_level::info, "open: " + u.to_string() + (subprotocol_.empty() ? "" : " (" + subprotocol_ + ")"));
   running_ = 2;
-  auto on_end = [weak = weak_from_this()](std::exception_ptr e) {
-    if (auto self = weak.lock(); self && e)
-      self->fail(error::connection_lost, "internal error");
-  };
-  asio::co_spawn(ex_, run_reader(shared_from_this()), on_end);
+  start_reader();
   start_writer();
 }
 

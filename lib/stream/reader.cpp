@@ -1,6 +1,6 @@
-// Reading: the reader coroutine feeds the protocol core; its events become
-// whole messages in the inbox (or chunks for read_some); read() takes them;
-// the idle watchdog.
+// Reading: the reader feeds the protocol core; its events become whole
+// messages in the inbox (or chunks for read_some); read() takes them; the
+// idle watchdog.
 #include <cstring>
 #include <utility>
 
@@ -23,7 +23,7 @@ void stream::impl::arm_watchdog() {
     if (self->tr_)
       self->tr_->close();
     self->wake_writer();
-    self->reader_wake_.notify_one();
+    self->wake_reader();
     self->notify();
   });
 }
@@ -109,86 +109,150 @@ void stream::impl::on_event(const event& ev) {
   }
 }
 
-asio::awaitable<void> stream::impl::run_reader(std::shared_ptr<impl> self) {
-  auto& s = *self;
-  std::size_t read_size = min_read;
+// The reader is a state machine driven by its reads' completions, not a
+// coroutine (as the writer, writer.cpp): a pending read holds the stream, and
+// a paused reader holds nothing. Each step parses what was read and delivers
+// its events, then starts the next read, pauses (the read queue is full) or
+// ends; the end (finish()) is a coroutine of its own.
+
+void stream::impl::start_reader() {
+  ++reader_run_;
+  reader_ = reader_phase::running;
+  read_size_ = min_read;
+  read_loop();
+}
+
+// Room in the read queue again, or the connection must end: a paused reader
+// goes on (posted: wakers are in the middle of a state change).
+void stream::impl::wake_reader() {
+  if (reader_ != reader_phase::paused)
+    return; // running: it checks the state before it pauses
+  reader_ = reader_phase::scheduled;
+  asio::post(ex_, [self = shared_from_this(), run = reader_run_] {
+    if (self->reader_run_ != run || self->reader_ != reader_phase::scheduled)
+      return;
+    self->reader_ = reader_phase::running;
+    self->read_loop();
+  });
+}
+
+void stream::impl::read_loop() {
   try {
-    for (;;) {
-      while (auto ev = s.proto_.next_event())
-        s.on_event(*ev);
-      if (s.failing() || s.proto_.failed())
-        break;
-      while (s.read_paused() && !s.failing())
-        co_await s.reader_wake_.wait();
-      if (s.failing())
-        break;
-      if (s.proto_.direct_payload() >= direct_read_min && !s.inbox_.empty() && !s.inbox_.back().complete) {
-        const bool read = co_await s.read_direct(read_size);
-        if (!read)
-          break;
-        continue;
-      }
-      // After the close handshake only EOF matters: whatever else arrives is
-      // read into the core's free input space and never committed (a buffer
-      // of its own would cost every closing connection an allocation).
-      if (s.proto_.close_received())
-        read_size = min_read;
-      auto span = s.proto_.prepare(read_size);
-      auto buf = asio::buffer(span.data(), std::min(span.size(), read_size));
-      auto [ec, n] = co_await s.tr_->read_some(buf);
-      if (n == buf.size())
-        read_size = std::min(read_size * 2, max_read);
-      else if (n < buf.size() / 4)
-        read_size = std::max(read_size / 2, min_read);
-      if (ec) {
-        if (is_eof(ec) && s.proto_.close_received()) {
-          // Clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1).
-        } else if (!s.error_) {
-          s.set_error(error::connection_lost, ec.message());
-        }
-        break;
-      }
-      if (!s.proto_.close_received()) {
-        s.proto_.commit(n);
-        s.fresh_input_ = true;
+    while (auto ev = proto_.next_event())
+      on_event(*ev);
+    if (failing() || proto_.failed()) {
+      end_reader();
+      return;
+    }
+    if (read_paused()) {
+      reader_ = reader_phase::paused;
+      return;
+    }
+    if (proto_.direct_payload() >= direct_read_min && !inbox_.empty() && !inbox_.back().complete) {
+      read_direct();
+      return;
+    }
+    // After the close handshake only EOF matters: whatever else arrives is
+    // read into the core's free input space and never committed (a buffer
+    // of its own would cost every closing connection an allocation).
+    if (proto_.close_received())
+      read_size_ = min_read;
+    auto span = proto_.prepare(read_size_);
+    auto buf = asio::buffer(span.data(), std::min(span.size(), read_size_));
+    tr_->async_read_some(buf, [self = shared_from_this(), size = buf.size()](std::error_code ec, std::size_t n) {
+      self->on_read(ec, n, size);
+    });
+  } catch (const std::exception& e) {
+    set_error(error::connection_lost, e.what());
+    end_reader();
+  }
+}
+
+void stream::impl::on_read(std::error_code ec, std::size_t n, std::size_t size) {
+  if (n == size)
+    read_size_ = std::min(read_size_ * 2, max_read);
+  else if (n < size / 4)
+    read_size_ = std::max(read_size_ / 2, min_read);
+  if (ec) {
+    if (is_eof(ec) && proto_.close_received()) {
+      // Clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1).
+    } else if (!error_) {
+      try {
+        set_error(error::connection_lost, ec.message());
+      } catch (const std::exception&) {
       }
     }
-  } catch (const std::exception& e) {
-    s.set_error(error::connection_lost, e.what());
+    end_reader();
+    return;
   }
-  co_await s.finish();
+  if (!proto_.close_received()) {
+    proto_.commit(n);
+    fresh_input_ = true;
+  }
+  read_loop();
 }
+
+// The reader has stopped: finish() lets the writer end and closes the socket.
+void stream::impl::end_reader() {
+  reader_ = reader_phase::done;
+  auto on_end = [weak = weak_from_this()](std::exception_ptr e) {
+    if (auto self = weak.lock(); self && e)
+      self->fail(error::connection_lost, "internal error");
+  };
+  asio::co_spawn(ex_, run_finish(shared_from_this()), on_end);
+}
+
+asio::awaitable<void> stream::impl::run_finish(std::shared_ptr<impl> self) { co_await self->finish(); }
 
 // Reads the rest of a large frame's payload from the socket straight into the
 // message being received, without a copy through the protocol's buffer.
-// read_size adapts as for other reads. False: the connection ended.
-asio::awaitable<bool> stream::impl::read_direct(std::size_t& read_size) {
+// read_size_ adapts as for other reads.
+void stream::impl::read_direct() {
   // Moved out while the read is pending: a read_some() meanwhile finds no
   // partial data to take, rather than a buffer being written into.
-  std::string body = std::move(inbox_.back().data);
+  direct_body_ = std::move(inbox_.back().data);
   const auto old = std::exchange(inbox_.back().size, 0);
   const auto remaining = proto_.direct_payload();
   if (const auto limit = opts_.max_message_size; limit == 0 || old + remaining <= limit)
-    body.reserve(old + static_cast<std::size_t>(remaining)); // one allocation for the frame, not doublings
-  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, read_size));
-  if (body.size() < old + want)
-    body.resize(old + want); // zeroes only what no earlier message left in this buffer
-  auto [ec, n] = co_await tr_->read_some(asio::buffer(body.data() + old, want));
-  if (n == want)
-    read_size = std::min(read_size * 2, max_read);
-  const auto keep = ec ? 0 : proto_.commit_payload({body.data() + old, n});
-  if (n != 0)
-    fresh_input_ = true;
-  if (inbox_.empty() || inbox_.back().complete)
-    co_return false; // reset() under a pending read: nothing to put back
-  inbox_.back().data = std::move(body);
-  inbox_.back().size = old + keep;
-  inbox_bytes_ += keep;
-  if (keep != 0 && partial_readers_ != 0)
-    readable_.resume_all();
-  if (ec && !error_)
-    set_error(error::connection_lost, ec.message());
-  co_return !ec;
+    direct_body_.reserve(old + static_cast<std::size_t>(remaining)); // one allocation for the frame, not doublings
+  const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, read_size_));
+  if (direct_body_.size() < old + want)
+    direct_body_.resize(old + want); // zeroes only what no earlier message left in this buffer
+  tr_->async_read_some(asio::buffer(direct_body_.data() + old, want),
+                       [self = shared_from_this(), old, want](std::error_code ec, std::size_t n) {
+                         self->on_read_direct(ec, n, old, want);
+                       });
+}
+
+void stream::impl::on_read_direct(std::error_code ec, std::size_t n, std::size_t old, std::size_t want) {
+  try {
+    if (n == want)
+      read_size_ = std::min(read_size_ * 2, max_read);
+    const auto keep = ec ? 0 : proto_.commit_payload({direct_body_.data() + old, n});
+    if (n != 0)
+      fresh_input_ = true;
+    if (inbox_.empty() || inbox_.back().complete) {
+      std::string().swap(direct_body_); // reset() under a pending read: nothing to put back
+      end_reader();
+      return;
+    }
+    inbox_.back().data = std::move(direct_body_);
+    inbox_.back().size = old + keep;
+    inbox_bytes_ += keep;
+    if (keep != 0 && partial_readers_ != 0)
+      readable_.resume_all();
+    if (ec) {
+      if (!error_)
+        set_error(error::connection_lost, ec.message());
+      end_reader();
+      return;
+    }
+  } catch (const std::exception& e) {
+    set_error(error::connection_lost, e.what());
+    end_reader();
+    return;
+  }
+  read_loop();
 }
 
 void stream::impl::arm_watchdog_if_idle() {
@@ -214,7 +278,7 @@ bool stream::impl::take(std::string& buf, bool some, read_result& out, std::erro
           spare_.push_back(std::move(f.data));
         inbox_.pop_front();
       }
-      reader_wake_.notify_one();
+      wake_reader();
       return true;
     }
   }

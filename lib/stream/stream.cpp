@@ -1,6 +1,6 @@
 // tether::stream: the public API, the stream's state and errors. Its jobs live
-// beside this file (stream_impl.hpp lists them): a reader coroutine and a
-// writer (a state machine, writer.cpp) per connection around the sans-IO
+// beside this file (stream_impl.hpp lists them): a reader and a writer per
+// connection (state machines, reader.cpp and writer.cpp) around the sans-IO
 // protocol core.
 #include "stream_impl.hpp"
 
@@ -93,7 +93,7 @@ void stream::impl::fail(std::error_code ec, std::string detail) {
   if (tr_)
     tr_->close();
   wake_writer();
-  reader_wake_.notify_one();
+  wake_reader();
   notify();
 }
 

@@ -5,12 +5,13 @@
 //
 // Coordination is single-threaded on the stream's executor. Each kind of waiter
 // has its own signal (signal.hpp: no timer, no system call): read() waits on
-// `readable_` (handoff.hpp: the reader coroutine resumes it in place when a
+// `readable_` (handoff.hpp: the reader resumes it in place when a
 // message completes), connect and close on `changed_`, each sender on its own
-// completion signal, senders short of queue room on `room_`, the reader
-// coroutine on `reader_wake_`. A waiter re-checks its condition after waking
-// and tells a real cancellation from a wake-up by its coroutine's cancellation
-// state. The writer is no coroutine: wake_writer() posts its next pass.
+// completion signal, senders short of queue room on `room_`. A waiter
+// re-checks its condition after waking and tells a real cancellation from a
+// wake-up by its coroutine's cancellation state. The reader and the writer are
+// no coroutines but state machines: wake_reader() and wake_writer() post
+// their next step.
 #include <tether/stream.hpp>
 #include <tether/error.hpp>
 #include <tether/protocol.hpp>
@@ -87,7 +88,7 @@ inline void throw_if(const std::error_code& ec, const std::string& detail) {
 
 struct stream::impl : std::enable_shared_from_this<impl> {
   // The connection's life, one value. Waiters' predicates read it (ending(),
-  // failing()); the reader coroutine and the writer may still wind down in
+  // failing()); the reader and the writer may still wind down in
   // `closed`'s predecessor states (running_, writer_done_ track them).
   enum class state {
     closed,       // no connection: not yet connected, or ended (error_ says how)
@@ -126,7 +127,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, stream_options o)
-      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), readable_(ex_), room_(ex_), reader_wake_(ex_),
+      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), readable_(ex_), room_(ex_),
         watchdog_(ex_) {}
 
   // ---- shared state ----
@@ -141,7 +142,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::error_code error_;
   std::string detail_;
   bool insecure_warned_ = false; // tls.insecure_skip_verify is logged once per stream
-  int running_ = 0;          // reader coroutine + writer alive
+  int running_ = 0;          // reader (until finish() ends) + writer alive
   bool writer_done_ = false; // the writer ended: nothing more will be written
 
   bool failing() const noexcept { return state_ == state::failing; }
@@ -153,7 +154,6 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   detail::signal changed_;      // the connection's state: connect and close waiters
   detail::handoff readable_;    // messages, or the connection's state: read() waiters (reader resumes them)
   detail::signal room_;         // room in the send queue: senders held back by backpressure
-  detail::signal reader_wake_;  // room in the read queue again
   asio::steady_timer watchdog_; // bounds the close handshake and TCP shutdown
 
   // inbound
@@ -205,6 +205,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::string close_reason_;
 
   // ---- reader ----
+
+  // The reader's phase (reader.cpp): reading or parsing, paused with its read
+  // queue full, a step posted, ended.
+  enum class reader_phase { running, paused, scheduled, done };
+  reader_phase reader_ = reader_phase::done;
+  std::uint32_t reader_run_ = 0; // connections so far: a wake-up posted for one is void in the next
+  std::size_t read_size_ = min_read; // adapts between min_read and max_read
+  std::string direct_body_;          // the message a direct read fills (read_direct)
 
   bool read_paused() const {
     return state_ == state::open && inbox_bytes_ >= opts_.max_read_queue_bytes && !inbox_.empty() &&
@@ -275,8 +283,14 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // ---- reader.cpp ----
   void arm_watchdog();
   void on_event(const event& ev);
-  static asio::awaitable<void> run_reader(std::shared_ptr<impl> self);
-  asio::awaitable<bool> read_direct(std::size_t& read_size);
+  void start_reader();
+  void wake_reader();
+  void read_loop();
+  void on_read(std::error_code ec, std::size_t n, std::size_t size);
+  void end_reader();
+  static asio::awaitable<void> run_finish(std::shared_ptr<impl> self);
+  void read_direct();
+  void on_read_direct(std::error_code ec, std::size_t n, std::size_t old, std::size_t want);
   void arm_watchdog_if_idle();
   bool take(std::string& buf, bool some, read_result& out, std::error_code& ec);
   static asio::awaitable<read_result> do_read(std::shared_ptr<impl> self, std::string& buf, std::error_code* out,

@@ -57,6 +57,14 @@ public:
 
   asio::awaitable<std::tuple<std::error_code, std::size_t>> read_some(asio::mutable_buffer buf);
   asio::awaitable<std::tuple<std::error_code, std::size_t>> write(asio::const_buffer buf);
+  /// read_some() with a completion handler, for the stream's reader (reader.cpp).
+  template <class Handler>
+  void async_read_some(asio::mutable_buffer buf, Handler&& handler) {
+    if (tls_)
+      tls_->async_read_some(buf, std::forward<Handler>(handler));
+    else
+      sock_->async_read_some(buf, std::forward<Handler>(handler));
+  }
   /// write() with a completion handler instead of an awaitable, for the
   /// stream's writer, which keeps no coroutine (writer.cpp). Not cancellable
   /// either: a plain handler has no cancellation slot.

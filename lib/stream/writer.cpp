@@ -273,7 +273,7 @@ void stream::impl::writer_end() {
   writer_idle_ = false;
   writer_done_ = true;
   --running_;
-  reader_wake_.notify_one();
+  wake_reader();
   notify();
 }
 
