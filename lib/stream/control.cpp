@@ -21,7 +21,8 @@ asio::awaitable<void> stream::impl::finish() {
     tr_->close();
   if (!error_ && !proto_.close_received())
     set_error(error::connection_lost);
-  watchdog_.cancel();
+  if (watchdog_)
+    watchdog_->cancel();
   for (auto& p : pings_)
     p->timer.cancel();
   state_ = state::closed;

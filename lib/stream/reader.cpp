@@ -4,6 +4,8 @@
 #include <cstring>
 #include <utility>
 
+#include <asio/bind_allocator.hpp>
+
 #include "stream_impl.hpp"
 
 namespace tether {
@@ -11,8 +13,10 @@ namespace tether {
 void stream::impl::arm_watchdog() {
   if (opts_.close_timeout.count() <= 0)
     return;
-  watchdog_.expires_after(opts_.close_timeout);
-  watchdog_.async_wait([weak = weak_from_this()](std::error_code ec) {
+  if (!watchdog_)
+    watchdog_ = std::make_unique<asio::steady_timer>(ex_);
+  watchdog_->expires_after(opts_.close_timeout);
+  watchdog_->async_wait([weak = weak_from_this()](std::error_code ec) {
     auto self = weak.lock();
     if (ec || !self || self->state_ == state::closed)
       return;
@@ -159,9 +163,9 @@ void stream::impl::read_loop() {
       read_size_ = min_read;
     auto span = proto_.prepare(read_size_);
     auto buf = asio::buffer(span.data(), std::min(span.size(), read_size_));
-    tr_->async_read_some(buf, [self = shared_from_this(), size = buf.size()](std::error_code ec, std::size_t n) {
-      self->on_read(ec, n, size);
-    });
+    tr_->async_read_some(buf, asio::bind_allocator(detail::op_allocator<void>(read_memory_),
+                                                   [self = shared_from_this(), size = buf.size()](
+                                                       std::error_code ec, std::size_t n) { self->on_read(ec, n, size); }));
   } catch (const std::exception& e) {
     set_error(error::connection_lost, e.what());
     end_reader();
@@ -219,9 +223,10 @@ void stream::impl::read_direct() {
   if (direct_body_.size() < old + want)
     direct_body_.resize(old + want); // zeroes only what no earlier message left in this buffer
   tr_->async_read_some(asio::buffer(direct_body_.data() + old, want),
-                       [self = shared_from_this(), old, want](std::error_code ec, std::size_t n) {
-                         self->on_read_direct(ec, n, old, want);
-                       });
+                       asio::bind_allocator(detail::op_allocator<void>(read_memory_),
+                                            [self = shared_from_this(), old, want](std::error_code ec, std::size_t n) {
+                                              self->on_read_direct(ec, n, old, want);
+                                            }));
 }
 
 void stream::impl::on_read_direct(std::error_code ec, std::size_t n, std::size_t old, std::size_t want) {
@@ -256,7 +261,7 @@ void stream::impl::on_read_direct(std::error_code ec, std::size_t n, std::size_t
 }
 
 void stream::impl::arm_watchdog_if_idle() {
-  if (watchdog_.expiry() <= clock::now()) // not already bounding a close handshake
+  if (!watchdog_ || watchdog_->expiry() <= clock::now()) // not already bounding a close handshake
     arm_watchdog();
 }
 

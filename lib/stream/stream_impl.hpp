@@ -31,6 +31,7 @@
 #include "handshake_log.hpp"
 #include "timeout.hpp"
 #include "live.hpp"
+#include "op_memory.hpp"
 #include "handoff.hpp"
 #include "signal.hpp"
 #include "stream_access.hpp"
@@ -127,8 +128,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   };
 
   impl(asio::any_io_executor ex, stream_options o)
-      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), readable_(ex_), room_(ex_),
-        watchdog_(ex_) {}
+      : ex_(std::move(ex)), opts_(std::move(o)), changed_(ex_), readable_(ex_), room_(ex_) {}
 
   // ---- shared state ----
   detail::live_token live_{detail::live().streams};
@@ -154,7 +154,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   detail::signal changed_;      // the connection's state: connect and close waiters
   detail::handoff readable_;    // messages, or the connection's state: read() waiters (reader resumes them)
   detail::signal room_;         // room in the send queue: senders held back by backpressure
-  asio::steady_timer watchdog_; // bounds the close handshake and TCP shutdown
+  // Bounds the close handshake and TCP shutdown. Made at the first close: an
+  // open connection does not carry a timer's 120 bytes for it.
+  std::unique_ptr<asio::steady_timer> watchdog_;
 
   // inbound
   detail::fifo<inbound> inbox_;
@@ -213,6 +215,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::uint32_t reader_run_ = 0; // connections so far: a wake-up posted for one is void in the next
   std::size_t read_size_ = min_read; // adapts between min_read and max_read
   std::string direct_body_;          // the message a direct read fills (read_direct)
+  detail::op_memory read_memory_;    // the pending read's operation (op_memory.hpp)
 
   bool read_paused() const {
     return state_ == state::open && inbox_bytes_ >= opts_.max_read_queue_bytes && !inbox_.empty() &&
