@@ -244,7 +244,7 @@ struct handler::impl : std::enable_shared_from_this<impl> {
   static asio::awaitable<loops_result> run_loops(const std::shared_ptr<impl>& self, const std::shared_ptr<stream>& ws);
   void begin_connection(const std::shared_ptr<impl>& self, const std::shared_ptr<stream>& ws, bool reconnected);
   static asio::awaitable<outcome> finish_connection(std::shared_ptr<impl> self, std::shared_ptr<stream> ws);
-  void arm_stable_timer(const std::shared_ptr<impl>& self);
+  void arm_stable_timer();
   static asio::awaitable<void> run_open_steps(std::shared_ptr<impl> self, std::shared_ptr<stream> ws);
   static asio::awaitable<void> do_connect(std::shared_ptr<impl> self, std::string url);
 

@@ -186,7 +186,7 @@ void handler::impl::begin_connection(const std::shared_ptr<impl>& self, const st
                    }));
   }
   notify();
-  arm_stable_timer(self);
+  arm_stable_timer();
 }
 
 // The loops have ended: what was in flight fails, the server's close is
@@ -224,9 +224,9 @@ asio::awaitable<outcome> handler::impl::finish_connection(std::shared_ptr<impl> 
 // Resets the failure count once the connection has lasted stable_after. A
 // plain timer, not a loop of its own beside the others: an idle handler keeps
 // no coroutine for it. run_connection cancels it when the connection ends.
-void handler::impl::arm_stable_timer(const std::shared_ptr<impl>& self) {
+void handler::impl::arm_stable_timer() {
   stable_timer_.expires_after(opts_.stable_after);
-  stable_timer_.async_wait([weak = std::weak_ptr<impl>(self), id = ctx_.connection_id](std::error_code ec) {
+  stable_timer_.async_wait([weak = weak_from_this(), id = ctx_.connection_id](std::error_code ec) {
     auto s = weak.lock();
     if (ec || !s || s->ctx_.connection_id != id || !s->ctx_.connected || s->conn_outcome_.error ||
         s->conn_outcome_.close_code)

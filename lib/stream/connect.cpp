@@ -167,6 +167,7 @@ asio::awaitable<void> stream::impl::connect_op(std::string_view text, std::error
   state_ = state::open;
   log(log_level::info, "open: " + u.to_string() + (subprotocol_.empty() ? "" : " (" + subprotocol_ + ")"));
   running_ = 2;
+  ++run_;
   start_reader();
   start_writer();
 }

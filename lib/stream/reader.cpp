@@ -120,7 +120,6 @@ void stream::impl::on_event(const event& ev) {
 // ends; the end (finish()) is a coroutine of its own.
 
 void stream::impl::start_reader() {
-  ++reader_run_;
   reader_ = reader_phase::running;
   read_size_ = min_read;
   read_loop();
@@ -132,12 +131,19 @@ void stream::impl::wake_reader() {
   if (reader_ != reader_phase::paused)
     return; // running: it checks the state before it pauses
   reader_ = reader_phase::scheduled;
-  asio::post(ex_, [self = shared_from_this(), run = reader_run_] {
-    if (self->reader_run_ != run || self->reader_ != reader_phase::scheduled)
+  asio::post(ex_, [self = shared_from_this(), run = run_] {
+    if (self->run_ != run || self->reader_ != reader_phase::scheduled)
       return;
     self->reader_ = reader_phase::running;
     self->read_loop();
   });
+}
+
+// Every socket read of the reader: its operation is built in read_memory_.
+template <class Handler>
+void stream::impl::read_socket(asio::mutable_buffer buf, Handler&& handler) {
+  tr_->async_read_some(buf, asio::bind_allocator(detail::op_allocator<void>(read_memory_),
+                                                 std::forward<Handler>(handler)));
 }
 
 void stream::impl::read_loop() {
@@ -163,13 +169,24 @@ void stream::impl::read_loop() {
       read_size_ = min_read;
     auto span = proto_.prepare(read_size_);
     auto buf = asio::buffer(span.data(), std::min(span.size(), read_size_));
-    tr_->async_read_some(buf, asio::bind_allocator(detail::op_allocator<void>(read_memory_),
-                                                   [self = shared_from_this(), size = buf.size()](
-                                                       std::error_code ec, std::size_t n) { self->on_read(ec, n, size); }));
+    read_socket(buf, [self = shared_from_this(), size = buf.size()](std::error_code ec, std::size_t n) {
+      self->on_read(ec, n, size);
+    });
   } catch (const std::exception& e) {
-    set_error(error::connection_lost, e.what());
-    end_reader();
+    reader_failed(e.what());
   }
+}
+
+// The connection is lost (unless an earlier error says why it ended): the
+// reader ends. set_error() logs, and a log callback that throws is not let
+// out: the error is recorded before the log.
+void stream::impl::reader_failed(const std::string& why) {
+  try {
+    if (!error_)
+      set_error(error::connection_lost, why);
+  } catch (const std::exception&) {
+  }
+  end_reader();
 }
 
 void stream::impl::on_read(std::error_code ec, std::size_t n, std::size_t size) {
@@ -178,15 +195,10 @@ void stream::impl::on_read(std::error_code ec, std::size_t n, std::size_t size) 
   else if (n < size / 4)
     read_size_ = std::max(read_size_ / 2, min_read);
   if (ec) {
-    if (is_eof(ec) && proto_.close_received()) {
-      // Clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1).
-    } else if (!error_) {
-      try {
-        set_error(error::connection_lost, ec.message());
-      } catch (const std::exception&) {
-      }
-    }
-    end_reader();
+    if (is_eof(ec) && proto_.close_received())
+      end_reader(); // clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1)
+    else
+      reader_failed(ec.message());
     return;
   }
   if (!proto_.close_received()) {
@@ -222,11 +234,10 @@ void stream::impl::read_direct() {
   const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, read_size_));
   if (direct_body_.size() < old + want)
     direct_body_.resize(old + want); // zeroes only what no earlier message left in this buffer
-  tr_->async_read_some(asio::buffer(direct_body_.data() + old, want),
-                       asio::bind_allocator(detail::op_allocator<void>(read_memory_),
-                                            [self = shared_from_this(), old, want](std::error_code ec, std::size_t n) {
-                                              self->on_read_direct(ec, n, old, want);
-                                            }));
+  read_socket(asio::buffer(direct_body_.data() + old, want),
+              [self = shared_from_this(), old, want](std::error_code ec, std::size_t n) {
+                self->on_read_direct(ec, n, old, want);
+              });
 }
 
 void stream::impl::on_read_direct(std::error_code ec, std::size_t n, std::size_t old, std::size_t want) {
@@ -247,14 +258,11 @@ void stream::impl::on_read_direct(std::error_code ec, std::size_t n, std::size_t
     if (keep != 0 && partial_readers_ != 0)
       readable_.resume_all();
     if (ec) {
-      if (!error_)
-        set_error(error::connection_lost, ec.message());
-      end_reader();
+      reader_failed(ec.message());
       return;
     }
   } catch (const std::exception& e) {
-    set_error(error::connection_lost, e.what());
-    end_reader();
+    reader_failed(e.what());
     return;
   }
   read_loop();

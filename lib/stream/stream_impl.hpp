@@ -143,6 +143,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::string detail_;
   bool insecure_warned_ = false; // tls.insecure_skip_verify is logged once per stream
   int running_ = 0;          // reader (until finish() ends) + writer alive
+  std::uint32_t run_ = 0;    // connections so far: a reader's or writer's step posted for one is void in the next
   bool writer_done_ = false; // the writer ended: nothing more will be written
 
   bool failing() const noexcept { return state_ == state::failing; }
@@ -188,7 +189,6 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   enum class writer_phase { idle, scheduled, busy, ending, done };
   writer_phase writer_ = writer_phase::done;
   bool writer_token_ = false; // woken during a pass: one more pass after it
-  std::uint32_t writer_run_ = 0; // connections so far: a wake-up posted for one is void in the next
   int gather_left_ = 0;       // yields left before this pass writes (gather())
   bool fresh_input_ = false;      // the reader took bytes from the socket since the last lone send
   // Senders waiting for their message to be written, in seq order; each is woken
@@ -212,7 +212,6 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // queue full, a step posted, ended.
   enum class reader_phase { running, paused, scheduled, done };
   reader_phase reader_ = reader_phase::done;
-  std::uint32_t reader_run_ = 0; // connections so far: a wake-up posted for one is void in the next
   std::size_t read_size_ = min_read; // adapts between min_read and max_read
   std::string direct_body_;          // the message a direct read fills (read_direct)
   detail::op_memory read_memory_;    // the pending read's operation (op_memory.hpp)
@@ -289,7 +288,10 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void start_reader();
   void wake_reader();
   void read_loop();
+  template <class Handler>
+  void read_socket(asio::mutable_buffer buf, Handler&& handler);
   void on_read(std::error_code ec, std::size_t n, std::size_t size);
+  void reader_failed(const std::string& why);
   void end_reader();
   static asio::awaitable<void> run_finish(std::shared_ptr<impl> self);
   void read_direct();

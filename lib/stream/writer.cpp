@@ -152,7 +152,6 @@ bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result)
 // a turn. A wake-up during a pass leaves a token: one more pass after it.
 
 void stream::impl::start_writer() {
-  ++writer_run_;
   writer_ = writer_phase::busy;
   writer_token_ = false;
   writer_pass();
@@ -162,8 +161,8 @@ void stream::impl::wake_writer() {
   switch (writer_) {
   case writer_phase::idle:
     writer_ = writer_phase::scheduled;
-    asio::post(ex_, [self = shared_from_this(), run = writer_run_] {
-      if (self->writer_run_ == run)
+    asio::post(ex_, [self = shared_from_this(), run = run_] {
+      if (self->run_ == run)
         self->writer_woken();
     });
     break;
@@ -171,8 +170,8 @@ void stream::impl::wake_writer() {
     writer_token_ = true;
     break;
   case writer_phase::ending: // may be posted more than once: not past this connection's end
-    asio::post(ex_, [self = shared_from_this(), run = writer_run_] {
-      if (self->writer_run_ == run)
+    asio::post(ex_, [self = shared_from_this(), run = run_] {
+      if (self->run_ == run)
         self->writer_end();
     });
     break;
