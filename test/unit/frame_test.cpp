@@ -130,7 +130,7 @@ std::vector<std::uint8_t> random_payload() {
 template <class Check>
 void every_masking_case(Check&& check) {
   for (std::size_t offset = 0; offset < 4; ++offset)
-    for (std::size_t len = 0; len < 100; ++len)
+    for (std::size_t len = 0; len < 200; ++len) // up to three 64-byte vector blocks, with every tail
       for (std::size_t start = 0; start < 9; ++start)
         check(offset, len, start);
 }
