@@ -1,31 +1,17 @@
 // RFC 6455 §5.3 masking: out[i] = in[i] ^ key[(offset + i) % 4].
-// Works on 64-byte blocks through eight 64-bit words (vectorised for the CPU at
-// hand: cpu_dispatch.hpp), then 8-byte words, then bytes for the tail; memcpy
-// keeps unaligned access legal. Each block is loaded whole before it is
-// stored, so `in` may be `out` (masking in place).
+// Works on 64-byte blocks in vector registers (the widest this CPU has:
+// simd.hpp), then 8-byte words, then bytes for the tail; memcpy keeps
+// unaligned access legal. Each block is loaded whole before it is stored, so
+// `in` may be `out` (masking in place).
 #include <tether/frame.hpp>
 
-#include "cpu_dispatch.hpp"
+#include "simd.hpp"
 
 #include <algorithm>
 #include <cstring>
 
 namespace tether {
 namespace {
-
-// The whole 64-byte blocks of `in`; returns how many bytes it masked.
-TETHER_CPU_CLONES std::size_t mask_blocks(std::uint8_t* out, const std::uint8_t* in, std::size_t n,
-                                          std::uint64_t k64) noexcept {
-  std::size_t done = 0;
-  for (; n - done >= 64; done += 64) {
-    std::uint64_t w[8];
-    std::memcpy(w, in + done, 64);
-    for (auto& x : w)
-      x ^= k64;
-    std::memcpy(out + done, w, 64);
-  }
-  return done;
-}
 
 void mask(std::uint8_t* out, const std::uint8_t* in, std::size_t n, std::array<std::uint8_t, 4> key,
           std::size_t offset) noexcept {
@@ -38,7 +24,7 @@ void mask(std::uint8_t* out, const std::uint8_t* in, std::size_t n, std::array<s
   std::memcpy(&k32, k.data(), 4);
   const std::uint64_t k64 = (std::uint64_t{k32} << 32) | k32;
 
-  const auto blocks = n >= 64 ? mask_blocks(out, in, n, k64) : 0; // small frames skip the indirect call
+  const auto blocks = n >= 64 ? detail::mask_blocks(detail::best_simd_level(), out, in, n, k64) : 0;
   in += blocks;
   out += blocks;
   n -= blocks;

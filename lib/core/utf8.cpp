@@ -3,11 +3,7 @@
 // the first byte that makes them so, which RFC 6455 §8.1 "fail fast" asks for.
 #include "utf8.hpp"
 
-#include "cpu_dispatch.hpp"
-
-#if TETHER_X86_MULTIVERSION
-#include <immintrin.h>
-#endif
+#include "simd.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -49,55 +45,6 @@ constexpr std::uint64_t high_bits = 0x8080808080808080ull;
 
 inline bool continuation(unsigned char c) noexcept { return (c & 0xC0) == 0x80; }
 
-// How many of the first n bytes at p are ASCII, in whole 64-byte blocks. On
-// x86-64 one version per vector width (SSE2 is the baseline); GCC vectorises
-// the portable loop only at some optimisation levels, so it is written out.
-#if TETHER_X86_MULTIVERSION
-__attribute__((target("default"))) std::size_t ascii_blocks(const unsigned char* p, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; n - i >= 64; i += 64) {
-    const auto* q = reinterpret_cast<const __m128i*>(p + i);
-    const __m128i any = _mm_or_si128(_mm_or_si128(_mm_loadu_si128(q), _mm_loadu_si128(q + 1)),
-                                     _mm_or_si128(_mm_loadu_si128(q + 2), _mm_loadu_si128(q + 3)));
-    if (_mm_movemask_epi8(any) != 0)
-      break;
-  }
-  return i;
-}
-
-__attribute__((target("avx2"))) std::size_t ascii_blocks(const unsigned char* p, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; n - i >= 64; i += 64) {
-    const auto* q = reinterpret_cast<const __m256i*>(p + i);
-    if (_mm256_movemask_epi8(_mm256_or_si256(_mm256_loadu_si256(q), _mm256_loadu_si256(q + 1))) != 0)
-      break;
-  }
-  return i;
-}
-
-__attribute__((target("arch=x86-64-v4"))) std::size_t ascii_blocks(const unsigned char* p, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; n - i >= 64; i += 64)
-    if (_mm512_movepi8_mask(_mm512_loadu_si512(p + i)) != 0)
-      break;
-  return i;
-}
-#else
-std::size_t ascii_blocks(const unsigned char* p, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; n - i >= 64; i += 64) {
-    std::uint64_t w[8];
-    std::memcpy(w, p + i, 64);
-    std::uint64_t any = 0;
-    for (const auto x : w)
-      any |= x;
-    if (any & high_bits)
-      break;
-  }
-  return i;
-}
-#endif
-
 } // namespace
 
 std::size_t utf8_valid_prefix_dfa(std::uint32_t& state, std::string_view bytes) noexcept {
@@ -133,12 +80,12 @@ std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noex
     s = next;
   }
   while (i < n) {
-    // The vector loop is an indirect call: only for a run longer than 32 bytes
-    // (mixed text has short ones).
+    // The vector loop (simd.hpp) is a call away: only for a run longer than
+    // 32 bytes (mixed text has short ones).
     while (n - i >= 32 && !((load8(p + i) | load8(p + i + 8) | load8(p + i + 16) | load8(p + i + 24)) & high_bits)) {
       i += 32;
       if (n - i >= 64)
-        i += ascii_blocks(p + i, n - i);
+        i += ascii_blocks(best_simd_level(), p + i, n - i);
     }
     while (n - i >= 8 && !(load8(p + i) & high_bits))
       i += 8;
