@@ -43,6 +43,11 @@ inline std::uint64_t load8(const unsigned char* p) noexcept {
 
 constexpr std::uint64_t high_bits = 0x8080808080808080ull;
 
+// True if the 32 bytes at p are ASCII.
+inline bool ascii32(const unsigned char* p) noexcept {
+  return !((load8(p) | load8(p + 8) | load8(p + 16) | load8(p + 24)) & high_bits);
+}
+
 inline bool continuation(unsigned char c) noexcept { return (c & 0xC0) == 0x80; }
 
 } // namespace
@@ -61,14 +66,13 @@ std::size_t utf8_valid_prefix_dfa(std::uint32_t& state, std::string_view bytes) 
   return bytes.size();
 }
 
-// ASCII runs are skipped 32 bytes at a time (longer runs through the vector
-// loop, in 64-byte blocks), then 8; a multi-byte sequence is
-// checked with the ranges of Unicode's table 3-7, rejecting at the same byte the
-// DFA would (fail fast). The DFA finishes a sequence begun in an earlier chunk
-// and checks one that runs past the end of this one.
-std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const std::size_t n = bytes.size();
+namespace {
+
+// The validator's loop. With `vector`, ASCII runs longer than 32 bytes go on
+// through the vector loop (simd.hpp); without, the function makes no call, so
+// short texts (most messages) do not pay for saving registers around one.
+template <bool vector>
+std::size_t validate(std::uint32_t& state, const unsigned char* p, std::size_t n) noexcept {
   std::size_t i = 0;
   std::uint32_t s = state;
   for (; s != utf8_accept && i < n; ++i) {
@@ -80,11 +84,11 @@ std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noex
     s = next;
   }
   while (i < n) {
-    // The vector loop (simd.hpp) is a call away: only for a run longer than
-    // 32 bytes (mixed text has short ones).
-    while (n - i >= 32 && !((load8(p + i) | load8(p + i + 8) | load8(p + i + 16) | load8(p + i + 24)) & high_bits)) {
+    // A run that outlasts 32 bytes (mixed text has short ones) with a few
+    // hundred bytes left goes on in vector registers.
+    while (n - i >= 32 && ascii32(p + i)) {
       i += 32;
-      if (n - i >= 64)
+      if (vector && n - i >= 256)
         i += ascii_blocks(best_simd_level(), p + i, n - i);
     }
     while (n - i >= 8 && !(load8(p + i) & high_bits))
@@ -139,6 +143,18 @@ std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noex
   }
   state = s; // utf8_accept unless the input ended inside the first loop
   return n;
+}
+
+} // namespace
+
+// ASCII runs are skipped 32 bytes at a time (long ones in vector registers),
+// then 8; a multi-byte sequence is checked with the ranges of Unicode's table
+// 3-7, rejecting at the same byte the DFA would (fail fast). The DFA finishes
+// a sequence begun in an earlier chunk and checks one that runs past the end
+// of this one.
+std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  return bytes.size() >= 32 + 256 ? validate<true>(state, p, bytes.size()) : validate<false>(state, p, bytes.size());
 }
 
 bool utf8_feed(std::uint32_t& state, std::string_view bytes) noexcept {

@@ -119,7 +119,7 @@ const std::array<std::uint8_t, 4> test_key{0x37, 0xfa, 0x21, 0x3d};
 
 std::vector<std::uint8_t> random_payload() {
   std::mt19937_64 rng(tether::test::seed());
-  std::vector<std::uint8_t> data(300);
+  std::vector<std::uint8_t> data(420);
   for (auto& b : data)
     b = static_cast<std::uint8_t>(rng());
   return data;
@@ -130,7 +130,7 @@ std::vector<std::uint8_t> random_payload() {
 template <class Check>
 void every_masking_case(Check&& check) {
   for (std::size_t offset = 0; offset < 4; ++offset)
-    for (std::size_t len = 0; len < 200; ++len) // up to three 64-byte vector blocks, with every tail
+    for (std::size_t len = 0; len < 400; ++len) // past 256 bytes frames are masked in 64-byte vector blocks, then words
       for (std::size_t start = 0; start < 9; ++start)
         check(offset, len, start);
 }

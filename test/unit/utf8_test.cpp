@@ -172,23 +172,27 @@ TEST_CASE("the fast validator agrees with the DFA on random text at random split
   }
 }
 
-// Long ASCII runs go through a vector loop in 64-byte blocks: one byte that
-// is not ASCII, at any place in three blocks and after any start offset, is
-// found where the DFA finds it, whether it starts a valid sequence or not.
+// Texts of 288 bytes or more go through a vector loop in 64-byte blocks once
+// an ASCII run outlasts 32 bytes: one byte that is not ASCII, at any place of
+// a short text or of a long one (several blocks) and after any start offset,
+// is found where the DFA finds it, whether it starts a valid sequence or not.
 TEST_CASE("one non-ASCII byte anywhere in a long ASCII run is judged as the DFA judges it") {
   using tether::detail::utf8_valid_prefix;
   using tether::detail::utf8_valid_prefix_dfa;
   for (const std::string insert : {"\x80", "\xff", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3"}) {
-    for (std::size_t start = 0; start < 8; ++start) {
-      for (std::size_t at = 0; at < 200; ++at) {
-        std::string text(start + 220, 'a');
-        text.replace(start + at, insert.size(), insert);
-        const auto view = std::string_view(text).substr(start);
-        CAPTURE(insert);
-        CAPTURE(at);
-        std::uint32_t fast = utf8_accept, reference = utf8_accept;
-        REQUIRE(utf8_valid_prefix(fast, view) == utf8_valid_prefix_dfa(reference, view));
-        REQUIRE(fast == reference);
+    for (const std::size_t length : {220, 600}) { // under the vector loop's 288 bytes, and over
+      for (std::size_t start = 0; start < 8; ++start) {
+        for (std::size_t at = 0; at + insert.size() <= length; ++at) {
+          std::string text(start + length, 'a');
+          text.replace(start + at, insert.size(), insert);
+          const auto view = std::string_view(text).substr(start);
+          CAPTURE(insert);
+          CAPTURE(length);
+          CAPTURE(at);
+          std::uint32_t fast = utf8_accept, reference = utf8_accept;
+          REQUIRE(utf8_valid_prefix(fast, view) == utf8_valid_prefix_dfa(reference, view));
+          REQUIRE(fast == reference);
+        }
       }
     }
   }
