@@ -72,7 +72,8 @@ namespace {
 // through the vector loop (simd.hpp); without, the function makes no call, so
 // short texts (most messages) do not pay for saving registers around one.
 template <bool vector>
-std::size_t validate(std::uint32_t& state, const unsigned char* p, std::size_t n) noexcept {
+[[gnu::always_inline]] inline std::size_t validate(std::uint32_t& state, const unsigned char* p,
+                                                   std::size_t n) noexcept {
   std::size_t i = 0;
   std::uint32_t s = state;
   for (; s != utf8_accept && i < n; ++i) {
@@ -145,6 +146,10 @@ std::size_t validate(std::uint32_t& state, const unsigned char* p, std::size_t n
   return n;
 }
 
+[[gnu::noinline]] std::size_t validate_long(std::uint32_t& state, const unsigned char* p, std::size_t n) noexcept {
+  return validate<true>(state, p, n);
+}
+
 } // namespace
 
 // ASCII runs are skipped 32 bytes at a time (long ones in vector registers),
@@ -154,7 +159,9 @@ std::size_t validate(std::uint32_t& state, const unsigned char* p, std::size_t n
 // of this one.
 std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  return bytes.size() >= 32 + 256 ? validate<true>(state, p, bytes.size()) : validate<false>(state, p, bytes.size());
+  if (bytes.size() >= 32 + 256)
+    return validate_long(state, p, bytes.size());
+  return validate<false>(state, p, bytes.size()); // inline: the JSON scanner checks many short strings
 }
 
 bool utf8_feed(std::uint32_t& state, std::string_view bytes) noexcept {
