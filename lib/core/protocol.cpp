@@ -47,8 +47,10 @@ void protocol::release_consumed() noexcept {
     in_begin_ = in_end_ = 0;
     // Shrink only when the reads have become small again: a buffer drained
     // between the reads of one large message would otherwise be freed and
-    // faulted in again every time.
-    if (in_.size() > std::max({shrink_threshold, opts_.initial_buffer_size, 2 * last_prepare_})) {
+    // faulted in again every time. No floor of shrink_threshold here: the
+    // caller's read sizes say what it needs (an idle stream reads with a
+    // small buffer), and a drained buffer over twice that is given back.
+    if (in_.size() > std::max(opts_.initial_buffer_size, 2 * last_prepare_)) {
       decltype(in_)(opts_.initial_buffer_size).swap(in_);
     }
   }

@@ -22,6 +22,7 @@ public:
   T& front() noexcept { return items_[head_]; }
   const T& front() const noexcept { return items_[head_]; }
   T& back() noexcept { return items_.back(); }
+  const T& back() const noexcept { return items_.back(); }
   iterator begin() noexcept { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
   iterator end() noexcept { return items_.end(); }
 

@@ -146,6 +146,18 @@ void stream::impl::read_socket(asio::mutable_buffer buf, Handler&& handler) {
                                                  std::forward<Handler>(handler)));
 }
 
+// Between messages (nothing buffered, no message half read) a read asks for
+// no more than the traffic needs, whatever read_size_ has grown to: the
+// pending read's buffer is all the input memory an idle stream holds. After
+// a message that direct reads finished (a large one), min_read; otherwise
+// twice what the last read got (w2's batches still arrive in one read). A
+// read that fills it is followed by a read_size_ one.
+inline std::size_t stream::impl::next_read_size() const noexcept {
+  if (proto_.buffered_input() != 0 || (!inbox_.empty() && !inbox_.back().complete))
+    return read_size_;
+  return last_read_direct_ ? min_read : std::min(read_size_, std::max(min_read, 2 * last_read_));
+}
+
 void stream::impl::read_loop() {
   try {
     while (auto ev = proto_.next_event())
@@ -167,8 +179,9 @@ void stream::impl::read_loop() {
     // of its own would cost every closing connection an allocation).
     if (proto_.close_received())
       read_size_ = min_read;
-    auto span = proto_.prepare(read_size_);
-    auto buf = asio::buffer(span.data(), std::min(span.size(), read_size_));
+    const auto want = next_read_size();
+    auto span = proto_.prepare(want);
+    auto buf = asio::buffer(span.data(), std::min(span.size(), want));
     read_socket(buf, [self = shared_from_this(), size = buf.size()](std::error_code ec, std::size_t n) {
       self->on_read(ec, n, size);
     });
@@ -190,6 +203,8 @@ void stream::impl::reader_failed(const std::string& why) {
 }
 
 void stream::impl::on_read(std::error_code ec, std::size_t n, std::size_t size) {
+  last_read_ = n;
+  last_read_direct_ = false;
   if (n == size)
     read_size_ = std::min(read_size_ * 2, max_read);
   else if (n < size / 4)
@@ -241,6 +256,8 @@ void stream::impl::read_direct() {
 }
 
 void stream::impl::on_read_direct(std::error_code ec, std::size_t n, std::size_t old, std::size_t want) {
+  last_read_ = n;
+  last_read_direct_ = true;
   try {
     if (n == want)
       read_size_ = std::min(read_size_ * 2, max_read);
@@ -273,6 +290,21 @@ void stream::impl::arm_watchdog_if_idle() {
     arm_watchdog();
 }
 
+// Whether the caller's old buffer, handed back by a read of a `delivered`-byte
+// message, is kept for the next messages (stream_impl.hpp, large_spare).
+inline bool stream::impl::keep_spare(const std::string& buf, std::size_t delivered) const noexcept {
+  if (spare_.size() >= max_spare_buffers)
+    return false;
+  if (buf.capacity() <= large_spare)
+    return true;
+  if (delivered <= large_spare)
+    return false; // messages are small again
+  for (const auto& s : spare_)
+    if (s.capacity() > large_spare)
+      return false; // one large one is enough while they are large
+  return true;
+}
+
 // What a read takes without waiting: a message (or, with `some`, part of
 // one), the peer's close, or the connection's end in `ec`. False: wait.
 bool stream::impl::take(std::string& buf, bool some, read_result& out, std::error_code& ec) {
@@ -287,7 +319,7 @@ bool stream::impl::take(std::string& buf, bool some, read_result& out, std::erro
       f.size = 0;
       inbox_bytes_ -= out.size;
       if (f.complete) {
-        if (spare_.size() < max_spare_buffers)
+        if (keep_spare(f.data, out.size))
           spare_.push_back(std::move(f.data));
         inbox_.pop_front();
       }

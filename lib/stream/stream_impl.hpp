@@ -47,10 +47,11 @@ namespace { // each of the stream's files has its own copy
 
 // Reads ask for between min_read and max_read bytes: the size doubles while
 // reads fill the buffer (a large message arrives in few system calls) and
-// halves when they use under a quarter of it (an idle connection holds little:
-// the pending read's buffer is all the input memory an idle stream has).
-// 512 rather than 1024: an idle stream holds 6.4 instead of 7.0 KB, and
-// interleaved w2 and w3 runs did not change (docs/benchmarks.md).
+// halves when they use under a quarter of it. Reads between messages ask for
+// less (next_read_size()): the pending read's buffer is all the input memory
+// an idle stream has, also after large messages. 512 rather than 1024: an
+// idle stream holds 6.4 instead of 7.0 KB, and interleaved w2 and w3 runs did
+// not change (docs/benchmarks.md).
 constexpr std::size_t min_read = 512;
 constexpr std::size_t max_read = 1024 * 1024;
 constexpr std::size_t handshake_read = 4096; // the HTTP response: most fit in one read
@@ -59,12 +60,20 @@ constexpr std::size_t handshake_read = 4096; // the HTTP response: most fit in o
 constexpr std::size_t direct_read_min = 16 * 1024;
 // Frames gathered into one write, at most (one system call per batch).
 constexpr std::size_t write_batch = 256 * 1024;
+// An output buffer up to this size is kept between writes whatever they
+// write; a larger one only while writes stay large (wrote(), writer_park()).
+constexpr std::size_t out_keep = 16 * 1024;
 // A data frame over stream_frame_min is not copied whole into the output: the
 // writer masks its payload a piece at a time, right before each write
 // (protocol::begin_frame), so the kernel copies bytes still in cache. Pieces
 // fill writes of transport::send_chunk() bytes (append_frame_piece).
 constexpr std::size_t stream_frame_min = 256 * 1024;
+// Message buffers kept for the next messages (read() hands the caller's old
+// buffer back): at most this many, and one larger than large_spare only while
+// the messages delivered are that large too, so that a stream that received
+// large messages gives their memory back once messages are small again.
 constexpr std::size_t max_spare_buffers = 4;
+constexpr std::size_t large_spare = 64 * 1024;
 constexpr std::size_t max_spare_signals = 64;
 constexpr int max_gather_yields = 16; // passes of the executor before a write (gather())
 
@@ -162,7 +171,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   // inbound
   detail::fifo<inbound> inbox_;
   std::size_t inbox_bytes_ = 0;
-  std::vector<std::string> spare_;
+  std::vector<std::string> spare_; // message buffers to reuse (keep_spare)
   bool close_delivered_ = false; // read() returned the peer's close (proto_.close_received())
   int partial_readers_ = 0; // read_some() calls waiting: they take data before a message ends
   std::uint16_t peer_close_code_ = 0;
@@ -213,6 +222,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   enum class reader_phase { running, paused, scheduled, done };
   reader_phase reader_ = reader_phase::done;
   std::size_t read_size_ = min_read; // adapts between min_read and max_read
+  std::size_t last_read_ = 0;        // bytes the latest socket read returned (next_read_size())
+  bool last_read_direct_ = false;    // ... into a message (read_direct), not the core's buffer
   std::string direct_body_;          // the message a direct read fills (read_direct)
   detail::op_memory read_memory_;    // the pending read's operation (op_memory.hpp)
 
@@ -298,6 +309,8 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void on_read_direct(std::error_code ec, std::size_t n, std::size_t old, std::size_t want);
   void arm_watchdog_if_idle();
   bool take(std::string& buf, bool some, read_result& out, std::error_code& ec);
+  bool keep_spare(const std::string& buf, std::size_t delivered) const noexcept;
+  std::size_t next_read_size() const noexcept;
   static asio::awaitable<read_result> do_read(std::shared_ptr<impl> self, std::string& buf, std::error_code* out,
                                               bool some);
 
@@ -314,6 +327,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void write_more();
   void writes_done();
   void writer_park();
+  void release_write_buffers();
   void writer_end();
   asio::const_buffer next_write();
   bool wrote(const std::tuple<std::error_code, std::size_t>& result);

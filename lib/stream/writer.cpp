@@ -127,8 +127,9 @@ asio::const_buffer stream::impl::next_write() {
 // Accounts a completed write; false once the connection failed.
 bool stream::impl::wrote(const std::tuple<std::error_code, std::size_t>& result) {
   const auto& [ec, n] = result;
-  // Kept for the next batch, unless one large message grew it far past it.
-  if (out_.capacity() > std::max(write_batch, 2 * n))
+  // Kept for the next batch while batches stay about as large (w3's last
+  // piece of a frame is smaller than the others); freed once they are small.
+  if (out_.capacity() > std::max(out_keep, 8 * n))
     decltype(out_)().swap(out_);
   else
     out_.clear();
@@ -255,8 +256,23 @@ void stream::impl::writes_done() {
 void stream::impl::writer_park() {
   writer_idle_ = !writing_;
   writer_ = writer_phase::idle;
+  if (!writing_ && out_.capacity() > out_keep) // not under a sender's write in flight
+    release_write_buffers();
   if (std::exchange(writer_token_, false))
     wake_writer();
+}
+
+// Nothing to write after a large message: its output buffers, ours and the
+// core's (they trade places at every write), go back to the allocator, so an
+// idle stream does not keep them (bench-idle-memory --after-large).
+void stream::impl::release_write_buffers() {
+  decltype(out_)().swap(out_);
+  if (!proto_.pending_output().empty())
+    return; // the core's holds a frame (a pong, say): it goes out first
+  protocol::output_buffer theirs;
+  proto_.take_output(theirs); // the core now has an empty one
+  if (theirs.capacity() <= out_keep)
+    proto_.take_output(theirs); // a small one: hand it back
 }
 
 // A sender's write still in flight ends before the writer does (it ends

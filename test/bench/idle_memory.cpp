@@ -2,7 +2,7 @@
 // handler layer, measured with mallinfo2 (after malloc_trim) around opening them.
 //
 //   bench-idle-memory --url URL --connections N [--handler] [--ca FILE]
-//                     [--active] [--no-deflate] [--window BITS] [--mem-level N]
+//                     [--active] [--after-large BYTES] [--no-deflate] [--window BITS] [--mem-level N]
 //
 // Opens N connections to URL (an echo server in another process, so its memory
 // is not counted), at most 1,000 handshakes at once, waits until all are
@@ -17,8 +17,14 @@
 // --mem-level set deflate_options::window_bits and mem_level; --no-deflate
 // turns compression off. "deflate" is what the last connection negotiated.
 //
-// heap_bytes = allocated heap (mallinfo2().uordblks) with the connections open
-// minus before any was made, both after malloc_trim(0). OpenSSL starts up
+// --after-large BYTES (stream layer): each connection first sends two
+// messages of BYTES and reads their echoes, then two short ones, all into one
+// buffer that it then drops: a client that received a file and went back to
+// chatting. What the stream kept from the large messages counts.
+//
+// heap_bytes = allocated memory (mallinfo2(): uordblks, plus hblkhd for large
+// blocks that malloc maps on their own) with the connections open minus before
+// any was made, both after malloc_trim(0). OpenSSL starts up
 // before the first measurement (a key and its accept value): its ~230 KB are
 // the process's, not the connections' (at 300 connections they would add
 // 0.8 KB to each). Exits 1 if a connection fails, 2 on a bad command line.
@@ -44,9 +50,12 @@
 
 namespace {
 
+// Allocated bytes: the heap's and those of chunks malloc mapped on their own
+// (hblkhd: large buffers, 128 KiB and over by default, are not in uordblks).
 std::size_t heap_in_use() {
   malloc_trim(0);
-  return mallinfo2().uordblks;
+  const auto m = mallinfo2();
+  return m.uordblks + m.hblkhd;
 }
 
 constexpr std::size_t max_opening = 1000;
@@ -57,22 +66,32 @@ struct config {
   bool handler = false;
   std::string ca;
   bool active = false;
+  std::size_t large = 0;
   bool deflate = true;
   int window = 12;
   int mem_level = 5;
 };
 
-/// Connects; with `active`, one compressible message goes out and comes back.
-asio::awaitable<void> open_stream(tether::stream& ws, std::string url, bool active) {
+/// Connects; with `active`, one compressible message goes out and comes back;
+/// with `large`, two messages of that size and then two short ones.
+asio::awaitable<void> open_stream(tether::stream& ws, std::string url, bool active, std::size_t large) {
   co_await ws.connect(url);
-  if (!active)
-    co_return;
-  std::string text;
-  while (text.size() < 4096)
-    text += "tether keeps connections up; ";
-  co_await ws.send(text);
   std::string echo;
-  co_await ws.read(echo);
+  if (active) {
+    std::string text;
+    while (text.size() < 4096)
+      text += "tether keeps connections up; ";
+    co_await ws.send(text);
+    co_await ws.read(echo);
+  }
+  if (large != 0) {
+    const std::string big(large, 'x');
+    for (const std::string_view text : {std::string_view(big), std::string_view(big), std::string_view("hello"),
+                                        std::string_view("world")}) {
+      co_await ws.send(text);
+      co_await ws.read(echo);
+    }
+  }
 }
 
 int parse(int argc, char** argv, config& c) {
@@ -91,6 +110,10 @@ int parse(int argc, char** argv, config& c) {
       c.ca = value();
     } else if (a == "--active") {
       c.active = true;
+    } else if (a == "--after-large") {
+      auto v = value();
+      if (std::from_chars(v.data(), v.data() + v.size(), c.large).ec != std::errc())
+        return 2;
     } else if (a == "--no-deflate") {
       c.deflate = false;
     } else if (a == "--window" || a == "--mem-level") {
@@ -111,7 +134,8 @@ int main(int argc, char** argv) {
   config cfg;
   if (parse(argc, argv, cfg) != 0) {
     std::fprintf(stderr, "usage: bench-idle-memory --url URL --connections N [--handler] [--ca FILE]\n"
-                         "                         [--active] [--no-deflate] [--window BITS] [--mem-level N]\n");
+                         "                         [--active] [--after-large BYTES] [--no-deflate] [--window BITS]\n"
+                         "                         [--mem-level N]\n");
     return 2;
   }
   asio::io_context io;
@@ -152,7 +176,7 @@ int main(int argc, char** argv) {
       asio::co_spawn(io, handlers.back()->connect(cfg.url), done);
     } else {
       streams.push_back(std::make_unique<tether::stream>(io.get_executor(), so));
-      asio::co_spawn(io, open_stream(*streams.back(), cfg.url, cfg.active), done);
+      asio::co_spawn(io, open_stream(*streams.back(), cfg.url, cfg.active, cfg.large), done);
     }
   };
   while (open < cfg.connections && !failed) {
@@ -170,9 +194,9 @@ int main(int argc, char** argv) {
   if (!streams.empty() && !streams.back()->response().extensions.empty())
     negotiated = tether::format_extension(streams.back()->response().extensions.front());
   fmt::print("{{\"layer\":\"{}\",\"tls\":{},\"connections\":{},\"heap_bytes\":{},\"per_connection\":{},"
-             "\"active\":{},\"deflate\":\"{}\"}}\n",
+             "\"active\":{},\"after_large\":{},\"deflate\":\"{}\"}}\n",
              cfg.handler ? "handler" : "stream", cfg.url.rfind("wss://", 0) == 0, cfg.connections, heap,
-             heap / cfg.connections, cfg.active, negotiated);
+             heap / cfg.connections, cfg.active, cfg.large, negotiated);
   std::fflush(stdout);
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <set>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -669,6 +670,32 @@ TEST_CASE("buffers start small, grow on demand and shrink back") {
   client.feed(frame(0x81, "small"));
   drain(client, got);
   CHECK(client.input_capacity() == initial);
+}
+
+TEST_CASE("a drained input buffer over twice the latest read shrinks back, also under 64 KiB") {
+  // What an idle stream holds after traffic: its reads between messages are
+  // small, and the buffer that earlier reads grew follows them down.
+  auto o = client_opts();
+  o.initial_buffer_size = 512;
+  protocol client(o);
+  std::string frames;
+  while (frames.size() < 16 * 1024)
+    frames += frame(0x81, std::string(100, 'a'));
+  auto feed_read = [&](std::size_t ask, std::string_view bytes) {
+    auto buf = client.prepare(ask);
+    REQUIRE(buf.size() >= bytes.size());
+    std::memcpy(buf.data(), bytes.data(), bytes.size());
+    client.commit(bytes.size());
+    std::vector<record> got;
+    drain(client, got);
+  };
+  feed_read(frames.size(), frames);
+  const auto grown = client.input_capacity();
+  CHECK(grown >= frames.size());
+  feed_read(frames.size(), frames); // reads as large as before: no shrinking
+  CHECK(client.input_capacity() == grown);
+  feed_read(512, frame(0x81, "small"));
+  CHECK(client.input_capacity() == 512);
 }
 
 TEST_CASE("a failure mid-chunk delivers the valid prefix first, whatever the chunking") {
