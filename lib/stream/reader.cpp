@@ -150,8 +150,9 @@ void stream::impl::read_socket(asio::mutable_buffer buf, Handler&& handler) {
 // no more than the traffic needs, whatever read_size_ has grown to: the
 // pending read's buffer is all the input memory an idle stream holds. After
 // a message that direct reads finished (a large one), min_read; otherwise
-// twice what the last read got (w2's batches still arrive in one read). A
-// read that fills it is followed by a read_size_ one.
+// twice what the last read got (w2's batches still arrive in one read), so
+// a read that fills it is followed by one twice as large (read_size_ once a
+// message is left half read).
 inline std::size_t stream::impl::next_read_size() const noexcept {
   if (proto_.buffered_input() != 0 || (!inbox_.empty() && !inbox_.back().complete))
     return read_size_;
