@@ -17,10 +17,11 @@
 // --mem-level set deflate_options::window_bits and mem_level; --no-deflate
 // turns compression off. "deflate" is what the last connection negotiated.
 //
-// --after-large BYTES (stream layer): each connection first sends two
-// messages of BYTES and reads their echoes, then two short ones, all into one
-// buffer that it then drops: a client that received a file and went back to
-// chatting. What the stream kept from the large messages counts.
+// --after-large BYTES: each connection first sends two messages of BYTES and
+// reads their echoes, then two short ones, all into one buffer that it then
+// drops: a client that received a file and went back to chatting. What the
+// stream kept from the large messages counts. With --handler, the messages
+// are envelopes whose data is a string of BYTES, echoed to a route.
 //
 // heap_bytes = allocated memory (mallinfo2(): uordblks, plus hblkhd for large
 // blocks that malloc maps on their own) with the connections open minus before
@@ -36,6 +37,9 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include <fmt/core.h>
 
@@ -92,6 +96,32 @@ asio::awaitable<void> open_stream(tether::stream& ws, std::string url, bool acti
       co_await ws.read(echo);
     }
   }
+}
+
+/// Connects a handler; with `large`, two envelopes whose data is a string of
+/// that size and then two short ones go out, and it waits for their echoes
+/// (the echo server sends each envelope back, to the route "idle.echo").
+asio::awaitable<void> open_handler(tether::handler& h, std::string url, std::size_t large) {
+  if (large == 0) {
+    co_await h.connect(url);
+    co_return;
+  }
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer all_back(ex, asio::steady_timer::time_point::max()); // cancelled by the 4th echo
+  int echoes = 0;
+  auto route = h.add_route({"idle.echo", [&](const tether::json&, tether::connection_context&) {
+                              if (++echoes == 4)
+                                all_back.cancel();
+                            }});
+  co_await h.connect(url);
+  const std::string big(large, 'x');
+  for (const std::string_view data : {std::string_view(big), std::string_view(big), std::string_view("hello"),
+                                      std::string_view("world")})
+    co_await h.send("idle.echo", tether::json(data));
+  std::error_code cancelled; // operation_aborted: all are back
+  if (echoes < 4)
+    co_await all_back.async_wait(asio::redirect_error(asio::use_awaitable, cancelled));
+  route.remove();
 }
 
 int parse(int argc, char** argv, config& c) {
@@ -173,7 +203,7 @@ int main(int argc, char** argv) {
       tether::handler_options ho;
       ho.stream = so;
       handlers.push_back(std::make_unique<tether::handler>(io.get_executor(), ho));
-      asio::co_spawn(io, handlers.back()->connect(cfg.url), done);
+      asio::co_spawn(io, open_handler(*handlers.back(), cfg.url, cfg.large), done);
     } else {
       streams.push_back(std::make_unique<tether::stream>(io.get_executor(), so));
       asio::co_spawn(io, open_stream(*streams.back(), cfg.url, cfg.active, cfg.large), done);
