@@ -327,6 +327,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void write_more();
   void writes_done();
   void writer_park();
+  void release_if_idle();
   void release_write_buffers();
   void writer_end();
   asio::const_buffer next_write();

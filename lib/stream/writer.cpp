@@ -256,15 +256,20 @@ void stream::impl::writes_done() {
 void stream::impl::writer_park() {
   writer_idle_ = !writing_;
   writer_ = writer_phase::idle;
-  if (!writing_ && out_.capacity() > out_keep) // not under a sender's write in flight
-    release_write_buffers();
+  release_if_idle();
   if (std::exchange(writer_token_, false))
     wake_writer();
 }
 
 // Nothing to write after a large message: its output buffers, ours and the
 // core's (they trade places at every write), go back to the allocator, so an
-// idle stream does not keep them (bench-idle-memory --after-large).
+// idle stream does not keep them (bench-idle-memory --after-large). Only with
+// the writer parked and no write in flight: a sender's write uses out_.
+void stream::impl::release_if_idle() {
+  if (!writing_ && writer_ == writer_phase::idle && out_.capacity() > out_keep)
+    release_write_buffers();
+}
+
 void stream::impl::release_write_buffers() {
   decltype(out_)().swap(out_);
   if (!proto_.pending_output().empty())
@@ -354,6 +359,8 @@ asio::awaitable<void> stream::impl::send_op([[maybe_unused]] std::shared_ptr<imp
     }
     if (failing() || proto_.close_sent() || output_left())
       wake_writer(); // the writer ends now, or writes the rest
+    else
+      release_if_idle(); // this sender wrote the last of a large message
     if (!failing() && written_seq_ >= seq)
       co_return report(*this, {}, out);
   } else {

@@ -2,7 +2,8 @@
 // handler layer, measured with mallinfo2 (after malloc_trim) around opening them.
 //
 //   bench-idle-memory --url URL --connections N [--handler] [--ca FILE]
-//                     [--active] [--after-large BYTES] [--no-deflate] [--window BITS] [--mem-level N]
+//                     [--active] [--after-large BYTES [--then-small N]] [--no-deflate]
+//                     [--window BITS] [--mem-level N]
 //
 // Opens N connections to URL (an echo server in another process, so its memory
 // is not counted), at most 1,000 handshakes at once, waits until all are
@@ -18,8 +19,9 @@
 // turns compression off. "deflate" is what the last connection negotiated.
 //
 // --after-large BYTES: each connection first sends two messages of BYTES and
-// reads their echoes, then two short ones, all into one buffer that it then
-// drops: a client that received a file and went back to chatting. What the
+// reads their echoes, then two short ones (--then-small N: N), all into one
+// buffer that it then drops: a client that received a file and went back to
+// chatting (or, with --then-small 0, went quiet). What the
 // stream kept from the large messages counts. With --handler, the messages
 // are envelopes whose data is a string of BYTES, echoed to a route.
 //
@@ -71,14 +73,25 @@ struct config {
   std::string ca;
   bool active = false;
   std::size_t large = 0;
+  std::size_t small = 2;
   bool deflate = true;
   int window = 12;
   int mem_level = 5;
 };
 
+/// What --after-large sends: two messages of `large` bytes, then `small`
+/// short ones.
+std::vector<std::string> exchange(std::size_t large, std::size_t small) {
+  std::vector<std::string> out(2, std::string(large, 'x'));
+  for (std::size_t i = 0; i < small; ++i)
+    out.push_back("hello " + std::to_string(i));
+  return out;
+}
+
 /// Connects; with `active`, one compressible message goes out and comes back;
-/// with `large`, two messages of that size and then two short ones.
-asio::awaitable<void> open_stream(tether::stream& ws, std::string url, bool active, std::size_t large) {
+/// with `large`, the exchange above.
+asio::awaitable<void> open_stream(tether::stream& ws, std::string url, bool active, std::size_t large,
+                                  std::size_t small) {
   co_await ws.connect(url);
   std::string echo;
   if (active) {
@@ -89,37 +102,34 @@ asio::awaitable<void> open_stream(tether::stream& ws, std::string url, bool acti
     co_await ws.read(echo);
   }
   if (large != 0) {
-    const std::string big(large, 'x');
-    for (const std::string_view text : {std::string_view(big), std::string_view(big), std::string_view("hello"),
-                                        std::string_view("world")}) {
+    for (const auto& text : exchange(large, small)) {
       co_await ws.send(text);
       co_await ws.read(echo);
     }
   }
 }
 
-/// Connects a handler; with `large`, two envelopes whose data is a string of
-/// that size and then two short ones go out, and it waits for their echoes
-/// (the echo server sends each envelope back, to the route "idle.echo").
-asio::awaitable<void> open_handler(tether::handler& h, std::string url, std::size_t large) {
+/// Connects a handler; with `large`, the exchange above as envelopes whose
+/// data are those strings, and it waits for their echoes (the echo server
+/// sends each envelope back, to the route "idle.echo").
+asio::awaitable<void> open_handler(tether::handler& h, std::string url, std::size_t large, std::size_t small) {
   if (large == 0) {
     co_await h.connect(url);
     co_return;
   }
+  const auto texts = exchange(large, small);
   auto ex = co_await asio::this_coro::executor;
-  asio::steady_timer all_back(ex, asio::steady_timer::time_point::max()); // cancelled by the 4th echo
-  int echoes = 0;
+  asio::steady_timer all_back(ex, asio::steady_timer::time_point::max()); // cancelled by the last echo
+  std::size_t echoes = 0;
   auto route = h.add_route({"idle.echo", [&](const tether::json&, tether::connection_context&) {
-                              if (++echoes == 4)
+                              if (++echoes == texts.size())
                                 all_back.cancel();
                             }});
   co_await h.connect(url);
-  const std::string big(large, 'x');
-  for (const std::string_view data : {std::string_view(big), std::string_view(big), std::string_view("hello"),
-                                      std::string_view("world")})
-    co_await h.send("idle.echo", tether::json(data));
+  for (const auto& text : texts)
+    co_await h.send("idle.echo", tether::json(text));
   std::error_code cancelled; // operation_aborted: all are back
-  if (echoes < 4)
+  if (echoes < texts.size())
     co_await all_back.async_wait(asio::redirect_error(asio::use_awaitable, cancelled));
   route.remove();
 }
@@ -140,9 +150,10 @@ int parse(int argc, char** argv, config& c) {
       c.ca = value();
     } else if (a == "--active") {
       c.active = true;
-    } else if (a == "--after-large") {
+    } else if (a == "--after-large" || a == "--then-small") {
       auto v = value();
-      if (std::from_chars(v.data(), v.data() + v.size(), c.large).ec != std::errc())
+      auto& n = a == "--after-large" ? c.large : c.small;
+      if (std::from_chars(v.data(), v.data() + v.size(), n).ec != std::errc())
         return 2;
     } else if (a == "--no-deflate") {
       c.deflate = false;
@@ -164,8 +175,8 @@ int main(int argc, char** argv) {
   config cfg;
   if (parse(argc, argv, cfg) != 0) {
     std::fprintf(stderr, "usage: bench-idle-memory --url URL --connections N [--handler] [--ca FILE]\n"
-                         "                         [--active] [--after-large BYTES] [--no-deflate] [--window BITS]\n"
-                         "                         [--mem-level N]\n");
+                         "                         [--active] [--after-large BYTES [--then-small N]] [--no-deflate]\n"
+                         "                         [--window BITS] [--mem-level N]\n");
     return 2;
   }
   asio::io_context io;
@@ -203,10 +214,10 @@ int main(int argc, char** argv) {
       tether::handler_options ho;
       ho.stream = so;
       handlers.push_back(std::make_unique<tether::handler>(io.get_executor(), ho));
-      asio::co_spawn(io, open_handler(*handlers.back(), cfg.url, cfg.large), done);
+      asio::co_spawn(io, open_handler(*handlers.back(), cfg.url, cfg.large, cfg.small), done);
     } else {
       streams.push_back(std::make_unique<tether::stream>(io.get_executor(), so));
-      asio::co_spawn(io, open_stream(*streams.back(), cfg.url, cfg.active, cfg.large), done);
+      asio::co_spawn(io, open_stream(*streams.back(), cfg.url, cfg.active, cfg.large, cfg.small), done);
     }
   };
   while (open < cfg.connections && !failed) {
@@ -224,9 +235,9 @@ int main(int argc, char** argv) {
   if (!streams.empty() && !streams.back()->response().extensions.empty())
     negotiated = tether::format_extension(streams.back()->response().extensions.front());
   fmt::print("{{\"layer\":\"{}\",\"tls\":{},\"connections\":{},\"heap_bytes\":{},\"per_connection\":{},"
-             "\"active\":{},\"after_large\":{},\"deflate\":\"{}\"}}\n",
+             "\"active\":{},\"after_large\":{},\"then_small\":{},\"deflate\":\"{}\"}}\n",
              cfg.handler ? "handler" : "stream", cfg.url.rfind("wss://", 0) == 0, cfg.connections, heap,
-             heap / cfg.connections, cfg.active, cfg.large, negotiated);
+             heap / cfg.connections, cfg.active, cfg.large, cfg.large ? cfg.small : 0, negotiated);
   std::fflush(stdout);
   return 0;
 }
