@@ -43,6 +43,10 @@ inline std::uint64_t load8(const unsigned char* p) noexcept {
 
 constexpr std::uint64_t high_bits = 0x8080808080808080ull;
 
+// Bytes left from which an ASCII run goes on in vector registers (simd.hpp):
+// below it the call costs more than it saves.
+constexpr std::size_t vector_min = 256;
+
 // True if the 32 bytes at p are ASCII.
 inline bool ascii32(const unsigned char* p) noexcept {
   return !((load8(p) | load8(p + 8) | load8(p + 16) | load8(p + 24)) & high_bits);
@@ -89,7 +93,7 @@ template <bool vector>
     // hundred bytes left goes on in vector registers.
     while (n - i >= 32 && ascii32(p + i)) {
       i += 32;
-      if (vector && n - i >= 256)
+      if (vector && n - i >= vector_min)
         i += ascii_blocks(best_simd_level(), p + i, n - i);
     }
     while (n - i >= 8 && !(load8(p + i) & high_bits))
@@ -159,7 +163,7 @@ template <bool vector>
 // of this one.
 std::size_t utf8_valid_prefix(std::uint32_t& state, std::string_view bytes) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (bytes.size() >= 32 + 256)
+  if (bytes.size() >= 32 + vector_min)
     return validate_long(state, p, bytes.size());
   return validate<false>(state, p, bytes.size()); // inline: the JSON scanner checks many short strings
 }

@@ -154,7 +154,7 @@ void stream::impl::read_socket(asio::mutable_buffer buf, Handler&& handler) {
 // a read that fills it is followed by one twice as large (read_size_ once a
 // message is left half read).
 inline std::size_t stream::impl::next_read_size() const noexcept {
-  if (proto_.buffered_input() != 0 || (!inbox_.empty() && !inbox_.back().complete))
+  if (proto_.buffered_input() != 0 || message_in_progress())
     return read_size_;
   return last_read_direct_ ? min_read : std::min(read_size_, std::max(min_read, 2 * last_read_));
 }
@@ -171,7 +171,7 @@ void stream::impl::read_loop() {
       reader_ = reader_phase::paused;
       return;
     }
-    if (proto_.direct_payload() >= direct_read_min && !inbox_.empty() && !inbox_.back().complete) {
+    if (proto_.direct_payload() >= direct_read_min && message_in_progress()) {
       read_direct();
       return;
     }
@@ -203,13 +203,19 @@ void stream::impl::reader_failed(const std::string& why) {
   end_reader();
 }
 
-void stream::impl::on_read(std::error_code ec, std::size_t n, std::size_t size) {
+// A socket read of `size` bytes returned `n`: read_size_ doubles after a full
+// one and, for reads into the core's buffer, halves after one under a quarter.
+inline void stream::impl::count_read(std::size_t n, std::size_t size, bool direct) noexcept {
   last_read_ = n;
-  last_read_direct_ = false;
+  last_read_direct_ = direct;
   if (n == size)
     read_size_ = std::min(read_size_ * 2, max_read);
-  else if (n < size / 4)
+  else if (!direct && n < size / 4)
     read_size_ = std::max(read_size_ / 2, min_read);
+}
+
+void stream::impl::on_read(std::error_code ec, std::size_t n, std::size_t size) {
+  count_read(n, size, false);
   if (ec) {
     if (is_eof(ec) && proto_.close_received())
       end_reader(); // clean: the server ended TCP after the close handshake (RFC 6455 §7.1.1)
@@ -257,11 +263,8 @@ void stream::impl::read_direct() {
 }
 
 void stream::impl::on_read_direct(std::error_code ec, std::size_t n, std::size_t old, std::size_t want) {
-  last_read_ = n;
-  last_read_direct_ = true;
+  count_read(n, want, true);
   try {
-    if (n == want)
-      read_size_ = std::min(read_size_ * 2, max_read);
     const auto keep = ec ? 0 : proto_.commit_payload({direct_body_.data() + old, n});
     if (n != 0)
       fresh_input_ = true;

@@ -61,7 +61,7 @@ constexpr std::size_t direct_read_min = 16 * 1024;
 // Frames gathered into one write, at most (one system call per batch).
 constexpr std::size_t write_batch = 256 * 1024;
 // An output buffer up to this size is kept between writes whatever they
-// write; a larger one only while writes stay large (wrote(), writer_park()).
+// write; a larger one only while writes stay large (wrote(), release_if_idle()).
 constexpr std::size_t out_keep = 16 * 1024;
 // A data frame over stream_frame_min is not copied whole into the output: the
 // writer masks its payload a piece at a time, right before each write
@@ -227,6 +227,9 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   std::string direct_body_;          // the message a direct read fills (read_direct)
   detail::op_memory read_memory_;    // the pending read's operation (op_memory.hpp)
 
+  // The newest message in the inbox is still arriving.
+  bool message_in_progress() const noexcept { return !inbox_.empty() && !inbox_.back().complete; }
+
   bool read_paused() const {
     return state_ == state::open && inbox_bytes_ >= opts_.max_read_queue_bytes && !inbox_.empty() &&
            inbox_.front().complete;
@@ -301,6 +304,7 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void read_loop();
   template <class Handler>
   void read_socket(asio::mutable_buffer buf, Handler&& handler);
+  void count_read(std::size_t n, std::size_t size, bool direct) noexcept;
   void on_read(std::error_code ec, std::size_t n, std::size_t size);
   void reader_failed(const std::string& why);
   void end_reader();
@@ -328,7 +332,6 @@ struct stream::impl : std::enable_shared_from_this<impl> {
   void writes_done();
   void writer_park();
   void release_if_idle();
-  void release_write_buffers();
   void writer_end();
   asio::const_buffer next_write();
   bool wrote(const std::tuple<std::error_code, std::size_t>& result);

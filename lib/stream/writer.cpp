@@ -266,11 +266,8 @@ void stream::impl::writer_park() {
 // idle stream does not keep them (bench-idle-memory --after-large). Only with
 // the writer parked and no write in flight: a sender's write uses out_.
 void stream::impl::release_if_idle() {
-  if (!writing_ && writer_ == writer_phase::idle && out_.capacity() > out_keep)
-    release_write_buffers();
-}
-
-void stream::impl::release_write_buffers() {
+  if (writing_ || writer_ != writer_phase::idle || out_.capacity() <= out_keep)
+    return;
   decltype(out_)().swap(out_);
   if (!proto_.pending_output().empty())
     return; // the core's holds a frame (a pong, say): it goes out first
